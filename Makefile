@@ -1,0 +1,34 @@
+# wanvid developer tasks. Needs only python3 (>= 3.11), make and git; everything else goes in .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo lint typecheck completions bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## test: ruff, mypy and the whole pytest suite
+test: $(STAMP)
+	$(BIN)/ruff check wanvid tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+## demo: start the built-in gateway, animate examples/cat.png into demo-out/cat.mp4, stop the gateway
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check wanvid tests
+	$(BIN)/ruff format --check wanvid tests
+
+## completions: regenerate completions/ (a test fails when they drift from the code)
+completions: $(STAMP)
+	$(BIN)/python scripts/gen_completions.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache *.egg-info

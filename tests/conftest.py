@@ -1,0 +1,35 @@
+"""Shared fixtures: every test runs with config, data dir and env isolated, against a real sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wanvid.sandbox import Sandbox
+
+TEST_KEY = "test-key-0123456789-never-print"
+
+_ENV_VARS = (
+    "WANVID_API_KEY", "OPEAI_API_KEY", "WANVID_BASE_URL", "WANVID_PROFILE", "WANVID_CONFIG_DIR",
+    "WANVID_DATA_DIR", "WANVID_PROTOCOL", "WANVID_MAX_RETRIES", "WANVID_DEBUG", "NO_COLOR", "CI",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's config, and no real env var leaks in."""
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANVID_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WANVID_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A real gateway emulator on a free 127.0.0.1 port with fast task timings."""
+    with Sandbox(queue_seconds=0.2, run_seconds=0.6) as sb:
+        yield sb

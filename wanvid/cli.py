@@ -1,0 +1,565 @@
+"""The command line: options in, one call into wanvid's library, results out.
+
+Every command is declared with ``@command``, which appends the common options (``--api-key``,
+``--base-url``, ``--profile``, ``--protocol``, ``--json``, ``-q``) and any shared option groups to its
+signature, packs them into a ``Ctx``, and runs the body inside the one error boundary that turns a
+``WanvidError`` into a one-line message and its exit code. Only typer and light modules are imported
+at the top: requests, rich's live displays and Pillow load inside the commands that need them.
+"""
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+from urllib.parse import urlsplit
+
+import typer
+
+from . import __version__, config
+from .errors import FieldError, Interrupted, UsageError, WaitTimeout, WanvidError
+from .models import DEFAULT_MODEL, MODELS
+from .output import Output, describe
+from .request import VideoRequest, Validated, validate
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .task import Task
+
+app = typer.Typer(
+    name="wanvid",
+    help="Turn a still image into a video with Alibaba's Wan models (wan2.7-i2v, wan2.6-i2v) "
+    "through the ope.ai gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Store the API key and show where each setting comes from.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+class ProtocolName(str, Enum):
+    native = "native"
+    unified = "unified"
+
+
+class Resolution(str, Enum):
+    p720 = "720P"
+    p1080 = "1080P"
+
+
+class ShotType(str, Enum):
+    single = "single"
+    multi = "multi"
+
+
+def _complete_model(incomplete: str) -> list[tuple[str, str]]:
+    return [(m, f"{s.prompt_max}-char prompt") for m, s in MODELS.items() if m.startswith(incomplete)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Option groups. Each is a list of keyword parameters appended to a command's signature.
+
+def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+COMMON = "Common options"
+COMMON_PARAMS = [
+    _param("api_key", Annotated[Optional[str], typer.Option(
+        "--api-key", help="API key [default: WANVID_API_KEY, OPEAI_API_KEY, then the config file].",
+        show_default=False, rich_help_panel=COMMON)]),
+    _param("base_url", Annotated[Optional[str], typer.Option(
+        "--base-url", help="Gateway URL [default: WANVID_BASE_URL, config file, https://api-platform.ope.ai].",
+        show_default=False, rich_help_panel=COMMON)]),
+    _param("profile", Annotated[Optional[str], typer.Option(
+        "--profile", help="Config profile [default: WANVID_PROFILE or 'default'].", show_default=False,
+        rich_help_panel=COMMON)]),
+    _param("protocol", Annotated[Optional[ProtocolName], typer.Option(
+        "--protocol", case_sensitive=False, show_default=False, rich_help_panel=COMMON,
+        help="Gateway protocol: native (Aliyun format, all features) or unified (/v1/videos) "
+        "[default: WANVID_PROTOCOL, config file, native].")]),
+    _param("json_out", Annotated[bool, typer.Option(
+        "--json", help="Print exactly one JSON document on stdout; no progress.", rich_help_panel=COMMON)], False),
+    _param("quiet", Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the task id or file path on stdout; no progress.",
+        rich_help_panel=COMMON)], False),
+]
+
+CREATE = "Video options"
+CREATE_PARAMS = [
+    _param("image", Annotated[Optional[str], typer.Argument(
+        help="First frame: a local image file or an http(s)/data URL (may be omitted with --first-clip).",
+        show_default=False)]),
+    _param("prompt", Annotated[Optional[str], typer.Option(
+        "--prompt", "-p", help="What should happen in the video.", show_default=False, rich_help_panel=CREATE)]),
+    _param("negative_prompt", Annotated[Optional[str], typer.Option(
+        "--negative-prompt", help="What to avoid (native).", show_default=False, rich_help_panel=CREATE)]),
+    _param("model", Annotated[str, typer.Option(
+        "--model", "-m", help="Model id; unknown ids are sent unchecked with a warning.",
+        autocompletion=_complete_model, rich_help_panel=CREATE)], DEFAULT_MODEL),
+    _param("resolution", Annotated[Optional[Resolution], typer.Option(
+        "--resolution", case_sensitive=False, help="Output resolution (native) [server default: 1080P].",
+        show_default=False, rich_help_panel=CREATE)]),
+    _param("duration", Annotated[Optional[int], typer.Option(
+        "--duration", help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [server default: 5].",
+        show_default=False, rich_help_panel=CREATE)]),
+    _param("seed", Annotated[Optional[int], typer.Option(
+        "--seed", help="Random seed, 0-2147483647.", show_default=False, rich_help_panel=CREATE)]),
+    _param("prompt_extend", Annotated[Optional[bool], typer.Option(
+        "--prompt-extend/--no-prompt-extend", help="Let the server rewrite the prompt (native) "
+        "[server default: on].", show_default=False, rich_help_panel=CREATE)]),
+    _param("watermark", Annotated[Optional[bool], typer.Option(
+        "--watermark/--no-watermark", help="Add the provider's watermark (native) [server default: off].",
+        show_default=False, rich_help_panel=CREATE)]),
+    _param("shot_type", Annotated[Optional[ShotType], typer.Option(
+        "--shot-type", case_sensitive=False, help="single or multi shot (wan2.6-i2v, native).",
+        show_default=False, rich_help_panel=CREATE)]),
+    _param("last_frame", Annotated[Optional[str], typer.Option(
+        "--last-frame", help="Last frame image, file or URL (wan2.7-i2v, native).", show_default=False,
+        rich_help_panel=CREATE)]),
+    _param("audio", Annotated[Optional[str], typer.Option(
+        "--audio", help="Driving audio, wav/mp3 file or URL (native).", show_default=False,
+        rich_help_panel=CREATE)]),
+    _param("first_clip", Annotated[Optional[str], typer.Option(
+        "--first-clip", help="A video to continue, mp4/mov file or URL (wan2.7-i2v, native).",
+        show_default=False, rich_help_panel=CREATE)]),
+    _param("size", Annotated[Optional[str], typer.Option(
+        "--size", help="WIDTHxHEIGHT, e.g. 1280x720 (unified).", show_default=False, rich_help_panel=CREATE)]),
+    _param("generate_audio", Annotated[Optional[bool], typer.Option(
+        "--generate-audio/--no-generate-audio", help="Generate a soundtrack (unified).", show_default=False,
+        rich_help_panel=CREATE)]),
+]
+
+WAIT = "Wait options"
+WAIT_PARAMS = [
+    _param("timeout", Annotated[float, typer.Option(
+        "--timeout", help="Give up waiting after this many seconds (exit 124; the task keeps running).",
+        rich_help_panel=WAIT)], 1800.0),
+    _param("poll_interval", Annotated[Optional[float], typer.Option(
+        "--poll-interval", help="Poll at this fixed interval in seconds [default: 2 s growing to 15 s].",
+        show_default=False, rich_help_panel=WAIT)]),
+]
+
+OUT = "Output file"
+OUT_PARAMS = [
+    _param("output", Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Where to save the MP4 (a file, or a directory to put it in).",
+        show_default=False, rich_help_panel=OUT)]),
+    _param("force", Annotated[bool, typer.Option(
+        "--force", help="Replace an existing file.", rich_help_panel=OUT)], False),
+]
+
+
+@dataclass
+class Ctx:
+    """The common options of one invocation, and what is derived from them."""
+
+    api_key: str | None
+    base_url: str | None
+    profile: str | None
+    protocol: ProtocolName | None
+    json_out: bool
+    quiet: bool
+
+    @cached_property
+    def out(self) -> Output:
+        return Output(json_mode=self.json_out, quiet=self.quiet)
+
+    @cached_property
+    def settings(self) -> config.Settings:
+        return config.resolve(api_key=self.api_key, base_url=self.base_url, profile=self.profile,
+                              protocol=self.protocol.value if self.protocol else None)
+
+    @property
+    def protocol_name(self) -> str:
+        return self.settings.protocol.value or config.DEFAULT_PROTOCOL
+
+    def client(self) -> "Client":
+        from .client import Client
+
+        key = self.settings.require_key()
+        return Client(self.settings.base_url.value or config.DEFAULT_BASE_URL, key,
+                      on_retry=self.out.warn if self.out.progress else None)
+
+    def again(self, *words: str) -> str:
+        """The exact command that picks up where this one stopped."""
+        cmd = ["wanvid", *words]
+        if self.protocol_name != "native":
+            cmd += ["--protocol", self.protocol_name]
+        if self.profile:
+            cmd += ["--profile", self.profile]
+        if self.base_url:
+            cmd += ["--base-url", self.base_url]
+        return " ".join(_quote(w) for w in cmd)
+
+
+def _quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def command(target: typer.Typer, name: str, *groups: list[inspect.Parameter]) -> Callable[[Callable[..., Any]], Any]:
+    """Register ``func(ctx, **own, **groups)`` as a command with the common options appended."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func, eval_str=True)
+        grouped = {p.name: p for group in groups for p in group}
+        # A body may name a group's option in its own signature (for readability); the group's
+        # declaration wins and takes that place.
+        own = [grouped.pop(p.name, p).replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in sig.parameters.values()
+               if p.name != "ctx" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+        params = own + list(grouped.values()) + COMMON_PARAMS
+        common_names = [p.name for p in COMMON_PARAMS]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            ctx = Ctx(**{n: kwargs.pop(n) for n in common_names})
+            with error_boundary(ctx):
+                if ctx.json_out and ctx.quiet:
+                    raise UsageError("--json and --quiet exclude each other", hint="pick one")
+                return func(ctx, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        target.command(name)(wrapper)
+        return wrapper
+
+    return decorate
+
+
+@contextmanager
+def error_boundary(ctx: Ctx) -> Iterator[None]:
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except WanvidError as exc:
+        ctx.out.error(exc)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        ctx.out.error(Interrupted("interrupted"))
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("WANVID_DEBUG"):
+            raise
+        ctx.out.error(WanvidError(f"unexpected {type(exc).__name__}: {exc}",
+                                  hint="rerun with WANVID_DEBUG=1 for a traceback and report it"))
+        raise typer.Exit(1) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared steps.
+
+FLAGS = {"image": "IMAGE", "negative_prompt": "--negative-prompt", "prompt_extend": "--prompt-extend",
+         "shot_type": "--shot-type", "last_frame": "--last-frame", "first_clip": "--first-clip",
+         "generate_audio": "--generate-audio", "media": "IMAGE/--last-frame/--audio/--first-clip"}
+
+
+def _validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
+    values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
+    try:
+        v = validate(VideoRequest(**values), ctx.protocol_name)
+    except FieldError as exc:
+        flag = FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        exc.message = f"{flag}: {exc.message}"
+        raise
+    for warning in v.warnings:
+        ctx.out.warn(warning)
+    return v
+
+
+def _wait(ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interval: float | None) -> "Task":
+    from .poller import wait_for
+    from .service import check_outcome, query
+
+    if poll_interval is not None and poll_interval <= 0:
+        raise UsageError("--poll-interval must be more than 0 seconds")
+    resume = ctx.again("wait", task_id)
+    try:
+        with ctx.out.polling(task_id) as view:
+            task = wait_for(lambda: query(client, ctx.protocol_name, task_id), timeout=timeout,
+                            interval=poll_interval, on_update=view.update)
+    except WaitTimeout as exc:
+        exc.hint = f"the task keeps running; resume with: {resume}"
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped waiting; task {task_id} keeps running", hint=f"resume with: {resume}") from None
+    if ctx.out.mode == "json" and task.status.ended and task.status.value != "SUCCEEDED":
+        ctx.out.result("", task.to_dict())  # scripts get the failed task's document as well as the exit code
+    return check_outcome(task)
+
+
+def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool) -> Path:
+    from .download import download
+    from .protocols import PROTOCOLS
+
+    try:
+        with ctx.out.downloading(dest.name) as view:
+            got = download(client, PROTOCOLS[ctx.protocol_name].content_path(task.id), dest, force=force,
+                           on_start=view.start, on_chunk=view.advance)
+    except KeyboardInterrupt:
+        raise Interrupted(f"download stopped; task {task.id} is safe",
+                          hint=f"resume with: {ctx.again('download', task.id, '-o', str(dest))}") from None
+    ctx.out.info(f"saved {got.path} ({got.size:,} bytes)")
+    return got.path
+
+
+def _target(output: Path | None, default_name: str) -> Path:
+    if output is None:
+        return Path.cwd() / default_name
+    return output / default_name if output.is_dir() else output
+
+
+def _stem(ref: str) -> str:
+    from .media import is_remote
+
+    if ref.startswith("data:"):
+        return "video"
+    return Path(urlsplit(ref).path if is_remote(ref) else ref).stem or "video"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+@command(app, "create", CREATE_PARAMS)
+def create(
+    ctx: Ctx,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the exact request (data URIs shortened, key hidden) and send nothing.")] = False,
+    **opts: Any,
+) -> None:
+    """Submit a task and print its id."""
+    v = _validated(ctx, opts)
+    if dry_run:
+        from .service import dry_run as describe_request
+
+        import json
+
+        req = describe_request(v, ctx.settings.base_url.value or config.DEFAULT_BASE_URL)
+        headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
+        text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
+        ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
+        return
+    from .service import submit
+
+    task = submit(ctx.client(), v)
+    ctx.out.info(f"created task {task.id}; follow it with: {ctx.again('wait', task.id)}")
+    ctx.out.result(task.id, task.to_dict())
+
+
+@command(app, "status")
+def status(ctx: Ctx, task_id: Annotated[str, typer.Argument(help="The task id printed by create.")]) -> None:
+    """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
+    from .service import check_outcome, query
+
+    task = query(ctx.client(), ctx.protocol_name, task_id)
+    ctx.out.result(_format_task(task), task.to_dict(), quiet_text=task.status.value)
+    check_outcome(task)
+
+
+@command(app, "wait", WAIT_PARAMS)
+def wait(
+    ctx: Ctx,
+    task_id: Annotated[str, typer.Argument(help="The task id printed by create.")],
+    timeout: float,
+    poll_interval: float | None,
+) -> None:
+    """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
+    task = _wait(ctx, ctx.client(), task_id, timeout, poll_interval)
+    ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
+
+
+@command(app, "download", OUT_PARAMS)
+def download(
+    ctx: Ctx,
+    task_id: Annotated[str, typer.Argument(help="The id of a finished task.")],
+    output: Path | None,
+    force: bool,
+) -> None:
+    """Download a finished task's MP4 (default name <task_id>.mp4) and print its path."""
+    from .download import check_target, default_name
+    from .service import check_outcome, query
+
+    dest = _target(output, default_name(task_id))
+    check_target(dest, force)
+    client = ctx.client()
+    task = check_outcome(query(client, ctx.protocol_name, task_id))
+    if not task.status.ended:
+        raise UsageError(f"task {task_id} is {describe(task)}, not finished yet",
+                         hint=f"wait for it with: {ctx.again('wait', task_id)}")
+    path = _save(ctx, client, task, dest, force)
+    ctx.out.result(str(path), {"task_id": task.id, "path": str(path), "bytes": path.stat().st_size})
+
+
+@command(app, "run", CREATE_PARAMS, WAIT_PARAMS, OUT_PARAMS)
+def run_(ctx: Ctx, **opts: Any) -> None:
+    """Create a task, wait for it and download the MP4 (default: IMAGE's name with .mp4); print the path."""
+    from .download import check_target
+    from .service import submit
+
+    wait_opts = {k: opts.pop(k) for k in ("timeout", "poll_interval")}
+    output, force = opts.pop("output"), opts.pop("force")
+    v = _validated(ctx, opts)
+    dest = _target(output, _stem(v.request.image or v.request.first_clip or "video") + ".mp4")
+    check_target(dest, force)  # before paying for a video that could not be saved
+    inputs = [m.local.path.resolve() for m in v.media.values() if m.local]
+    if dest.resolve() in inputs:
+        raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
+    client = ctx.client()
+    task = submit(client, v)
+    ctx.out.info(f"created task {task.id}")
+    task = _wait(ctx, client, task.id, **wait_opts)
+    path = _save(ctx, client, task, dest, force)
+    ctx.out.result(str(path), {"task": task.to_dict(), "path": str(path), "bytes": path.stat().st_size})
+
+
+@command(app, "sandbox")
+def sandbox(
+    ctx: Ctx,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8765,
+    queue_seconds: Annotated[float, typer.Option("--queue-seconds", help="How long tasks stay PENDING.")] = 2.0,
+    run_seconds: Annotated[float, typer.Option("--run-seconds", help="How long tasks stay RUNNING.")] = 6.0,
+    fail: Annotated[Optional[str], typer.Option(
+        "--fail", metavar="CODE:MESSAGE", help="Fault: new tasks end FAILED with this code and message.")] = None,
+    throttle: Annotated[int, typer.Option("--throttle", help="Fault: answer the next N API calls 429.")] = 0,
+    server_errors: Annotated[int, typer.Option("--server-errors", help="Fault: answer the next N API calls 500.")] = 0,
+    cut_download_after: Annotated[Optional[int], typer.Option(
+        "--cut-download-after", metavar="BYTES", help="Fault: drop the first download after this many bytes.")] = None,
+    slow_download: Annotated[Optional[int], typer.Option(
+        "--slow-download", metavar="BYTES_PER_S", help="Fault: serve downloads at this rate.")] = None,
+    expire: Annotated[bool, typer.Option("--expire", help="Fault: every task reports as expired.")] = False,
+) -> None:
+    """Run the built-in gateway emulator in the foreground and print its base URL.
+
+    It speaks both protocols with the real gateway's shapes and rules, accepts any key (or only
+    --api-key when given), and serves a real MP4. Faults can also be switched at runtime:
+    POST /_sandbox/faults with a JSON object, e.g. {"throttle": 3, "retry_after": 1}.
+    """
+    from .sandbox import Sandbox
+
+    code, _, message = (fail or "").partition(":")
+    try:
+        sb = Sandbox(host, port, api_key=ctx.api_key, queue_seconds=queue_seconds, run_seconds=run_seconds)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port (0 = any free port)") from None
+    f = sb.faults
+    f.fail_code, f.fail_message = (code or None), (message or None if code else None)
+    f.throttle, f.server_errors = throttle, server_errors
+    f.cut_download_after, f.slow_download_bps, f.expire = cut_download_after, slow_download, expire
+    ctx.out.result(sb.url, {"base_url": sb.url})
+    ctx.out.info(f"sandbox gateway listening; use it with: --base-url {sb.url} --api-key anything   (Ctrl-C stops it)")
+    try:
+        sb.serve_forever()
+    except KeyboardInterrupt:
+        ctx.out.info("sandbox stopped")
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+
+@command(config_app, "set-key")
+def config_set_key(
+    ctx: Ctx,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the key from standard input instead of prompting.")] = False,
+) -> None:
+    """Store the API key for the profile (prompted without echo, or read with --stdin)."""
+    if stdin:
+        key = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        key = typer.prompt("API key", hide_input=True, err=True).strip()
+    else:
+        raise UsageError("no terminal to prompt for the key on", hint="pipe it in: wanvid config set-key --stdin")
+    if not key:
+        raise UsageError("the key is empty", hint="paste the key from the ope.ai console")
+    path = config.save(_profile(ctx), api_key=key)
+    ctx.out.info(f"saved the API key for profile {_profile(ctx)!r}")
+    ctx.out.result(str(path), {"profile": _profile(ctx), "path": str(path)})
+
+
+@command(config_app, "set")
+def config_set(
+    ctx: Ctx,
+    name: Annotated[str, typer.Argument(help="base_url or protocol (the key goes through set-key).")],
+    value: Annotated[str, typer.Argument(help="The value to store.")],
+) -> None:
+    """Store a setting for the profile."""
+    if name == "api_key":
+        raise UsageError("the key is not set on the command line (shell history keeps it)",
+                         hint="use: wanvid config set-key")
+    if name not in config.FILE_KEYS:
+        raise UsageError(f"unknown setting {name!r}", hint="settings are: base_url, protocol")
+    config.resolve(**{name: value})  # the same checks a flag would get
+    path = config.save(_profile(ctx), **{name: value})
+    ctx.out.result(str(path), {"profile": _profile(ctx), "path": str(path), name: value})
+
+
+@command(config_app, "unset")
+def config_unset(ctx: Ctx, name: Annotated[str, typer.Argument(help="api_key, base_url or protocol.")]) -> None:
+    """Remove a setting from the profile."""
+    path = config.save(_profile(ctx), **{name: None})
+    ctx.out.result(str(path), {"profile": _profile(ctx), "path": str(path)})
+
+
+@command(config_app, "show")
+def config_show(ctx: Ctx) -> None:
+    """Show the effective settings (key masked) and where each comes from: flag, env, file or default."""
+    s = ctx.settings
+    rows = {"profile": s.profile, "api_key": s.api_key, "base_url": s.base_url, "protocol": s.protocol}
+    shown = {k: (config.mask(v.value) if k == "api_key" else v.value or "") for k, v in rows.items()}
+    text = "\n".join(f"{k:<9} {shown[k]:<40} ({v.source})" for k, v in rows.items())
+    text += f"\n{'file':<9} {config.config_path()}"
+    data = {k: {"value": shown[k], "source": v.source} for k, v in rows.items()}
+    data["config_file"] = {"value": str(config.config_path()), "source": "env WANVID_CONFIG_DIR"
+                           if os.environ.get("WANVID_CONFIG_DIR") else "default"}
+    ctx.out.result(text, data)
+
+
+@command(config_app, "path")
+def config_path(ctx: Ctx) -> None:
+    """Print the config file's path."""
+    path = str(config.config_path())
+    ctx.out.result(path, {"path": path})
+
+
+def _profile(ctx: Ctx) -> str:
+    return ctx.settings.profile.value or config.DEFAULT_PROFILE
+
+
+def _format_task(task: "Task") -> str:
+    rows = [("task", task.id), ("status", describe(task)), ("model", task.model),
+            ("submitted", task.submitted_at), ("started", task.started_at), ("finished", task.finished_at),
+            ("video", task.video_url),
+            ("error", ": ".join(x for x in (task.error_code, task.error_message) if x) or None)]
+    return "\n".join(f"{k:<10} {v}" for k, v in rows if v)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"wanvid {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Turn a still image into a video with Alibaba's Wan models through the ope.ai gateway.
+
+    Quick start:  wanvid config set-key  then  wanvid run cat.png -p "the cat walks toward the camera"
+    """
+
+
+def run() -> None:
+    app(prog_name="wanvid")

@@ -1,0 +1,230 @@
+"""HTTP to the gateway: auth, timeouts, bounded retries, and error answers turned into typed errors.
+
+Retry policy (one place): GETs retry on connection errors, 408, 429 and 5xx; the create POST is re-sent
+only when the server certainly did not act on it (connection refused before sending, 429), never
+after a read timeout or a 5xx. Waits are jittered exponential backoff, or the server's Retry-After,
+capped at ``MAX_WAIT``. The key is attached only to requests for the gateway's own scheme/host/port,
+so a redirect or a signed ``video_url`` on another host never sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from . import __version__
+from .errors import ApiError, AuthError, InvalidRequest, NotFound, Unavailable
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+DEFAULT_RETRIES = 4
+BACKOFF_BASE = 0.5
+MAX_WAIT = 60.0
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
+NOT_FOUND_CODES = {"task_not_exist", "resourcenotfound", "tasknotfound"}
+# A 404 about the model is the request's fault, not a missing task; the rest may come with HTTP 200.
+INVALID_CODES = {"modelnotfound", "invalidparameter", "datainspectionfailed", "invalidurl", "invalid_request_error"}
+
+
+class _GatewayAuth(AuthBase):
+    def __init__(self, base_url: str, key: str) -> None:
+        self.origin = _origin(base_url)
+        self.key = key
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _origin(r.url or "") == self.origin:
+            r.headers["Authorization"] = f"Bearer {self.key}"
+        return r
+
+    def __repr__(self) -> str:  # never let a debug print show the key
+        return "<GatewayAuth>"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    u = urlsplit(url)
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return (u.scheme, (u.hostname or "").lower(), port)
+
+
+def max_retries_from_env() -> int:
+    raw = os.environ.get("WANVID_MAX_RETRIES", "")
+    return int(raw) if raw.isdigit() else DEFAULT_RETRIES
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        session: requests.Session | None = None,
+        max_retries: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"wanvid/{__version__}"
+        self.auth = _GatewayAuth(self.base_url, api_key)
+        self.max_retries = max_retries_from_env() if max_retries is None else max_retries
+        self.sleep = sleep
+        self.jitter = jitter
+        self.on_retry = on_retry
+
+    def url(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else self.base_url + path_or_url
+
+    def get_json(self, path: str) -> tuple[dict[str, Any], requests.Response]:
+        resp = self.send("GET", path)
+        return _json_body(resp), resp
+
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json_body(self.send("POST", path, json=body, idempotent=False))
+
+    def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
+        """GET with the body left unread; errors are raised before the first byte is returned."""
+        return self.send("GET", path_or_url, stream=True, headers=headers)
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        json: Any = None,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        url = self.url(path_or_url)
+        attempt = 0
+        while True:
+            try:
+                resp = self.session.request(
+                    method, url, json=json, headers=headers, auth=self.auth, stream=stream,
+                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                )
+            except requests.ConnectionError as exc:
+                # A refused connection never reached the server: safe to re-send even a POST.
+                retryable = idempotent or _refused(exc)
+                if not retryable or attempt >= self.max_retries:
+                    raise _network_error(exc, url, sent=not _refused(exc)) from None
+                wait = self._backoff(attempt, None)
+            except requests.Timeout as exc:
+                if not idempotent or attempt >= self.max_retries:
+                    raise _network_error(exc, url, sent=True) from None
+                wait = self._backoff(attempt, None)
+            else:
+                if resp.status_code < 400:
+                    return resp
+                retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
+                if not retryable or attempt >= self.max_retries:
+                    raise error_from_response(resp)
+                wait = self._backoff(attempt, _retry_after(resp))
+                resp.close()
+            attempt += 1
+            if self.on_retry:
+                self.on_retry(f"retrying {method} {urlsplit(url).path} in {wait:.1f}s "
+                              f"(attempt {attempt + 1} of {self.max_retries + 1})")
+            self.sleep(wait)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_WAIT)
+        return min(BACKOFF_BASE * 2**attempt, MAX_WAIT) * (0.5 + self.jitter() / 2)
+
+
+def _refused(exc: Exception) -> bool:
+    text = repr(exc)
+    return "ConnectionRefusedError" in text or "NewConnectionError" in text or "Errno 111" in text
+
+
+def _network_error(exc: Exception, url: str, *, sent: bool) -> Unavailable:
+    host = urlsplit(url).netloc
+    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+    hint = "check --base-url and your network, then try again"
+    if sent:
+        hint += "; the request may have reached the gateway, so check `wanvid status` before re-creating"
+    return Unavailable(f"{kind} to {host} after retries", hint=hint)
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
+    if isinstance(body, dict) and isinstance(body.get("request_id"), str):
+        return str(body["request_id"])
+    return resp.headers.get("X-Request-Id") or resp.headers.get("X-Acs-Request-Id")
+
+
+def _json_body(resp: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object; an ``error`` key means failure even on HTTP 200."""
+    try:
+        body = resp.json()
+    except ValueError:
+        raise ApiError(
+            f"the gateway answered HTTP {resp.status_code} with something that is not JSON "
+            f"({resp.headers.get('Content-Type', 'no content type')})",
+            status=resp.status_code, request_id=request_id_of(resp),
+            hint="check --base-url points at the gateway",
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(f"the gateway answered HTTP {resp.status_code} with JSON that is not an object",
+                       status=resp.status_code, request_id=request_id_of(resp))
+    if body.get("error"):
+        raise error_from_response(resp, body)
+    return body
+
+
+def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:
+    """Map an error answer to the typed error whose exit code scripts rely on."""
+    if body is None:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        code, message = err.get("code"), err.get("message")
+    elif isinstance(body, dict):  # DashScope style: code/message at top level; or error as a string
+        code, message = body.get("code"), err if isinstance(err, str) else body.get("message")
+    else:
+        code, message = None, None
+    code = str(code) if code else None
+    message = str(message or resp.reason or "no message").strip().splitlines()[0][:500]
+    status = resp.status_code
+    rid = request_id_of(resp, body)
+    text = f"gateway error {status}" + (f" {code}" if code else "") + f": {message}"
+    kw: dict[str, Any] = {"status": status, "code": code, "request_id": rid}
+    low = (code or "").lower()
+    if low in INVALID_CODES:
+        return InvalidRequest(text, hint="check --model", **kw)
+    if low in AUTH_CODES or status in (401, 403):
+        return AuthError(text, hint="check the API key (`wanvid config show`) and the account's quota", **kw)
+    if low in NOT_FOUND_CODES or status == 404:
+        return NotFound(text, hint="check the task id and --protocol; tasks and results live 24 h", **kw)
+    if status in RETRY_STATUSES:
+        return Unavailable(text, hint="the gateway is busy or down; try again later", **kw)
+    if 400 <= status < 500:
+        return InvalidRequest(text, hint="fix the request as the message says", **kw)
+    return ApiError(text, **kw)

@@ -1,0 +1,152 @@
+"""Settings: where each value comes from (flag > env > config file > default) and the config file itself.
+
+The file is TOML, one table per profile (``[profiles.NAME]``), in the platform's config dir
+(platformdirs; moved by ``WANVID_CONFIG_DIR``). It is written atomically with mode 0600 in a 0700 dir
+because it holds the API key. Nothing here prints; the key leaves this module only inside ``Settings``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthError, UsageError
+
+DEFAULT_BASE_URL = "https://api-platform.ope.ai"
+DEFAULT_PROFILE = "default"
+DEFAULT_PROTOCOL = "native"
+FILE_KEYS = ("api_key", "base_url", "protocol")
+KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str | None
+    source: str  # "flag", "env WANVID_API_KEY", "file", "default", "unset"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Setting
+    api_key: Setting
+    base_url: Setting
+    protocol: Setting
+
+    def require_key(self) -> str:
+        if not self.api_key.value:
+            raise AuthError(
+                "no API key",
+                hint="pass --api-key, set WANVID_API_KEY (or OPEAI_API_KEY), or run `wanvid config set-key`",
+            )
+        return self.api_key.value
+
+
+def config_dir() -> Path:
+    moved = os.environ.get("WANVID_CONFIG_DIR")
+    if moved:
+        return Path(moved).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("wanvid", appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def load_file() -> dict[str, Any]:
+    path = config_path()
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML ({exc})",
+                         hint=f"fix or delete {path}, then run `wanvid config set-key`") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
+    return data
+
+
+def _profile_table(data: dict[str, Any], profile: str) -> dict[str, Any]:
+    table = data.get("profiles", {}).get(profile, {})
+    return table if isinstance(table, dict) else {}
+
+
+def _pick(flag: str | None, env_names: tuple[str, ...], file_value: Any, default: str | None) -> Setting:
+    if flag:
+        return Setting(flag, "flag")
+    for name in env_names:
+        if os.environ.get(name):
+            return Setting(os.environ[name], f"env {name}")
+    if isinstance(file_value, str) and file_value:
+        return Setting(file_value, "file")
+    return Setting(default, "default" if default else "unset")
+
+
+def resolve(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    profile: str | None = None,
+    protocol: str | None = None,
+) -> Settings:
+    prof = _pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
+    table = _profile_table(load_file(), prof.value or DEFAULT_PROFILE)
+    settings = Settings(
+        profile=prof,
+        api_key=_pick(api_key, KEY_ENV_VARS, table.get("api_key"), None),
+        base_url=_pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL),
+        protocol=_pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
+    )
+    if settings.protocol.value not in ("native", "unified"):
+        raise UsageError(f"protocol {settings.protocol.value!r} (from {settings.protocol.source}) "
+                         "is not 'native' or 'unified'", hint="use --protocol native or --protocol unified")
+    url = settings.base_url.value or ""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"base URL {url!r} (from {settings.base_url.source}) is not an http(s) URL",
+                         hint="use e.g. --base-url https://api-platform.ope.ai")
+    return settings
+
+
+def mask(key: str | None) -> str:
+    """Enough of a key to tell two apart, never enough to use: the last 4 characters of a long key."""
+    if not key:
+        return "(none)"
+    return "****" + key[-4:] if len(key) >= 16 else "****"
+
+
+def save(profile: str, **values: str | None) -> Path:
+    """Set (or, with None, remove) values of one profile; atomic, 0600 file in a 0700 directory."""
+    import tomli_w
+
+    unknown = set(values) - set(FILE_KEYS)
+    if unknown:
+        raise UsageError(f"unknown setting {sorted(unknown)[0]!r}", hint=f"settings are: {', '.join(FILE_KEYS)}")
+    data = load_file()
+    table = data.setdefault("profiles", {}).setdefault(profile, {})
+    for name, value in values.items():
+        if value is None:
+            table.pop(name, None)
+        else:
+            table[name] = value
+    path = config_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            tomli_w.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path

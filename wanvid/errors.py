@@ -1,0 +1,86 @@
+"""Every expected failure as a typed exception carrying its exit code and a hint.
+
+The CLI has one error boundary (``wanvid.cli``) that turns these into a one-line message on stderr
+and the exit code below; anything else is a bug and exits 1. The hierarchy::
+
+    WanvidError (1)               unexpected / generic
+    ├── UsageError (2)            bad flags or input, caught locally before anything is sent
+    │   └── FieldError (2)        one request field breaks a model rule (carries the field name)
+    ├── ApiError                  the gateway answered with an error (carries status, code, request id)
+    │   ├── InvalidRequest (2)    HTTP 400 / ModelNotFound: the server rejected the request as invalid
+    │   ├── AuthError (4)         missing key, 401, 403, quota or arrears
+    │   ├── NotFound (5)          404, task_not_exist, UNKNOWN: no such task, or it expired
+    │   └── Unavailable (6)       connection errors, 5xx, 429 after the retry budget is spent
+    ├── TaskFailed (3)            the task itself ended FAILED / CANCELED
+    ├── WaitTimeout (124)         --timeout passed while the task still runs
+    └── Interrupted (130)         Ctrl-C while waiting or downloading
+
+This module imports nothing heavy: it is on the path of ``--help``.
+"""
+
+from __future__ import annotations
+
+
+class WanvidError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(WanvidError):
+    exit_code = 2
+
+
+class FieldError(UsageError):
+    """A value breaks a model rule. ``field`` is the canonical name (``duration``, ``image``...)."""
+
+    def __init__(self, field: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.field = field
+
+
+class ApiError(WanvidError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+
+class InvalidRequest(ApiError):
+    exit_code = 2
+
+
+class AuthError(ApiError):
+    exit_code = 4
+
+
+class NotFound(ApiError):
+    exit_code = 5
+
+
+class Unavailable(ApiError):
+    exit_code = 6
+
+
+class TaskFailed(WanvidError):
+    exit_code = 3
+
+
+class WaitTimeout(WanvidError):
+    exit_code = 124
+
+
+class Interrupted(WanvidError):
+    exit_code = 130

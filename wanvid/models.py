@@ -1,0 +1,163 @@
+"""The per-model rules of ../shared/API.md, and the checks built on them.
+
+Shared by the client (checks before money is spent) and the sandbox (answers 400 InvalidParameter
+with the same rules), so the two can never disagree. Pure data and pure functions; no I/O.
+Field names in ``FieldError.field`` are canonical: ``prompt``, ``negative_prompt``, ``resolution``,
+``duration``, ``seed``, ``shot_type``, ``media``, ``image``, ``last_frame``, ``audio``, ``first_clip``,
+``size``. The CLI maps them to flags, the sandbox to body paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from .errors import FieldError
+
+DEFAULT_MODEL = "wan2.7-i2v"
+SEED_MAX = 2_147_483_647
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageRule:
+    formats: tuple[str, ...]  # Pillow format names
+    min_side: int
+    max_side: int
+    max_bytes: int
+    max_aspect: float | None  # long side / short side; None = no limit documented
+
+
+@dataclass(frozen=True)
+class AudioRule:
+    formats: tuple[str, ...]  # "wav", "mp3"
+    min_seconds: float
+    max_seconds: float
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class VideoRule:
+    formats: tuple[str, ...]  # "mp4", "mov"
+    min_seconds: float
+    max_seconds: float
+    min_side: int
+    max_side: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    durations: tuple[int, ...]
+    prompt_max: int
+    image: ImageRule
+    audio: AudioRule
+    video: VideoRule | None  # first_clip support
+    native_media: bool  # True: input.media list (wan2.7); False: input.img_url / audio_url (wan2.6)
+    shot_type: bool
+    last_frame: bool
+    resolutions: tuple[str, ...] = ("720P", "1080P")
+    negative_prompt_max: int = 500
+    default_duration: int = 5
+    default_resolution: str = "1080P"
+
+
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
+
+MODELS: dict[str, ModelSpec] = {
+    "wan2.7-i2v": ModelSpec(
+        name="wan2.7-i2v",
+        durations=tuple(range(2, 16)),
+        prompt_max=5000,
+        image=ImageRule(IMAGE_FORMATS, 240, 8000, 20 * MB, 8.0),
+        audio=AudioRule(("wav", "mp3"), 2, 30, 15 * MB),
+        video=VideoRule(("mp4", "mov"), 2, 10, 240, 4096, 100 * MB),
+        native_media=True,
+        shot_type=False,
+        last_frame=True,
+    ),
+    "wan2.6-i2v": ModelSpec(
+        name="wan2.6-i2v",
+        durations=(5, 10, 15),
+        prompt_max=1500,
+        image=ImageRule(IMAGE_FORMATS, 360, 2000, 10 * MB, None),
+        audio=AudioRule(("wav", "mp3"), 3, 30, 15 * MB),
+        video=None,
+        native_media=False,
+        shot_type=True,
+        last_frame=False,
+    ),
+}
+
+# wan2.7 input.media: the only type combinations the upstream accepts.
+MEDIA_COMBINATIONS: tuple[frozenset[str], ...] = tuple(
+    frozenset(c)
+    for c in (
+        {"first_frame"},
+        {"first_frame", "driving_audio"},
+        {"first_frame", "last_frame"},
+        {"first_frame", "last_frame", "driving_audio"},
+        {"first_clip"},
+        {"first_clip", "last_frame"},
+    )
+)
+
+
+def spec_for(model: str) -> ModelSpec | None:
+    """The rules for ``model``, or None for a model this version does not know (checked server-side)."""
+    return MODELS.get(model)
+
+
+def _durations_text(spec: ModelSpec) -> str:
+    d = spec.durations
+    if d == tuple(range(d[0], d[-1] + 1)) and len(d) > 3:
+        return f"an integer from {d[0]} to {d[-1]}"
+    return ", ".join(map(str, d[:-1])) + f" or {d[-1]}"
+
+
+def check_params(
+    spec: ModelSpec,
+    *,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    resolution: str | None = None,
+    duration: int | None = None,
+    seed: int | None = None,
+    shot_type: str | None = None,
+) -> None:
+    """Raise FieldError for the first value that breaks ``spec``'s rules. None means 'not given'."""
+    if prompt is not None and len(prompt) > spec.prompt_max:
+        raise FieldError("prompt", f"prompt is {len(prompt)} characters; {spec.name} takes at most {spec.prompt_max}")
+    if negative_prompt is not None and len(negative_prompt) > spec.negative_prompt_max:
+        raise FieldError(
+            "negative_prompt",
+            f"negative prompt is {len(negative_prompt)} characters; "
+            f"{spec.name} takes at most {spec.negative_prompt_max}",
+        )
+    if resolution is not None and resolution not in spec.resolutions:
+        raise FieldError(
+            "resolution", f"resolution {resolution!r} is not one of {', '.join(spec.resolutions)} for {spec.name}"
+        )
+    if duration is not None and (isinstance(duration, bool) or duration not in spec.durations):
+        raise FieldError("duration", f"duration {duration} s is not allowed for {spec.name}: use {_durations_text(spec)}")
+    if seed is not None and (isinstance(seed, bool) or not 0 <= seed <= SEED_MAX):
+        raise FieldError("seed", f"seed {seed} is out of range: use an integer from 0 to {SEED_MAX}")
+    if shot_type is not None:
+        if not spec.shot_type:
+            raise FieldError("shot_type", f"shot type is only for wan2.6-i2v, not {spec.name}")
+        if shot_type not in ("single", "multi"):
+            raise FieldError("shot_type", f"shot type {shot_type!r} is not 'single' or 'multi'")
+
+
+def check_media_types(types: Collection[str]) -> None:
+    """Raise FieldError unless ``types`` (wan2.7 input.media types) is an accepted combination."""
+    if len(set(types)) != len(types):
+        raise FieldError("media", "each media type may appear only once")
+    if frozenset(types) not in MEDIA_COMBINATIONS:
+        accepted = "; ".join("+".join(sorted(c, key=_MEDIA_ORDER.index)) for c in MEDIA_COMBINATIONS)
+        got = "+".join(sorted(types, key=lambda t: _MEDIA_ORDER.index(t) if t in _MEDIA_ORDER else 99)) or "none"
+        raise FieldError("media", f"media combination {got} is not accepted; accepted: {accepted}")
+
+
+_MEDIA_ORDER = ["first_frame", "first_clip", "last_frame", "driving_audio"]

@@ -1,0 +1,181 @@
+"""Everything wanvid shows: results on stdout, messages and progress on stderr.
+
+Three modes: human (results plus progress), ``--json`` (exactly one JSON document on stdout, no
+progress) and ``--quiet`` (only the id or path on stdout, no progress). Live rich displays appear only
+when stderr is a terminal; otherwise progress is one plain line per status change, without ANSI.
+rich's live machinery is imported only when a display starts, keeping ``--help`` fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from .errors import WanvidError
+from .task import Task
+
+
+class PollView(Protocol):
+    def update(self, task: Task, elapsed: float) -> None: ...
+
+
+class DownloadView(Protocol):
+    def start(self, total: int | None) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
+        self.mode = "json" if json_mode else "quiet" if quiet else "human"
+
+    @property
+    def progress(self) -> bool:
+        return self.mode == "human"
+
+    @property
+    def live(self) -> bool:
+        return self.progress and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+    # -- stdout: results only -------------------------------------------------------------------
+    def result(self, text: str, data: Any, quiet_text: str | None = None) -> None:
+        if self.mode == "json":
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        elif self.mode == "quiet":
+            sys.stdout.write((quiet_text if quiet_text is not None else text) + "\n")
+        else:
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    # -- stderr: everything else ----------------------------------------------------------------
+    def info(self, text: str) -> None:
+        if self.progress:
+            _err(text)
+
+    def warn(self, text: str) -> None:
+        _err(f"warning: {text}")
+
+    def error(self, exc: WanvidError) -> None:
+        line = f"error: {exc.message}"
+        if getattr(exc, "request_id", None):
+            line += f" (request id {exc.request_id})"  # type: ignore[attr-defined]
+        if exc.hint:
+            line += f" — {exc.hint}"
+        _err(line)
+
+    # -- progress -------------------------------------------------------------------------------
+    @contextmanager
+    def polling(self, task_id: str) -> Iterator[PollView]:
+        if self.live:
+            with _LivePoll(task_id) as view:
+                yield view
+        else:
+            yield _PlainPoll(task_id, enabled=self.progress)
+
+    @contextmanager
+    def downloading(self, name: str) -> Iterator[DownloadView]:
+        if self.live:
+            with _LiveDownload(name) as view:
+                yield view
+        else:
+            view = _PlainDownload(name, enabled=self.progress)
+            yield view
+            view.finish()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def describe(task: Task) -> str:
+    """One line about a task's state, as shown while polling."""
+    text = task.status.value if task.status.value != "UNRECOGNIZED" else f"{task.raw_status} (unrecognised)"
+    if task.progress is not None and not task.status.ended:
+        text += f" {task.progress}%"
+    return text
+
+
+class _PlainPoll:
+    def __init__(self, task_id: str, *, enabled: bool) -> None:
+        self.task_id, self.enabled, self.last = task_id, enabled, ""
+
+    def update(self, task: Task, elapsed: float) -> None:
+        if self.enabled and task.raw_status != self.last:
+            self.last = task.raw_status
+            _err(f"task {self.task_id}: {describe(task)} after {elapsed:.0f}s")
+
+
+class _LivePoll:
+    def __init__(self, task_id: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("task {task.fields[task_id]}"), TextColumn("[bold]{task.fields[state]}"),
+            BarColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        )
+        self.bar = self.progress.add_task("poll", total=None, task_id=task_id, state="submitted")
+
+    def __enter__(self) -> _LivePoll:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, task: Task, elapsed: float) -> None:
+        done = task.status.ended
+        total = 100 if (task.progress is not None or done) else None
+        completed = 100 if done else (task.progress or 0)
+        self.progress.update(self.bar, total=total, completed=completed, state=describe(task))
+
+
+class _PlainDownload:
+    def __init__(self, name: str, *, enabled: bool) -> None:
+        self.name, self.enabled, self.size, self.t0 = name, enabled, 0, time.monotonic()
+
+    def start(self, total: int | None) -> None:
+        if self.enabled:
+            _err(f"downloading {self.name}" + (f" ({_mb(total)})" if total else ""))
+
+    def advance(self, n: int) -> None:
+        self.size += n
+
+    def finish(self) -> None:
+        if self.enabled and self.size:
+            _err(f"downloaded {_mb(self.size)} in {time.monotonic() - self.t0:.1f}s")
+
+
+class _LiveDownload:
+    def __init__(self, name: str) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=Console(stderr=True),
+        )
+        self.bar = self.progress.add_task(name, total=None)
+
+    def __enter__(self) -> _LiveDownload:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, total: int | None) -> None:
+        self.progress.update(self.bar, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.bar, n)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"

@@ -1,0 +1,137 @@
+"""The gateway's two wire protocols: routes, request bodies, and answers parsed into ``Task``.
+
+``native`` is the Aliyun/DashScope format (``/aliyun/v1/...``, full feature set); ``unified`` is the
+OpenAI/Sora-style ``/v1/videos`` (first frame only). Only this module knows JSON shapes; see
+../shared/API.md for the source of each field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .request import Validated, media_types
+from .task import Task, parse_status
+
+
+class Native:
+    name = "native"
+    create_path = "/aliyun/v1/videos/generations"
+
+    @staticmethod
+    def task_path(task_id: str) -> str:
+        return f"/aliyun/v1/tasks/{task_id}"
+
+    @staticmethod
+    def content_path(task_id: str) -> str:
+        return f"/aliyun/v1/videos/{task_id}/content"
+
+    @staticmethod
+    def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
+        """``url(field)`` gives the media URL to send (inline data for local files)."""
+        r = v.request
+        inp: dict[str, Any] = {}
+        if r.prompt is not None:
+            inp["prompt"] = r.prompt
+        if r.negative_prompt is not None:
+            inp["negative_prompt"] = r.negative_prompt
+        if v.spec is not None and not v.spec.native_media:  # wan2.6-i2v: flat URL fields
+            inp["img_url"] = url("image")
+            if r.audio is not None:
+                inp["audio_url"] = url("audio")
+        else:  # wan2.7-i2v and models wanvid does not know: the newer media list
+            fields = {"first_frame": "image", "first_clip": "first_clip", "last_frame": "last_frame",
+                      "driving_audio": "audio"}
+            inp["media"] = [{"type": t, "url": url(fields[t])} for t in media_types(r)]
+        params = {
+            k: getattr(r, k)
+            for k in ("resolution", "duration", "prompt_extend", "watermark", "seed", "shot_type")
+            if getattr(r, k) is not None
+        }
+        body: dict[str, Any] = {"model": r.model, "input": inp}
+        if params:
+            body["parameters"] = params
+        return body
+
+    @staticmethod
+    def parse_task(payload: dict[str, Any]) -> Task:
+        out = payload.get("output") or {}
+        raw_status = str(out.get("task_status", ""))
+        return Task(
+            id=str(out.get("task_id", "")),
+            protocol="native",
+            status=parse_status(raw_status),
+            raw_status=raw_status,
+            video_url=out.get("video_url") or None,
+            error_code=out.get("code") or None,
+            error_message=out.get("message") or None,
+            submitted_at=out.get("submit_time"),
+            started_at=out.get("scheduled_time"),
+            finished_at=out.get("end_time"),
+            request_id=payload.get("request_id"),
+            raw=payload,
+        )
+
+
+class Unified:
+    name = "unified"
+    create_path = "/v1/videos"
+
+    @staticmethod
+    def task_path(task_id: str) -> str:
+        return f"/v1/videos/{task_id}"
+
+    @staticmethod
+    def content_path(task_id: str) -> str:
+        return f"/v1/videos/{task_id}/content"
+
+    @staticmethod
+    def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
+        r = v.request
+        body: dict[str, Any] = {"model": r.model}
+        if r.prompt is not None:
+            body["prompt"] = r.prompt
+        if r.size is not None:
+            body["size"] = r.size.lower()
+        if r.duration is not None:
+            body["seconds"] = str(r.duration)  # the unified endpoint documents seconds as a string
+        if r.generate_audio is not None:
+            body["generate_audio"] = r.generate_audio
+        if r.seed is not None:
+            body["seed"] = r.seed
+        body["input_reference"] = {
+            "content": [{"type": "image_url", "role": "first_frame", "image_url": {"url": url("image")}}]
+        }
+        return body
+
+    @staticmethod
+    def parse_task(payload: dict[str, Any]) -> Task:
+        raw_status = str(payload.get("status", ""))
+        err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        progress = payload.get("progress")
+        meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        return Task(
+            id=str(payload.get("id", "")),
+            protocol="unified",
+            status=parse_status(raw_status),
+            raw_status=raw_status,
+            progress=int(progress) if isinstance(progress, int | float) else None,
+            video_url=meta.get("url") or payload.get("video_url") or None,
+            error_code=err.get("code") or None,
+            error_message=err.get("message") or None,
+            model=payload.get("model"),
+            submitted_at=_unix(payload.get("created_at")),
+            finished_at=_unix(payload.get("completed_at")),
+            raw=payload,
+        )
+
+
+Protocol = type[Native] | type[Unified]
+PROTOCOLS: dict[str, Protocol] = {"native": Native, "unified": Unified}
+
+
+def _unix(value: object) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return None
