@@ -94,7 +94,7 @@ def validate(req: VideoRequest, protocol: str) -> Validated:
 
 
 def _check_protocol_fields(req: VideoRequest, protocol: str) -> None:
-    other, fields = ("native", UNIFIED_ONLY) if protocol == "native" else ("unified", NATIVE_ONLY)
+    other, fields = ("unified", UNIFIED_ONLY) if protocol == "native" else ("native", NATIVE_ONLY)
     for name in fields:
         if getattr(req, name) is not None:
             raise FieldError(name, f"the {protocol} protocol cannot carry this; use --protocol {other} "

@@ -1,0 +1,1 @@
+complete --command wanvid --no-files --arguments "(env _WANVID_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) wanvid)" --condition "env _WANVID_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) wanvid"

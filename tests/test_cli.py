@@ -1,0 +1,347 @@
+"""Every command in-process (CliRunner) against a real sandbox: stdout, stderr, exit codes, files, requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from wanvid.cli import app
+from wanvid.sandbox import Sandbox
+
+from .conftest import TEST_KEY
+
+SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
+FAST = ["--poll-interval", "0.05"]
+
+
+def wv(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+    result = CliRunner().invoke(app, list(args), input=input, env=env)
+    everything = result.stdout + result.stderr
+    assert TEST_KEY not in everything, "the API key leaked into output"
+    assert "Traceback" not in everything
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture
+def gw(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    return sandbox
+
+
+@pytest.fixture
+def cat(isolated: Path) -> Path:
+    path = isolated / "cat.png"
+    Image.new("RGB", (832, 480), "teal").save(path)
+    return path
+
+
+def created_bodies(sb: Sandbox, path: str = "/aliyun/v1/videos/generations") -> list:
+    return [r.json for r in sb.requests(path) if r.method == "POST"]
+
+
+# -- create -------------------------------------------------------------------------------------
+
+def test_create_prints_only_the_id_and_sends_the_documented_body(gw, cat):
+    r = wv("create", str(cat), "-p", "the cat walks", "--duration", "5", "--resolution", "720p", "--seed", "1")
+    assert r.exit_code == 0
+    (body,) = created_bodies(gw)
+    task_id = r.stdout.strip()
+    assert r.stdout == task_id + "\n" and task_id
+    assert body["model"] == "wan2.7-i2v" and body["input"]["prompt"] == "the cat walks"
+    assert body["input"]["media"][0]["type"] == "first_frame"
+    assert body["input"]["media"][0]["url"].startswith("data:image/png;base64,")
+    assert body["parameters"] == {"duration": 5, "resolution": "720P", "seed": 1}
+    assert f"wanvid wait {task_id}" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "check"),
+    [
+        (["-m", "wan2.6-i2v", "--shot-type", "multi", "--audio", "https://e.com/a.mp3"],
+         "/aliyun/v1/videos/generations",
+         lambda b: set(b["input"]) == {"prompt", "img_url", "audio_url"} and b["parameters"] == {"shot_type": "multi"}),
+        (["-m", "wan2.7-i2v", "--last-frame", "https://e.com/z.png", "--audio", "https://e.com/a.wav"],
+         "/aliyun/v1/videos/generations",
+         lambda b: [m["type"] for m in b["input"]["media"]] == ["first_frame", "last_frame", "driving_audio"]),
+        (["--protocol", "unified", "-m", "wan2.7-i2v", "--size", "1280x720", "--duration", "5"],
+         "/v1/videos",
+         lambda b: b["seconds"] == "5" and b["input_reference"]["content"][0]["role"] == "first_frame"),
+        (["--protocol", "unified", "-m", "wan2.6-i2v", "--generate-audio"],
+         "/v1/videos", lambda b: b["generate_audio"] is True and b["model"] == "wan2.6-i2v"),
+    ],
+)
+def test_each_model_and_protocol_sends_its_shape(gw, cat, args, path, check):
+    r = wv("create", str(cat), "-p", "go", *args)
+    assert r.exit_code == 0, r.stderr
+    (body,) = created_bodies(gw, path)
+    assert check(body)
+
+
+def test_first_clip_continuation_needs_no_image(gw, isolated):
+    clip = Path(__file__).parent / "data" / "clip-3s.mov"
+    r = wv("create", "--first-clip", str(clip), "-p", "continue")
+    assert r.exit_code == 0, r.stderr
+    (body,) = created_bodies(gw)
+    assert body["input"]["media"][0]["type"] == "first_clip"
+    assert body["input"]["media"][0]["url"].startswith("data:video/quicktime;base64,")
+
+
+def test_dry_run_sends_nothing_shortens_data_and_hides_the_key(gw, cat):
+    r = wv("create", str(cat), "-p", "x", "--dry-run")
+    assert r.exit_code == 0
+    assert gw.requests() == []
+    assert r.stdout.startswith(f"POST {gw.url}/aliyun/v1/videos/generations\n")
+    assert "Authorization: Bearer ****" in r.stdout and "chars]" in r.stdout
+    doc = json.loads(wv("create", str(cat), "--dry-run", "--json").stdout)
+    assert doc["method"] == "POST" and doc["body"]["input"]["media"][0]["url"].startswith("data:image/png")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--duration", "16"], "--duration: duration 16 s is not allowed for wan2.7-i2v"),
+        (["-m", "wan2.6-i2v", "--duration", "7"], "use 5, 10 or 15"),
+        (["--seed", "-5"], "--seed"),
+        (["--shot-type", "multi"], "--shot-type: shot type is only for wan2.6-i2v"),
+        (["--protocol", "unified", "--last-frame", "x.png"], "--last-frame: the unified protocol cannot carry"),
+        (["--size", "1280x720"], "--size: the native protocol cannot carry this; use --protocol unified"),
+        (["-p", "x" * 5001], "--prompt: prompt is 5001 characters"),
+        (["--audio", "missing.wav"], "missing.wav"),
+        (["--first-clip", "https://e.com/c.mp4"], "media combination"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_sent(gw, cat, args, needle):
+    r = wv("create", str(cat), *args)
+    assert r.exit_code == 2
+    assert needle in r.stderr and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
+    assert r.stdout == "" and gw.requests() == []
+
+
+def test_image_checked_by_content(gw, isolated):
+    fake = isolated / "photo.png"
+    fake.write_text("<html>not an image</html>")
+    r = wv("create", str(fake))
+    assert r.exit_code == 2 and "IMAGE:" in r.stderr and gw.requests() == []
+    tiny = isolated / "tiny.png"
+    Image.new("RGB", (100, 100)).save(tiny)
+    r = wv("create", str(tiny))
+    assert r.exit_code == 2 and "100x100" in r.stderr
+
+
+def test_unknown_model_warns_and_the_server_judges(gw, cat):
+    r = wv("create", str(cat), "-m", "wan3.0-i2v")
+    assert "warning: model 'wan3.0-i2v' is not one wanvid knows" in r.stderr
+    assert len(created_bodies(gw)) == 1  # sent, not blocked locally
+    assert r.exit_code == 2 and "ModelNotFound" in r.stderr
+
+
+def test_missing_key_names_all_three_ways_and_sends_nothing(sandbox, cat, monkeypatch):
+    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
+    r = wv("create", str(cat))
+    assert r.exit_code == 4
+    for way in ("--api-key", "WANVID_API_KEY", "wanvid config set-key"):
+        assert way in r.stderr
+    assert sandbox.requests() == []
+
+
+def test_rejected_key_exits_4(cat):
+    with Sandbox(api_key="only-this-key") as sb:
+        r = wv("create", str(cat), "--base-url", sb.url, "--api-key", TEST_KEY)
+    assert r.exit_code == 4 and "InvalidApiKey" in r.stderr
+
+
+# -- status / wait / download -------------------------------------------------------------------
+
+def _created(gw: Sandbox, cat: Path, *extra: str) -> str:
+    return wv("create", str(cat), *extra).stdout.strip()
+
+
+def test_status_in_each_output_mode(gw, cat):
+    task_id = _created(gw, cat)
+    human = wv("status", task_id)
+    assert human.exit_code == 0 and f"task       {task_id}" in human.stdout and "PENDING" in human.stdout
+    assert wv("status", task_id, "-q").stdout in ("PENDING\n", "RUNNING\n")
+    doc = json.loads(wv("status", task_id, "--json").stdout)
+    assert doc["id"] == task_id and doc["protocol"] == "native" and doc["raw"]["output"]["task_id"] == task_id
+
+
+def test_status_of_unknown_task_exits_5_on_both_protocols(gw):
+    assert wv("status", "nope").exit_code == 5
+    r = wv("status", "nope", "--protocol", "unified")
+    assert r.exit_code == 5 and "task_not_exist" in r.stderr
+
+
+def test_wait_prints_url_and_plain_progress_lines(gw, cat):
+    task_id = _created(gw, cat)
+    r = wv("wait", task_id, *FAST)
+    assert r.exit_code == 0
+    assert r.stdout.startswith("http://localhost:") and r.stdout.count("\n") == 1
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"task {task_id}: PENDING") and lines[-1].startswith(f"task {task_id}: SUCCEEDED")
+    assert "\x1b[" not in r.stderr  # no ANSI without a terminal
+
+
+def test_unified_wait_shows_progress(gw, cat):
+    task_id = _created(gw, cat, "--protocol", "unified")
+    r = wv("wait", task_id, "--protocol", "unified", *FAST)
+    assert r.exit_code == 0 and "RUNNING" in r.stderr
+
+
+def test_failed_task_exits_3_with_code_and_message(gw, cat):
+    gw.faults.fail_code, gw.faults.fail_message = "DataInspectionFailed", "input image flagged"
+    task_id = _created(gw, cat)
+    r = wv("wait", task_id, *FAST)
+    assert r.exit_code == 3 and "DataInspectionFailed: input image flagged" in r.stderr and r.stdout == ""
+    doc = json.loads(wv("wait", task_id, "--json", *FAST).stdout)
+    assert doc["status"] == "FAILED" and doc["error"]["code"] == "DataInspectionFailed"
+
+
+def test_wait_timeout_exits_124_with_resume_command(gw, cat):
+    task_id = _created(gw, cat, "--protocol", "unified")
+    r = wv("wait", task_id, "--timeout", "0.1", "--protocol", "unified", *FAST)
+    assert r.exit_code == 124
+    assert f"resume with: wanvid wait {task_id} --protocol unified" in r.stderr
+
+
+def test_download_writes_the_video_and_never_overwrites(gw, cat, isolated):
+    task_id = _created(gw, cat)
+    assert wv("download", task_id).exit_code == 2  # not finished yet
+    wv("wait", task_id, *FAST)
+    r = wv("download", task_id)
+    assert r.exit_code == 0 and r.stdout == f"{isolated / (task_id + '.mp4')}\n"
+    assert Path(r.stdout.strip()).read_bytes() == SAMPLE
+    again = wv("download", task_id)
+    assert again.exit_code == 2 and "--force" in again.stderr
+    out = isolated / "sub"
+    out.mkdir()
+    assert wv("download", task_id, "-o", str(out), "-q").stdout == f"{out / (task_id + '.mp4')}\n"
+    assert wv("download", task_id, "--force").exit_code == 0
+
+
+def test_cut_download_leaves_nothing_half_written(gw, cat, isolated):
+    task_id = _created(gw, cat)
+    wv("wait", task_id, *FAST)
+    gw.faults.cut_download_after, gw.faults.cut_downloads = 1000, 1
+    r = wv("download", task_id, "-o", "v.mp4")
+    assert r.exit_code == 6 and ("cut off" in r.stderr or "dropped" in r.stderr)
+    assert not (isolated / "v.mp4").exists() and not list(isolated.glob(".v.mp4*"))
+    assert wv("download", task_id, "-o", "v.mp4").exit_code == 0
+    assert (isolated / "v.mp4").read_bytes() == SAMPLE
+
+
+def test_expired_task_exits_5(gw, cat):
+    task_id = _created(gw, cat)
+    gw.faults.expire = True
+    assert wv("download", task_id).exit_code == 5
+    assert wv("wait", task_id, *FAST).exit_code == 5
+
+
+def test_throttle_and_server_errors_are_survived_or_exit_6(gw, cat, monkeypatch):
+    task_id = _created(gw, cat)
+    gw.faults.throttle, gw.faults.retry_after = 2, 0.05
+    r = wv("status", task_id)
+    assert r.exit_code == 0 and r.stderr.count("retrying GET") == 2
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "1")
+    gw.faults.server_errors = 5
+    r = wv("status", task_id)
+    assert r.exit_code == 6 and "500" in r.stderr
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+def test_run_end_to_end(gw, cat, isolated):
+    r = wv("run", str(cat), "-p", "the cat walks toward the camera", *FAST)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == f"{isolated / 'cat.mp4'}\n"
+    assert (isolated / "cat.mp4").read_bytes() == SAMPLE
+    assert "created task" in r.stderr and "saved" in r.stderr
+
+
+def test_run_json_is_one_document_and_refuses_to_overwrite_before_paying(gw, cat, isolated):
+    doc = json.loads(wv("run", str(cat), "--json", *FAST).stdout)
+    assert doc["path"] == str(isolated / "cat.mp4") and doc["task"]["status"] == "SUCCEEDED"
+    assert doc["bytes"] == len(SAMPLE)
+    before = len(gw.requests())
+    r = wv("run", str(cat), *FAST)
+    assert r.exit_code == 2 and "already exists" in r.stderr
+    assert len(gw.requests()) == before  # nothing paid for
+
+
+def test_run_with_failure_exits_3(gw, cat, isolated):
+    gw.faults.fail_code, gw.faults.fail_message = "InternalError.Algo", "generation failed"
+    r = wv("run", str(cat), *FAST)
+    assert r.exit_code == 3 and "InternalError.Algo" in r.stderr
+    assert not (isolated / "cat.mp4").exists()
+
+
+def test_json_and_quiet_together_is_usage_error(gw, cat):
+    assert wv("create", str(cat), "--json", "-q").exit_code == 2
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+def _auth_seen(sb: Sandbox) -> str:
+    return sb.requests()[-1].headers["authorization"]
+
+
+def test_key_precedence_flag_env_file(sandbox, cat, monkeypatch):
+    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
+    assert wv("config", "set-key", "--stdin", input="from-file-key-123456\n").exit_code == 0
+    wv("create", str(cat))
+    assert _auth_seen(sandbox) == "Bearer from-file-key-123456"
+    monkeypatch.setenv("OPEAI_API_KEY", "from-opeai-env")
+    wv("create", str(cat))
+    assert _auth_seen(sandbox) == "Bearer from-opeai-env"
+    monkeypatch.setenv("WANVID_API_KEY", "from-wanvid-env")
+    wv("create", str(cat))
+    assert _auth_seen(sandbox) == "Bearer from-wanvid-env"
+    wv("create", str(cat), "--api-key", "from-flag")
+    assert _auth_seen(sandbox) == "Bearer from-flag"
+
+
+def test_config_file_is_private_and_show_masks_and_attributes(isolated, monkeypatch):
+    r = wv("config", "set-key", "--stdin", "--profile", "work", input=TEST_KEY + "\n")
+    path = Path(r.stdout.strip())
+    assert path == isolated / "config" / "config.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    wv("config", "set", "base_url", "http://127.0.0.1:9", "--profile", "work")
+    monkeypatch.setenv("WANVID_PROFILE", "work")
+    monkeypatch.setenv("WANVID_PROTOCOL", "unified")
+    doc = json.loads(wv("config", "show", "--json").stdout)
+    assert doc["api_key"] == {"value": "****rint", "source": "file"}
+    assert doc["base_url"]["source"] == "file" and doc["protocol"]["source"] == "env WANVID_PROTOCOL"
+    assert doc["profile"] == {"value": "work", "source": "env WANVID_PROFILE"}
+    human = wv("config", "show", "--base-url", "https://x.example").stdout
+    assert "https://x.example" in human and "(flag)" in human
+    assert wv("config", "path").stdout.strip() == str(path)
+
+
+def test_config_refuses_key_on_command_line_and_bad_values(isolated):
+    assert wv("config", "set", "api_key", "secret").exit_code == 2
+    assert wv("config", "set", "protocol", "grpc").exit_code == 2
+    assert wv("config", "set-key").exit_code == 2  # no terminal and no --stdin
+    bad = isolated / "config" / "config.toml"
+    bad.parent.mkdir()
+    bad.write_text("this is [not toml")
+    r = wv("config", "show")
+    assert r.exit_code == 2 and "not valid TOML" in r.stderr
+
+
+def test_version_and_help_are_cheap_and_work():
+    assert wv("--version").stdout.startswith("wanvid ")
+    r = wv("run", "--help")
+    for flag in ("--prompt", "--timeout", "--force", "--api-key", "--json", "--protocol"):
+        assert flag in r.stdout
+
+
+def test_env_dir_isolation_is_real():
+    assert os.environ["WANVID_CONFIG_DIR"].endswith("config")

@@ -1,0 +1,138 @@
+"""wanvid as users and scripts run it: real processes, a real `wanvid sandbox`, signals, completions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import TEST_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "examples" / "cat.png"
+WANVID = [sys.executable, "-m", "wanvid"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*WANVID, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    assert TEST_KEY not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """`wanvid sandbox` started the way a user starts it, stopped with Ctrl-C (SIGINT)."""
+    proc = subprocess.Popen([*WANVID, "sandbox", "--port", "0", "--queue-seconds", "0.2", "--run-seconds", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:")
+    yield url
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
+@pytest.fixture
+def env(gateway: str) -> dict[str, str]:
+    return {"WANVID_BASE_URL": gateway, "WANVID_API_KEY": TEST_KEY}
+
+
+def faults(url: str, **switches: object) -> None:
+    req = urllib.request.Request(f"{url}/_sandbox/faults", data=json.dumps(switches).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=5).close()
+
+
+def test_run_end_to_end_as_a_process(env, tmp_path):
+    proc = run("run", str(CAT), "-p", "the cat walks toward the camera", "--poll-interval", "0.1", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{tmp_path / 'cat.mp4'}\n"
+    data = (tmp_path / "cat.mp4").read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 10_000
+
+
+def test_console_script_and_module_agree():
+    script = Path(sys.executable).parent / "wanvid"
+    if not script.exists():
+        pytest.skip("console script not installed in this environment")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out == run("--version").stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "needle"),
+    [
+        (None, ["create", str(CAT), "--duration", "99"], 2, "--duration"),
+        (None, ["status", "no-such-task"], 5, "unknown to the gateway"),
+        ({"fail_code": "DataInspectionFailed", "fail_message": "flagged"},
+         ["run", str(CAT), "--poll-interval", "0.1"], 3, "DataInspectionFailed: flagged"),
+        ({"server_errors": 50}, ["status", "x"], 6, "gateway error 500"),
+        (None, ["run", str(CAT), "--timeout", "0.2", "--poll-interval", "0.1"], 124, "resume with: wanvid wait"),
+    ],
+)
+def test_exit_codes_as_a_process(gateway, env, setup, args, code, needle):
+    if setup:
+        faults(gateway, **setup)
+    proc = run(*args, env={**env, "WANVID_MAX_RETRIES": "0"})
+    assert proc.returncode == code, proc.stderr
+    assert needle in proc.stderr
+
+
+def test_missing_key_exits_4_as_a_process(gateway):
+    proc = run("create", str(CAT), env={"WANVID_BASE_URL": gateway})
+    assert proc.returncode == 4 and "wanvid config set-key" in proc.stderr
+
+
+def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(env):
+    proc = run("create", str(CAT), env=env)
+    task_id = proc.stdout.strip()
+    faults(env["WANVID_BASE_URL"], expire=False)
+    waiter = subprocess.Popen([*WANVID, "wait", task_id, "--poll-interval", "5"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+    time.sleep(1.0)
+    waiter.send_signal(signal.SIGINT)
+    out, err = waiter.communicate(timeout=10)
+    assert waiter.returncode == 130
+    assert task_id in err and f"resume with: wanvid wait {task_id}" in err and out == ""
+    assert "Traceback" not in err
+
+
+def test_cli_import_stays_light():
+    code = ("import sys, wanvid.cli; heavy = {'requests', 'urllib3', 'rich.progress', 'rich.live', 'PIL'}"
+            " & set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["wanvid.bash", "_wanvid", "wanvid.fish"])
+def test_committed_completions_match_the_cli(name):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from gen_completions import SHELLS, script
+    finally:
+        sys.path.pop(0)
+    shell = {v: k for k, v in SHELLS.items()}[name]
+    assert (ROOT / "completions" / name).read_text() == script(shell), "run `make completions`"
+
+
+def test_bash_completion_request_offers_commands_options_and_models():
+    def complete(words: str) -> list[str]:
+        cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+        env = {**os.environ, "_WANVID_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        proc = subprocess.run([*WANVID], capture_output=True, text=True, env=env, timeout=30)
+        return proc.stdout.split()
+
+    assert {"create", "status", "wait", "download", "run", "config", "sandbox"} <= set(complete("wanvid "))
+    assert "--negative-prompt" in complete("wanvid create --neg")
+    assert complete("wanvid run x.png -m wan2.") == ["wan2.7-i2v", "wan2.6-i2v"]
+    assert set(complete("wanvid create --protocol ")) == {"native", "unified"}
