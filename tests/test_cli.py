@@ -50,6 +50,7 @@ def created_bodies(sb: Sandbox, path: str = "/aliyun/v1/videos/generations") -> 
 
 # -- create -------------------------------------------------------------------------------------
 
+
 def test_create_prints_only_the_id_and_sends_the_documented_body(gw, cat):
     r = wv("create", str(cat), "-p", "the cat walks", "--duration", "5", "--resolution", "720p", "--seed", "1")
     assert r.exit_code == 0
@@ -66,17 +67,28 @@ def test_create_prints_only_the_id_and_sends_the_documented_body(gw, cat):
 @pytest.mark.parametrize(
     ("args", "path", "check"),
     [
-        (["-m", "wan2.6-i2v", "--shot-type", "multi", "--audio", "https://e.com/a.mp3"],
-         "/aliyun/v1/videos/generations",
-         lambda b: set(b["input"]) == {"prompt", "img_url", "audio_url"} and b["parameters"] == {"shot_type": "multi"}),
-        (["-m", "wan2.7-i2v", "--last-frame", "https://e.com/z.png", "--audio", "https://e.com/a.wav"],
-         "/aliyun/v1/videos/generations",
-         lambda b: [m["type"] for m in b["input"]["media"]] == ["first_frame", "last_frame", "driving_audio"]),
-        (["--protocol", "unified", "-m", "wan2.7-i2v", "--size", "1280x720", "--duration", "5"],
-         "/v1/videos",
-         lambda b: b["seconds"] == "5" and b["input_reference"]["content"][0]["role"] == "first_frame"),
-        (["--protocol", "unified", "-m", "wan2.6-i2v", "--generate-audio"],
-         "/v1/videos", lambda b: b["generate_audio"] is True and b["model"] == "wan2.6-i2v"),
+        (
+            ["-m", "wan2.6-i2v", "--shot-type", "multi", "--audio", "https://e.com/a.mp3"],
+            "/aliyun/v1/videos/generations",
+            lambda b: (
+                set(b["input"]) == {"prompt", "img_url", "audio_url"} and b["parameters"] == {"shot_type": "multi"}
+            ),
+        ),
+        (
+            ["-m", "wan2.7-i2v", "--last-frame", "https://e.com/z.png", "--audio", "https://e.com/a.wav"],
+            "/aliyun/v1/videos/generations",
+            lambda b: [m["type"] for m in b["input"]["media"]] == ["first_frame", "last_frame", "driving_audio"],
+        ),
+        (
+            ["--protocol", "unified", "-m", "wan2.7-i2v", "--size", "1280x720", "--duration", "5"],
+            "/v1/videos",
+            lambda b: b["seconds"] == "5" and b["input_reference"]["content"][0]["role"] == "first_frame",
+        ),
+        (
+            ["--protocol", "unified", "-m", "wan2.6-i2v", "--generate-audio"],
+            "/v1/videos",
+            lambda b: b["generate_audio"] is True and b["model"] == "wan2.6-i2v",
+        ),
     ],
 )
 def test_each_model_and_protocol_sends_its_shape(gw, cat, args, path, check):
@@ -160,6 +172,7 @@ def test_rejected_key_exits_4(cat):
 
 
 # -- status / wait / download -------------------------------------------------------------------
+
 
 def _created(gw: Sandbox, cat: Path, *extra: str) -> str:
     return wv("create", str(cat), *extra).stdout.strip()
@@ -258,12 +271,16 @@ def test_throttle_and_server_errors_are_survived_or_exit_6(gw, cat, monkeypatch)
 
 # -- run ----------------------------------------------------------------------------------------
 
+
 def test_run_end_to_end(gw, cat, isolated):
     r = wv("run", str(cat), "-p", "the cat walks toward the camera", *FAST)
     assert r.exit_code == 0, r.stderr
     assert r.stdout == f"{isolated / 'cat.mp4'}\n"
     assert (isolated / "cat.mp4").read_bytes() == SAMPLE
     assert "created task" in r.stderr and "saved" in r.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((isolated / "cat.mp4").stat().st_mode) == 0o666 & ~umask
 
 
 def test_run_json_is_one_document_and_refuses_to_overwrite_before_paying(gw, cat, isolated):
@@ -288,6 +305,7 @@ def test_json_and_quiet_together_is_usage_error(gw, cat):
 
 
 # -- settings -----------------------------------------------------------------------------------
+
 
 def _auth_seen(sb: Sandbox) -> str:
     return sb.requests()[-1].headers["authorization"]

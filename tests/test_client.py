@@ -123,8 +123,12 @@ def test_error_body_on_http_200_and_non_json_are_errors():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    answers = iter([(b'{"error": {"code": "InvalidParameter", "message": "bad seed"}}', "application/json"),
-                    (b"<html>proxy error</html>", "text/html")])
+    answers = iter(
+        [
+            (b'{"error": {"code": "InvalidParameter", "message": "bad seed"}}', "application/json"),
+            (b"<html>proxy error</html>", "text/html"),
+        ]
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

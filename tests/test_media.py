@@ -197,9 +197,7 @@ def test_image_side_too_large(spec: ModelSpec, tmp_path: Path) -> None:
     r = spec.image
     path = tmp_path / "big.png"
     path.write_bytes(_png_header(r.max_side + 1, max(r.min_side, (r.max_side + 1) // 8 + 1)))
-    rejects(
-        inspect_image, path, r, "last_frame", spec.name, field="last_frame", match=f"last frame {path} is"
-    )
+    rejects(inspect_image, path, r, "last_frame", spec.name, field="last_frame", match=f"last frame {path} is")
 
 
 def test_image_aspect_limit_wan27(tmp_path: Path) -> None:
@@ -435,10 +433,7 @@ def test_mp3_fixture_passes(spec: ModelSpec, name: str) -> None:
 def test_mp3_too_short(spec: ModelSpec) -> None:
     path = DATA / "tone-1s.mp3"
     msg = rejects(inspect_audio, path, spec.audio, "audio", spec.name, field="audio")
-    assert (
-        f"audio {path} is 1.1 s long; {spec.name} needs {spec.audio.min_seconds} to 30 s — use a longer clip"
-        in msg
-    )
+    assert f"audio {path} is 1.1 s long; {spec.name} needs {spec.audio.min_seconds} to 30 s — use a longer clip" in msg
 
 
 def test_mp3_is_sniffed_not_named(tmp_path: Path) -> None:
@@ -504,14 +499,7 @@ def test_mp3_xing_frame_count_is_trusted(version: str, tmp_path: Path) -> None:
 
 def test_mp3_tags_padding_and_trailer(tmp_path: Path) -> None:
     count = round(4 * 44100 / 1152)
-    raw = (
-        _id3v2(300, footer=True)
-        + _id3v2(50)
-        + b"\0" * 700
-        + _mp3_frames("mpeg1", count)
-        + b"TAG"
-        + b"x" * 125
-    )
+    raw = _id3v2(300, footer=True) + _id3v2(50) + b"\0" * 700 + _mp3_frames("mpeg1", count) + b"TAG" + b"x" * 125
     path = tmp_path / "tagged.mp3"
     path.write_bytes(raw)
     assert inspect_audio(path, W26.audio, "audio", W26.name).seconds == pytest.approx(count * 1152 / 44100)
@@ -738,9 +726,7 @@ def test_mp4_corrupt_boxes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="corrupt MP4: bad trak box inside moov"):
         mp4_info(io.BytesIO(bad_child))
     path = write(tmp_path, "clip.mp4", bad_child)
-    rejects(
-        inspect_video, path, W27.video, "first_clip", field="first_clip", match="can't be read (corrupt MP4"
-    )
+    rejects(inspect_video, path, W27.video, "first_clip", field="first_clip", match="can't be read (corrupt MP4")
 
 
 @pytest.mark.parametrize("brand", [b"isom", b"mp42", b"M4V ", b"avc1"])

@@ -89,9 +89,21 @@ def test_unknown_model_warns_and_skips_model_checks(png):
 
 
 def test_native_wan27_body_shape(png):
-    v = validate(VideoRequest("wan2.7-i2v", png, prompt="walk", negative_prompt="blur", resolution="720P",
-                              duration=5, seed=7, prompt_extend=False, watermark=True,
-                              last_frame="https://example.com/last.png"), "native")
+    v = validate(
+        VideoRequest(
+            "wan2.7-i2v",
+            png,
+            prompt="walk",
+            negative_prompt="blur",
+            resolution="720P",
+            duration=5,
+            seed=7,
+            prompt_extend=False,
+            watermark=True,
+            last_frame="https://example.com/last.png",
+        ),
+        "native",
+    )
     body = body_for(v)
     assert set(body) == {"model", "input", "parameters"}
     assert body["input"]["prompt"] == "walk" and body["input"]["negative_prompt"] == "blur"
@@ -99,8 +111,13 @@ def test_native_wan27_body_shape(png):
     assert [m["type"] for m in media] == ["first_frame", "last_frame"]
     assert media[0]["url"].startswith("data:image/png;base64,")
     assert media[1]["url"] == "https://example.com/last.png"
-    assert body["parameters"] == {"resolution": "720P", "duration": 5, "prompt_extend": False,
-                                  "watermark": True, "seed": 7}
+    assert body["parameters"] == {
+        "resolution": "720P",
+        "duration": 5,
+        "prompt_extend": False,
+        "watermark": True,
+        "seed": 7,
+    }
 
 
 def test_native_wan26_body_shape(png):
@@ -112,8 +129,10 @@ def test_native_wan26_body_shape(png):
 
 
 def test_unified_body_shape(png):
-    v = validate(VideoRequest("wan2.7-i2v", png, prompt="walk", duration=5, size="1280X720", seed=3,
-                              generate_audio=False), "unified")
+    v = validate(
+        VideoRequest("wan2.7-i2v", png, prompt="walk", duration=5, size="1280X720", seed=3, generate_audio=False),
+        "unified",
+    )
     body = body_for(v)
     assert body["seconds"] == "5" and body["size"] == "1280x720" and "content" not in body
     content = body["input_reference"]["content"]
@@ -130,19 +149,35 @@ def test_abbreviate_shortens_only_data_uris():
 
 @pytest.mark.parametrize(
     ("word", "status"),
-    [("PENDING", Status.PENDING), ("queued", Status.PENDING), ("NOT_START", Status.PENDING),
-     ("Submitted", Status.PENDING), ("IN_PROGRESS", Status.RUNNING), ("running", Status.RUNNING),
-     ("SUCCESS", Status.SUCCEEDED), ("completed", Status.SUCCEEDED), ("SUCCEEDED", Status.SUCCEEDED),
-     ("FAILURE", Status.FAILED), ("failed", Status.FAILED), ("CANCELED", Status.CANCELED),
-     ("UNKNOWN", Status.NOT_FOUND), ("WEIRD_NEW", Status.UNRECOGNIZED), (None, Status.UNRECOGNIZED)],
+    [
+        ("PENDING", Status.PENDING),
+        ("queued", Status.PENDING),
+        ("NOT_START", Status.PENDING),
+        ("Submitted", Status.PENDING),
+        ("IN_PROGRESS", Status.RUNNING),
+        ("running", Status.RUNNING),
+        ("SUCCESS", Status.SUCCEEDED),
+        ("completed", Status.SUCCEEDED),
+        ("SUCCEEDED", Status.SUCCEEDED),
+        ("FAILURE", Status.FAILED),
+        ("failed", Status.FAILED),
+        ("CANCELED", Status.CANCELED),
+        ("UNKNOWN", Status.NOT_FOUND),
+        ("WEIRD_NEW", Status.UNRECOGNIZED),
+        (None, Status.UNRECOGNIZED),
+    ],
 )
 def test_every_status_vocabulary_maps_case_insensitively(word, status):
     assert parse_status(word) is status
 
 
 def test_parse_answers_of_both_protocols():
-    n = Native.parse_task({"request_id": "r1", "output": {"task_id": "t1", "task_status": "FAILED",
-                                                          "code": "DataInspectionFailed", "message": "bad"}})
+    n = Native.parse_task(
+        {
+            "request_id": "r1",
+            "output": {"task_id": "t1", "task_status": "FAILED", "code": "DataInspectionFailed", "message": "bad"},
+        }
+    )
     assert (n.id, n.status, n.error_code, n.request_id) == ("t1", Status.FAILED, "DataInspectionFailed", "r1")
     u = Unified.parse_task({"id": "v1", "status": "in_progress", "progress": 40, "created_at": 0})
     assert (u.id, u.status, u.progress, u.submitted_at) == ("v1", Status.RUNNING, 40, "1970-01-01 00:00:00 UTC")

@@ -22,8 +22,9 @@ WANVID = [sys.executable, "-m", "wanvid"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*WANVID, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [*WANVID, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     assert TEST_KEY not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -32,8 +33,12 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
 @pytest.fixture
 def gateway() -> Iterator[str]:
     """`wanvid sandbox` started the way a user starts it, stopped with Ctrl-C (SIGINT)."""
-    proc = subprocess.Popen([*WANVID, "sandbox", "--port", "0", "--queue-seconds", "0.2", "--run-seconds", "0.5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*WANVID, "sandbox", "--port", "0", "--queue-seconds", "0.2", "--run-seconds", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:")
@@ -48,8 +53,12 @@ def env(gateway: str) -> dict[str, str]:
 
 
 def faults(url: str, **switches: object) -> None:
-    req = urllib.request.Request(f"{url}/_sandbox/faults", data=json.dumps(switches).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}/_sandbox/faults",
+        data=json.dumps(switches).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(req, timeout=5).close()
 
 
@@ -74,8 +83,12 @@ def test_console_script_and_module_agree():
     [
         (None, ["create", str(CAT), "--duration", "99"], 2, "--duration"),
         (None, ["status", "no-such-task"], 5, "unknown to the gateway"),
-        ({"fail_code": "DataInspectionFailed", "fail_message": "flagged"},
-         ["run", str(CAT), "--poll-interval", "0.1"], 3, "DataInspectionFailed: flagged"),
+        (
+            {"fail_code": "DataInspectionFailed", "fail_message": "flagged"},
+            ["run", str(CAT), "--poll-interval", "0.1"],
+            3,
+            "DataInspectionFailed: flagged",
+        ),
         ({"server_errors": 50}, ["status", "x"], 6, "gateway error 500"),
         (None, ["run", str(CAT), "--timeout", "0.2", "--poll-interval", "0.1"], 124, "resume with: wanvid wait"),
     ],
@@ -97,8 +110,13 @@ def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(env):
     proc = run("create", str(CAT), env=env)
     task_id = proc.stdout.strip()
     faults(env["WANVID_BASE_URL"], expire=False)
-    waiter = subprocess.Popen([*WANVID, "wait", task_id, "--poll-interval", "5"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+    waiter = subprocess.Popen(
+        [*WANVID, "wait", task_id, "--poll-interval", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     time.sleep(1.0)
     waiter.send_signal(signal.SIGINT)
     out, err = waiter.communicate(timeout=10)
@@ -108,8 +126,10 @@ def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(env):
 
 
 def test_cli_import_stays_light():
-    code = ("import sys, wanvid.cli; heavy = {'requests', 'urllib3', 'rich.progress', 'rich.live', 'PIL'}"
-            " & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, wanvid.cli; heavy = {'requests', 'urllib3', 'rich.progress', 'rich.live', 'PIL'}"
+        " & set(sys.modules); print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

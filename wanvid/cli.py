@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -26,7 +26,7 @@ from . import __version__, config
 from .errors import FieldError, Interrupted, UsageError, WaitTimeout, WanvidError
 from .models import DEFAULT_MODEL, MODELS
 from .output import Output, describe
-from .request import VideoRequest, Validated, validate
+from .request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
     from .client import Client
@@ -45,17 +45,17 @@ config_app = typer.Typer(help="Store the API key and show where each setting com
 app.add_typer(config_app, name="config")
 
 
-class ProtocolName(str, Enum):
+class ProtocolName(StrEnum):
     native = "native"
     unified = "unified"
 
 
-class Resolution(str, Enum):
+class Resolution(StrEnum):
     p720 = "720P"
     p1080 = "1080P"
 
 
-class ShotType(str, Enum):
+class ShotType(StrEnum):
     single = "single"
     multi = "multi"
 
@@ -67,94 +67,306 @@ def _complete_model(incomplete: str) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # Option groups. Each is a list of keyword parameters appended to a command's signature.
 
+
 def _param(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
 COMMON = "Common options"
 COMMON_PARAMS = [
-    _param("api_key", Annotated[Optional[str], typer.Option(
-        "--api-key", help="API key [default: WANVID_API_KEY, OPEAI_API_KEY, then the config file].",
-        show_default=False, rich_help_panel=COMMON)]),
-    _param("base_url", Annotated[Optional[str], typer.Option(
-        "--base-url", help="Gateway URL [default: WANVID_BASE_URL, config file, https://api-platform.ope.ai].",
-        show_default=False, rich_help_panel=COMMON)]),
-    _param("profile", Annotated[Optional[str], typer.Option(
-        "--profile", help="Config profile [default: WANVID_PROFILE or 'default'].", show_default=False,
-        rich_help_panel=COMMON)]),
-    _param("protocol", Annotated[Optional[ProtocolName], typer.Option(
-        "--protocol", case_sensitive=False, show_default=False, rich_help_panel=COMMON,
-        help="Gateway protocol: native (Aliyun format, all features) or unified (/v1/videos) "
-        "[default: WANVID_PROTOCOL, config file, native].")]),
-    _param("json_out", Annotated[bool, typer.Option(
-        "--json", help="Print exactly one JSON document on stdout; no progress.", rich_help_panel=COMMON)], False),
-    _param("quiet", Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print only the task id or file path on stdout; no progress.",
-        rich_help_panel=COMMON)], False),
+    _param(
+        "api_key",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--api-key",
+                help="API key [default: WANVID_API_KEY, OPEAI_API_KEY, then the config file].",
+                show_default=False,
+                rich_help_panel=COMMON,
+            ),
+        ],
+    ),
+    _param(
+        "base_url",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--base-url",
+                help="Gateway URL [default: WANVID_BASE_URL, config file, https://api-platform.ope.ai].",
+                show_default=False,
+                rich_help_panel=COMMON,
+            ),
+        ],
+    ),
+    _param(
+        "profile",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                help="Config profile [default: WANVID_PROFILE or 'default'].",
+                show_default=False,
+                rich_help_panel=COMMON,
+            ),
+        ],
+    ),
+    _param(
+        "protocol",
+        Annotated[
+            ProtocolName | None,
+            typer.Option(
+                "--protocol",
+                case_sensitive=False,
+                show_default=False,
+                rich_help_panel=COMMON,
+                help="Gateway protocol: native (Aliyun format, all features) or unified (/v1/videos) "
+                "[default: WANVID_PROTOCOL, config file, native].",
+            ),
+        ],
+    ),
+    _param(
+        "json_out",
+        Annotated[
+            bool,
+            typer.Option(
+                "--json", help="Print exactly one JSON document on stdout; no progress.", rich_help_panel=COMMON
+            ),
+        ],
+        False,
+    ),
+    _param(
+        "quiet",
+        Annotated[
+            bool,
+            typer.Option(
+                "--quiet",
+                "-q",
+                help="Print only the task id or file path on stdout; no progress.",
+                rich_help_panel=COMMON,
+            ),
+        ],
+        False,
+    ),
 ]
 
 CREATE = "Video options"
 CREATE_PARAMS = [
-    _param("image", Annotated[Optional[str], typer.Argument(
-        help="First frame: a local image file or an http(s)/data URL (may be omitted with --first-clip).",
-        show_default=False)]),
-    _param("prompt", Annotated[Optional[str], typer.Option(
-        "--prompt", "-p", help="What should happen in the video.", show_default=False, rich_help_panel=CREATE)]),
-    _param("negative_prompt", Annotated[Optional[str], typer.Option(
-        "--negative-prompt", help="What to avoid (native).", show_default=False, rich_help_panel=CREATE)]),
-    _param("model", Annotated[str, typer.Option(
-        "--model", "-m", help="Model id; unknown ids are sent unchecked with a warning.",
-        autocompletion=_complete_model, rich_help_panel=CREATE)], DEFAULT_MODEL),
-    _param("resolution", Annotated[Optional[Resolution], typer.Option(
-        "--resolution", case_sensitive=False, help="Output resolution (native) [server default: 1080P].",
-        show_default=False, rich_help_panel=CREATE)]),
-    _param("duration", Annotated[Optional[int], typer.Option(
-        "--duration", help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [server default: 5].",
-        show_default=False, rich_help_panel=CREATE)]),
-    _param("seed", Annotated[Optional[int], typer.Option(
-        "--seed", help="Random seed, 0-2147483647.", show_default=False, rich_help_panel=CREATE)]),
-    _param("prompt_extend", Annotated[Optional[bool], typer.Option(
-        "--prompt-extend/--no-prompt-extend", help="Let the server rewrite the prompt (native) "
-        "[server default: on].", show_default=False, rich_help_panel=CREATE)]),
-    _param("watermark", Annotated[Optional[bool], typer.Option(
-        "--watermark/--no-watermark", help="Add the provider's watermark (native) [server default: off].",
-        show_default=False, rich_help_panel=CREATE)]),
-    _param("shot_type", Annotated[Optional[ShotType], typer.Option(
-        "--shot-type", case_sensitive=False, help="single or multi shot (wan2.6-i2v, native).",
-        show_default=False, rich_help_panel=CREATE)]),
-    _param("last_frame", Annotated[Optional[str], typer.Option(
-        "--last-frame", help="Last frame image, file or URL (wan2.7-i2v, native).", show_default=False,
-        rich_help_panel=CREATE)]),
-    _param("audio", Annotated[Optional[str], typer.Option(
-        "--audio", help="Driving audio, wav/mp3 file or URL (native).", show_default=False,
-        rich_help_panel=CREATE)]),
-    _param("first_clip", Annotated[Optional[str], typer.Option(
-        "--first-clip", help="A video to continue, mp4/mov file or URL (wan2.7-i2v, native).",
-        show_default=False, rich_help_panel=CREATE)]),
-    _param("size", Annotated[Optional[str], typer.Option(
-        "--size", help="WIDTHxHEIGHT, e.g. 1280x720 (unified).", show_default=False, rich_help_panel=CREATE)]),
-    _param("generate_audio", Annotated[Optional[bool], typer.Option(
-        "--generate-audio/--no-generate-audio", help="Generate a soundtrack (unified).", show_default=False,
-        rich_help_panel=CREATE)]),
+    _param(
+        "image",
+        Annotated[
+            str | None,
+            typer.Argument(
+                help="First frame: a local image file or an http(s)/data URL (may be omitted with --first-clip).",
+                show_default=False,
+            ),
+        ],
+    ),
+    _param(
+        "prompt",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--prompt", "-p", help="What should happen in the video.", show_default=False, rich_help_panel=CREATE
+            ),
+        ],
+    ),
+    _param(
+        "negative_prompt",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--negative-prompt", help="What to avoid (native).", show_default=False, rich_help_panel=CREATE
+            ),
+        ],
+    ),
+    _param(
+        "model",
+        Annotated[
+            str,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Model id; unknown ids are sent unchecked with a warning.",
+                autocompletion=_complete_model,
+                rich_help_panel=CREATE,
+            ),
+        ],
+        DEFAULT_MODEL,
+    ),
+    _param(
+        "resolution",
+        Annotated[
+            Resolution | None,
+            typer.Option(
+                "--resolution",
+                case_sensitive=False,
+                help="Output resolution (native) [server default: 1080P].",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "duration",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--duration",
+                help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [server default: 5].",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "seed",
+        Annotated[
+            int | None,
+            typer.Option("--seed", help="Random seed, 0-2147483647.", show_default=False, rich_help_panel=CREATE),
+        ],
+    ),
+    _param(
+        "prompt_extend",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--prompt-extend/--no-prompt-extend",
+                help="Let the server rewrite the prompt (native) [server default: on].",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "watermark",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--watermark/--no-watermark",
+                help="Add the provider's watermark (native) [server default: off].",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "shot_type",
+        Annotated[
+            ShotType | None,
+            typer.Option(
+                "--shot-type",
+                case_sensitive=False,
+                help="single or multi shot (wan2.6-i2v, native).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "last_frame",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--last-frame",
+                help="Last frame image, file or URL (wan2.7-i2v, native).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "audio",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--audio",
+                help="Driving audio, wav/mp3 file or URL (native).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "first_clip",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--first-clip",
+                help="A video to continue, mp4/mov file or URL (wan2.7-i2v, native).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "size",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--size", help="WIDTHxHEIGHT, e.g. 1280x720 (unified).", show_default=False, rich_help_panel=CREATE
+            ),
+        ],
+    ),
+    _param(
+        "generate_audio",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--generate-audio/--no-generate-audio",
+                help="Generate a soundtrack (unified).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
 ]
 
 WAIT = "Wait options"
 WAIT_PARAMS = [
-    _param("timeout", Annotated[float, typer.Option(
-        "--timeout", help="Give up waiting after this many seconds (exit 124; the task keeps running).",
-        rich_help_panel=WAIT)], 1800.0),
-    _param("poll_interval", Annotated[Optional[float], typer.Option(
-        "--poll-interval", help="Poll at this fixed interval in seconds [default: 2 s growing to 15 s].",
-        show_default=False, rich_help_panel=WAIT)]),
+    _param(
+        "timeout",
+        Annotated[
+            float,
+            typer.Option(
+                "--timeout",
+                help="Give up waiting after this many seconds (exit 124; the task keeps running).",
+                rich_help_panel=WAIT,
+            ),
+        ],
+        1800.0,
+    ),
+    _param(
+        "poll_interval",
+        Annotated[
+            float | None,
+            typer.Option(
+                "--poll-interval",
+                help="Poll at this fixed interval in seconds [default: 2 s growing to 15 s].",
+                show_default=False,
+                rich_help_panel=WAIT,
+            ),
+        ],
+    ),
 ]
 
 OUT = "Output file"
 OUT_PARAMS = [
-    _param("output", Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Where to save the MP4 (a file, or a directory to put it in).",
-        show_default=False, rich_help_panel=OUT)]),
-    _param("force", Annotated[bool, typer.Option(
-        "--force", help="Replace an existing file.", rich_help_panel=OUT)], False),
+    _param(
+        "output",
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Where to save the MP4 (a file, or a directory to put it in).",
+                show_default=False,
+                rich_help_panel=OUT,
+            ),
+        ],
+    ),
+    _param(
+        "force", Annotated[bool, typer.Option("--force", help="Replace an existing file.", rich_help_panel=OUT)], False
+    ),
 ]
 
 
@@ -175,8 +387,12 @@ class Ctx:
 
     @cached_property
     def settings(self) -> config.Settings:
-        return config.resolve(api_key=self.api_key, base_url=self.base_url, profile=self.profile,
-                              protocol=self.protocol.value if self.protocol else None)
+        return config.resolve(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            profile=self.profile,
+            protocol=self.protocol.value if self.protocol else None,
+        )
 
     @property
     def protocol_name(self) -> str:
@@ -186,8 +402,11 @@ class Ctx:
         from .client import Client
 
         key = self.settings.require_key()
-        return Client(self.settings.base_url.value or config.DEFAULT_BASE_URL, key,
-                      on_retry=self.out.warn if self.out.progress else None)
+        return Client(
+            self.settings.base_url.value or config.DEFAULT_BASE_URL,
+            key,
+            on_retry=self.out.warn if self.out.progress else None,
+        )
 
     def again(self, *words: str) -> str:
         """The exact command that picks up where this one stopped."""
@@ -215,9 +434,11 @@ def command(target: typer.Typer, name: str, *groups: list[inspect.Parameter]) ->
         grouped = {p.name: p for group in groups for p in group}
         # A body may name a group's option in its own signature (for readability); the group's
         # declaration wins and takes that place.
-        own = [grouped.pop(p.name, p).replace(kind=inspect.Parameter.KEYWORD_ONLY)
-               for p in sig.parameters.values()
-               if p.name != "ctx" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+        own = [
+            grouped.pop(p.name, p).replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in sig.parameters.values()
+            if p.name != "ctx" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
         params = own + list(grouped.values()) + COMMON_PARAMS
         common_names = [p.name for p in COMMON_PARAMS]
 
@@ -252,17 +473,28 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("WANVID_DEBUG"):
             raise
-        ctx.out.error(WanvidError(f"unexpected {type(exc).__name__}: {exc}",
-                                  hint="rerun with WANVID_DEBUG=1 for a traceback and report it"))
+        ctx.out.error(
+            WanvidError(
+                f"unexpected {type(exc).__name__}: {exc}",
+                hint="rerun with WANVID_DEBUG=1 for a traceback and report it",
+            )
+        )
         raise typer.Exit(1) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared steps.
 
-FLAGS = {"image": "IMAGE", "negative_prompt": "--negative-prompt", "prompt_extend": "--prompt-extend",
-         "shot_type": "--shot-type", "last_frame": "--last-frame", "first_clip": "--first-clip",
-         "generate_audio": "--generate-audio", "media": "IMAGE/--last-frame/--audio/--first-clip"}
+FLAGS = {
+    "image": "IMAGE",
+    "negative_prompt": "--negative-prompt",
+    "prompt_extend": "--prompt-extend",
+    "shot_type": "--shot-type",
+    "last_frame": "--last-frame",
+    "first_clip": "--first-clip",
+    "generate_audio": "--generate-audio",
+    "media": "IMAGE/--last-frame/--audio/--first-clip",
+}
 
 
 def _validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
@@ -287,8 +519,12 @@ def _wait(ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interva
     resume = ctx.again("wait", task_id)
     try:
         with ctx.out.polling(task_id) as view:
-            task = wait_for(lambda: query(client, ctx.protocol_name, task_id), timeout=timeout,
-                            interval=poll_interval, on_update=view.update)
+            task = wait_for(
+                lambda: query(client, ctx.protocol_name, task_id),
+                timeout=timeout,
+                interval=poll_interval,
+                on_update=view.update,
+            )
     except WaitTimeout as exc:
         exc.hint = f"the task keeps running; resume with: {resume}"
         raise
@@ -305,11 +541,19 @@ def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool) -> 
 
     try:
         with ctx.out.downloading(dest.name) as view:
-            got = download(client, PROTOCOLS[ctx.protocol_name].content_path(task.id), dest, force=force,
-                           on_start=view.start, on_chunk=view.advance)
+            got = download(
+                client,
+                PROTOCOLS[ctx.protocol_name].content_path(task.id),
+                dest,
+                force=force,
+                on_start=view.start,
+                on_chunk=view.advance,
+            )
     except KeyboardInterrupt:
-        raise Interrupted(f"download stopped; task {task.id} is safe",
-                          hint=f"resume with: {ctx.again('download', task.id, '-o', str(dest))}") from None
+        raise Interrupted(
+            f"download stopped; task {task.id} is safe",
+            hint=f"resume with: {ctx.again('download', task.id, '-o', str(dest))}",
+        ) from None
     ctx.out.info(f"saved {got.path} ({got.size:,} bytes)")
     return got.path
 
@@ -331,19 +575,22 @@ def _stem(ref: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Commands.
 
+
 @command(app, "create", CREATE_PARAMS)
 def create(
     ctx: Ctx,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the exact request (data URIs shortened, key hidden) and send nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the exact request (data URIs shortened, key hidden) and send nothing."),
+    ] = False,
     **opts: Any,
 ) -> None:
     """Submit a task and print its id."""
     v = _validated(ctx, opts)
     if dry_run:
-        from .service import dry_run as describe_request
-
         import json
+
+        from .service import dry_run as describe_request
 
         req = describe_request(v, ctx.settings.base_url.value or config.DEFAULT_BASE_URL)
         headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
@@ -395,8 +642,10 @@ def download(
     client = ctx.client()
     task = check_outcome(query(client, ctx.protocol_name, task_id))
     if not task.status.ended:
-        raise UsageError(f"task {task_id} is {describe(task)}, not finished yet",
-                         hint=f"wait for it with: {ctx.again('wait', task_id)}")
+        raise UsageError(
+            f"task {task_id} is {describe(task)}, not finished yet",
+            hint=f"wait for it with: {ctx.again('wait', task_id)}",
+        )
     path = _save(ctx, client, task, dest, force)
     ctx.out.result(str(path), {"task_id": task.id, "path": str(path), "bytes": path.stat().st_size})
 
@@ -430,14 +679,21 @@ def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8765,
     queue_seconds: Annotated[float, typer.Option("--queue-seconds", help="How long tasks stay PENDING.")] = 2.0,
     run_seconds: Annotated[float, typer.Option("--run-seconds", help="How long tasks stay RUNNING.")] = 6.0,
-    fail: Annotated[Optional[str], typer.Option(
-        "--fail", metavar="CODE:MESSAGE", help="Fault: new tasks end FAILED with this code and message.")] = None,
+    fail: Annotated[
+        str | None,
+        typer.Option("--fail", metavar="CODE:MESSAGE", help="Fault: new tasks end FAILED with this code and message."),
+    ] = None,
     throttle: Annotated[int, typer.Option("--throttle", help="Fault: answer the next N API calls 429.")] = 0,
     server_errors: Annotated[int, typer.Option("--server-errors", help="Fault: answer the next N API calls 500.")] = 0,
-    cut_download_after: Annotated[Optional[int], typer.Option(
-        "--cut-download-after", metavar="BYTES", help="Fault: drop the first download after this many bytes.")] = None,
-    slow_download: Annotated[Optional[int], typer.Option(
-        "--slow-download", metavar="BYTES_PER_S", help="Fault: serve downloads at this rate.")] = None,
+    cut_download_after: Annotated[
+        int | None,
+        typer.Option(
+            "--cut-download-after", metavar="BYTES", help="Fault: drop the first download after this many bytes."
+        ),
+    ] = None,
+    slow_download: Annotated[
+        int | None, typer.Option("--slow-download", metavar="BYTES_PER_S", help="Fault: serve downloads at this rate.")
+    ] = None,
     expire: Annotated[bool, typer.Option("--expire", help="Fault: every task reports as expired.")] = False,
 ) -> None:
     """Run the built-in gateway emulator in the foreground and print its base URL.
@@ -452,7 +708,9 @@ def sandbox(
     try:
         sb = Sandbox(host, port, api_key=ctx.api_key, queue_seconds=queue_seconds, run_seconds=run_seconds)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port (0 = any free port)") from None
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port (0 = any free port)"
+        ) from None
     f = sb.faults
     f.fail_code, f.fail_message = (code or None), (message or None if code else None)
     f.throttle, f.server_errors = throttle, server_errors
@@ -468,10 +726,13 @@ def sandbox(
 # ---------------------------------------------------------------------------------------------
 # config
 
+
 @command(config_app, "set-key")
 def config_set_key(
     ctx: Ctx,
-    stdin: Annotated[bool, typer.Option("--stdin", help="Read the key from standard input instead of prompting.")] = False,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the key from standard input instead of prompting.")
+    ] = False,
 ) -> None:
     """Store the API key for the profile (prompted without echo, or read with --stdin)."""
     if stdin:
@@ -495,8 +756,9 @@ def config_set(
 ) -> None:
     """Store a setting for the profile."""
     if name == "api_key":
-        raise UsageError("the key is not set on the command line (shell history keeps it)",
-                         hint="use: wanvid config set-key")
+        raise UsageError(
+            "the key is not set on the command line (shell history keeps it)", hint="use: wanvid config set-key"
+        )
     if name not in config.FILE_KEYS:
         raise UsageError(f"unknown setting {name!r}", hint="settings are: base_url, protocol")
     config.resolve(**{name: value})  # the same checks a flag would get
@@ -520,8 +782,10 @@ def config_show(ctx: Ctx) -> None:
     text = "\n".join(f"{k:<9} {shown[k]:<40} ({v.source})" for k, v in rows.items())
     text += f"\n{'file':<9} {config.config_path()}"
     data = {k: {"value": shown[k], "source": v.source} for k, v in rows.items()}
-    data["config_file"] = {"value": str(config.config_path()), "source": "env WANVID_CONFIG_DIR"
-                           if os.environ.get("WANVID_CONFIG_DIR") else "default"}
+    data["config_file"] = {
+        "value": str(config.config_path()),
+        "source": "env WANVID_CONFIG_DIR" if os.environ.get("WANVID_CONFIG_DIR") else "default",
+    }
     ctx.out.result(text, data)
 
 
@@ -537,10 +801,16 @@ def _profile(ctx: Ctx) -> str:
 
 
 def _format_task(task: "Task") -> str:
-    rows = [("task", task.id), ("status", describe(task)), ("model", task.model),
-            ("submitted", task.submitted_at), ("started", task.started_at), ("finished", task.finished_at),
-            ("video", task.video_url),
-            ("error", ": ".join(x for x in (task.error_code, task.error_message) if x) or None)]
+    rows = [
+        ("task", task.id),
+        ("status", describe(task)),
+        ("model", task.model),
+        ("submitted", task.submitted_at),
+        ("started", task.started_at),
+        ("finished", task.finished_at),
+        ("video", task.video_url),
+        ("error", ": ".join(x for x in (task.error_code, task.error_message) if x) or None),
+    ]
     return "\n".join(f"{k:<10} {v}" for k, v in rows if v)
 
 
@@ -552,8 +822,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Turn a still image into a video with Alibaba's Wan models through the ope.ai gateway.
 

@@ -111,7 +111,12 @@ class Client:
         while True:
             try:
                 resp = self.session.request(
-                    method, url, json=json, headers=headers, auth=self.auth, stream=stream,
+                    method,
+                    url,
+                    json=json,
+                    headers=headers,
+                    auth=self.auth,
+                    stream=stream,
                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                 )
             except requests.ConnectionError as exc:
@@ -134,8 +139,10 @@ class Client:
                 resp.close()
             attempt += 1
             if self.on_retry:
-                self.on_retry(f"retrying {method} {urlsplit(url).path} in {wait:.1f}s "
-                              f"(attempt {attempt + 1} of {self.max_retries + 1})")
+                self.on_retry(
+                    f"retrying {method} {urlsplit(url).path} in {wait:.1f}s "
+                    f"(attempt {attempt + 1} of {self.max_retries + 1})"
+                )
             self.sleep(wait)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -185,12 +192,16 @@ def _json_body(resp: requests.Response) -> dict[str, Any]:
         raise ApiError(
             f"the gateway answered HTTP {resp.status_code} with something that is not JSON "
             f"({resp.headers.get('Content-Type', 'no content type')})",
-            status=resp.status_code, request_id=request_id_of(resp),
+            status=resp.status_code,
+            request_id=request_id_of(resp),
             hint="check --base-url points at the gateway",
         ) from None
     if not isinstance(body, dict):
-        raise ApiError(f"the gateway answered HTTP {resp.status_code} with JSON that is not an object",
-                       status=resp.status_code, request_id=request_id_of(resp))
+        raise ApiError(
+            f"the gateway answered HTTP {resp.status_code} with JSON that is not an object",
+            status=resp.status_code,
+            request_id=request_id_of(resp),
+        )
     if body.get("error"):
         raise error_from_response(resp, body)
     return body

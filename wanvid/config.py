@@ -67,8 +67,10 @@ def load_file() -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {path} is not valid TOML ({exc})",
-                         hint=f"fix or delete {path}, then run `wanvid config set-key`") from None
+        raise UsageError(
+            f"config file {path} is not valid TOML ({exc})",
+            hint=f"fix or delete {path}, then run `wanvid config set-key`",
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
     return data
@@ -106,12 +108,16 @@ def resolve(
         protocol=_pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
     )
     if settings.protocol.value not in ("native", "unified"):
-        raise UsageError(f"protocol {settings.protocol.value!r} (from {settings.protocol.source}) "
-                         "is not 'native' or 'unified'", hint="use --protocol native or --protocol unified")
+        raise UsageError(
+            f"protocol {settings.protocol.value!r} (from {settings.protocol.source}) is not 'native' or 'unified'",
+            hint="use --protocol native or --protocol unified",
+        )
     url = settings.base_url.value or ""
     if not url.startswith(("http://", "https://")):
-        raise UsageError(f"base URL {url!r} (from {settings.base_url.source}) is not an http(s) URL",
-                         hint="use e.g. --base-url https://api-platform.ope.ai")
+        raise UsageError(
+            f"base URL {url!r} (from {settings.base_url.source}) is not an http(s) URL",
+            hint="use e.g. --base-url https://api-platform.ope.ai",
+        )
     return settings
 
 

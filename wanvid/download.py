@@ -64,11 +64,13 @@ def download(
         except OSError as exc:
             raise UsageError(f"cannot write in {dest.parent}: {exc.strerror}", hint="pick another -o") from None
         tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved video follows the user's umask
         try:
             size = _copy(resp, fd, on_chunk)
             if total is not None and size != total:
-                raise Unavailable(f"download cut off after {size} of {total} bytes",
-                                  hint="run the same download command again")
+                raise Unavailable(
+                    f"download cut off after {size} of {total} bytes", hint="run the same download command again"
+                )
             _place(tmp, dest, force)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -78,23 +80,33 @@ def download(
     return Downloaded(dest, size)
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _copy(resp: requests.Response, fd: int, on_chunk: Callable[[int], None]) -> int:
     size = 0
     with os.fdopen(fd, "wb") as out:
         try:
             for chunk in resp.iter_content(CHUNK):
                 if size == 0 and chunk[4:8] != b"ftyp":
-                    raise WanvidError("the download is not an MP4 video (no ISO-BMFF 'ftyp' header)",
-                                      hint="the gateway sent something else; try `wanvid status` and retry")
+                    raise WanvidError(
+                        "the download is not an MP4 video (no ISO-BMFF 'ftyp' header)",
+                        hint="the gateway sent something else; try `wanvid status` and retry",
+                    )
                 out.write(chunk)
                 size += len(chunk)
                 on_chunk(len(chunk))
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout):
-            raise Unavailable(f"the connection dropped after {size} bytes",
-                              hint="run the same download command again") from None
+            raise Unavailable(
+                f"the connection dropped after {size} bytes", hint="run the same download command again"
+            ) from None
         except OSError as exc:
-            raise UsageError(f"cannot write the video: {exc.strerror}",
-                             hint="free some space or pick another -o") from None
+            raise UsageError(
+                f"cannot write the video: {exc.strerror}", hint="free some space or pick another -o"
+            ) from None
     return size
 
 

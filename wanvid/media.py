@@ -227,9 +227,7 @@ def inspect_image(path: Path, rule: ImageRule | None, field: str, model: str = "
     if fmt == "MPO":
         fmt = "JPEG"
     if fmt not in allowed:
-        raise FieldError(
-            field, f"{label} {path} is a {fmt} image; {who} takes {_or_list(allowed)} — convert it to PNG"
-        )
+        raise FieldError(field, f"{label} {path} is a {fmt} image; {who} takes {_or_list(allowed)} — convert it to PNG")
     if rule:
         _check_sides(field, path, w, h, rule.min_side, rule.max_side, who, "resize it or pick another image")
         aspect = max(w, h) / min(w, h)
@@ -590,8 +588,7 @@ def inspect_video(path: Path, rule: VideoRule | None, field: str, model: str = "
             if str(e) == "not an ISO-BMFF/MP4 file":
                 raise FieldError(
                     field,
-                    f"{label} {path} is not an {names} video — "
-                    f"convert it: ffmpeg -i {_sh(path)} converted.mp4",
+                    f"{label} {path} is not an {names} video — convert it: ffmpeg -i {_sh(path)} converted.mp4",
                 ) from None
             raise FieldError(field, f"{label} {path} can't be read ({e}) — export it again") from None
     kind = "mov" if info.major_brand == "qt  " else "mp4"
@@ -605,9 +602,7 @@ def inspect_video(path: Path, rule: VideoRule | None, field: str, model: str = "
         )
     if rule:
         if size > rule.max_bytes:
-            raise _too_big(
-                field, path, size, rule.max_bytes, who, "trim it or re-encode it at a lower bitrate"
-            )
+            raise _too_big(field, path, size, rule.max_bytes, who, "trim it or re-encode it at a lower bitrate")
         if info.duration is None:
             raise FieldError(
                 field,

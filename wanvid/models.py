@@ -140,7 +140,9 @@ def check_params(
             "resolution", f"resolution {resolution!r} is not one of {', '.join(spec.resolutions)} for {spec.name}"
         )
     if duration is not None and (isinstance(duration, bool) or duration not in spec.durations):
-        raise FieldError("duration", f"duration {duration} s is not allowed for {spec.name}: use {_durations_text(spec)}")
+        raise FieldError(
+            "duration", f"duration {duration} s is not allowed for {spec.name}: use {_durations_text(spec)}"
+        )
     if seed is not None and (isinstance(seed, bool) or not 0 <= seed <= SEED_MAX):
         raise FieldError("seed", f"seed {seed} is out of range: use an integer from 0 to {SEED_MAX}")
     if shot_type is not None:

@@ -82,9 +82,9 @@ class Output:
             with _LiveDownload(name) as view:
                 yield view
         else:
-            view = _PlainDownload(name, enabled=self.progress)
-            yield view
-            view.finish()
+            plain = _PlainDownload(name, enabled=self.progress)
+            yield plain
+            plain.finish()
 
 
 def _err(text: str) -> None:
@@ -116,8 +116,13 @@ class _LivePoll:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("task {task.fields[task_id]}"), TextColumn("[bold]{task.fields[state]}"),
-            BarColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+            SpinnerColumn(),
+            TextColumn("task {task.fields[task_id]}"),
+            TextColumn("[bold]{task.fields[state]}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.bar = self.progress.add_task("poll", total=None, task_id=task_id, state="submitted")
 
@@ -154,12 +159,22 @@ class _PlainDownload:
 class _LiveDownload:
     def __init__(self, name: str) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=Console(stderr=True),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
         )
         self.bar = self.progress.add_task(name, total=None)
 

@@ -41,8 +41,12 @@ class Native:
             if r.audio is not None:
                 inp["audio_url"] = url("audio")
         else:  # wan2.7-i2v and models wanvid does not know: the newer media list
-            fields = {"first_frame": "image", "first_clip": "first_clip", "last_frame": "last_frame",
-                      "driving_audio": "audio"}
+            fields = {
+                "first_frame": "image",
+                "first_clip": "first_clip",
+                "last_frame": "last_frame",
+                "driving_audio": "audio",
+            }
             inp["media"] = [{"type": t, "url": url(fields[t])} for t in media_types(r)]
         params = {
             k: getattr(r, k)
@@ -56,7 +60,7 @@ class Native:
 
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
-        out = payload.get("output") or {}
+        out = _obj(payload.get("output"))
         raw_status = str(out.get("task_status", ""))
         return Task(
             id=str(out.get("task_id", "")),
@@ -108,9 +112,9 @@ class Unified:
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
         raw_status = str(payload.get("status", ""))
-        err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        err = _obj(payload.get("error"))
         progress = payload.get("progress")
-        meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        meta = _obj(payload.get("metadata"))
         return Task(
             id=str(payload.get("id", "")),
             protocol="unified",
@@ -129,6 +133,11 @@ class Unified:
 
 Protocol = type[Native] | type[Unified]
 PROTOCOLS: dict[str, Protocol] = {"native": Native, "unified": Unified}
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """A JSON object from the server, or {} when it sent something else (a missing or mistyped field)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _unix(value: object) -> str | None:

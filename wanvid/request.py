@@ -21,8 +21,16 @@ PROTOCOLS = ("native", "unified")
 
 # Fields only one protocol can carry. A flag the chosen protocol cannot carry is an error: silently
 # dropping it would bill the user for a video they did not ask for.
-NATIVE_ONLY = ("negative_prompt", "prompt_extend", "watermark", "shot_type", "last_frame", "audio",
-               "first_clip", "resolution")
+NATIVE_ONLY = (
+    "negative_prompt",
+    "prompt_extend",
+    "watermark",
+    "shot_type",
+    "last_frame",
+    "audio",
+    "first_clip",
+    "resolution",
+)
 UNIFIED_ONLY = ("size", "generate_audio")
 
 
@@ -79,14 +87,19 @@ def validate(req: VideoRequest, protocol: str) -> Validated:
         )
     _check_protocol_fields(req, protocol)
     if spec is not None:
-        check_params(spec, prompt=req.prompt, negative_prompt=req.negative_prompt,
-                     resolution=req.resolution, duration=req.duration, seed=req.seed,
-                     shot_type=req.shot_type)
+        check_params(
+            spec,
+            prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            resolution=req.resolution,
+            duration=req.duration,
+            seed=req.seed,
+            shot_type=req.shot_type,
+        )
     _check_media_shape(req, protocol, spec)
     if req.size is not None:
         _check_size(req.size)
-    for name, kind in (("image", "image"), ("last_frame", "image"), ("audio", "audio"),
-                       ("first_clip", "video")):
+    for name, kind in (("image", "image"), ("last_frame", "image"), ("audio", "audio"), ("first_clip", "video")):
         ref = getattr(req, name)
         if ref is not None:
             out.media[name] = _resolve(name, kind, ref, spec, req.model)
@@ -97,20 +110,25 @@ def _check_protocol_fields(req: VideoRequest, protocol: str) -> None:
     other, fields = ("unified", UNIFIED_ONLY) if protocol == "native" else ("native", NATIVE_ONLY)
     for name in fields:
         if getattr(req, name) is not None:
-            raise FieldError(name, f"the {protocol} protocol cannot carry this; use --protocol {other} "
-                                   "or leave the flag out")
+            raise FieldError(
+                name, f"the {protocol} protocol cannot carry this; use --protocol {other} or leave the flag out"
+            )
 
 
 def _check_media_shape(req: VideoRequest, protocol: str, spec: ModelSpec | None) -> None:
     if req.image is None and req.first_clip is None:
-        raise FieldError("image", "no input: give IMAGE (a file or an http(s)/data URL)"
-                                  + (" or --first-clip" if protocol == "native" else ""))
+        raise FieldError(
+            "image",
+            "no input: give IMAGE (a file or an http(s)/data URL)"
+            + (" or --first-clip" if protocol == "native" else ""),
+        )
     if spec is not None and not spec.native_media:
         # wan2.6-i2v: input.img_url (+ audio_url) only.
         for name in ("last_frame", "first_clip"):
             if getattr(req, name) is not None:
-                raise FieldError(name, f"{spec.name} takes no {name.replace('_', ' ')}; "
-                                       "use --model wan2.7-i2v or leave the flag out")
+                raise FieldError(
+                    name, f"{spec.name} takes no {name.replace('_', ' ')}; use --model wan2.7-i2v or leave the flag out"
+                )
         if req.image is None:
             raise FieldError("image", f"{spec.name} needs IMAGE (its first frame)")
         return
@@ -122,8 +140,12 @@ def _check_media_shape(req: VideoRequest, protocol: str, spec: ModelSpec | None)
 
 def media_types(req: VideoRequest) -> list[str]:
     """The wan2.7 ``input.media`` types this request sends, in the order they are sent."""
-    pairs = (("image", "first_frame"), ("first_clip", "first_clip"), ("last_frame", "last_frame"),
-             ("audio", "driving_audio"))
+    pairs = (
+        ("image", "first_frame"),
+        ("first_clip", "first_clip"),
+        ("last_frame", "last_frame"),
+        ("audio", "driving_audio"),
+    )
     return [t for name, t in pairs if getattr(req, name) is not None]
 
 

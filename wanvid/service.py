@@ -24,8 +24,11 @@ def submit(client: Client, v: Validated) -> Task:
     payload = client.post_json(proto.create_path, body_for(v))
     task = proto.parse_task(payload)
     if not task.id:
-        raise ApiError("the gateway accepted the request but sent no task id", request_id=task.request_id,
-                       hint="check `wanvid status` later; nothing can be resumed without an id")
+        raise ApiError(
+            "the gateway accepted the request but sent no task id",
+            request_id=task.request_id,
+            hint="check `wanvid status` later; nothing can be resumed without an id",
+        )
     task.model = task.model or v.request.model
     return task
 
@@ -52,11 +55,15 @@ def check_outcome(task: Task) -> Task:
     """Return a task that did not fail; raise the error whose exit code says how it ended."""
     if task.status in (Status.FAILED, Status.CANCELED):
         detail = ": ".join(x for x in (task.error_code, task.error_message) if x) or "no reason given"
-        raise TaskFailed(f"task {task.id} ended {task.status.value}: {detail}",
-                         hint="change the input or prompt as the message says, then create a new task")
+        raise TaskFailed(
+            f"task {task.id} ended {task.status.value}: {detail}",
+            hint="change the input or prompt as the message says, then create a new task",
+        )
     if task.status is Status.NOT_FOUND:
-        raise NotFound(f"task {task.id} is unknown to the gateway or has expired",
-                       hint="check the id and --protocol; tasks and results live 24 h")
+        raise NotFound(
+            f"task {task.id} is unknown to the gateway or has expired",
+            hint="check the id and --protocol; tasks and results live 24 h",
+        )
     return task
 
 
