@@ -80,6 +80,7 @@ COMMON_PARAMS = [
             str | None,
             typer.Option(
                 "--api-key",
+                metavar="KEY",
                 help="API key [default: WANVID_API_KEY, OPEAI_API_KEY, then the config file].",
                 show_default=False,
                 rich_help_panel=COMMON,
@@ -92,6 +93,7 @@ COMMON_PARAMS = [
             str | None,
             typer.Option(
                 "--base-url",
+                metavar="URL",
                 help="Gateway URL [default: WANVID_BASE_URL, config file, https://api-platform.ope.ai].",
                 show_default=False,
                 rich_help_panel=COMMON,
@@ -104,6 +106,7 @@ COMMON_PARAMS = [
             str | None,
             typer.Option(
                 "--profile",
+                metavar="NAME",
                 help="Config profile [default: WANVID_PROFILE or 'default'].",
                 show_default=False,
                 rich_help_panel=COMMON,
@@ -156,6 +159,7 @@ CREATE_PARAMS = [
         Annotated[
             str | None,
             typer.Argument(
+                metavar="IMAGE",
                 help="First frame: a local image file or an http(s)/data URL (may be omitted with --first-clip).",
                 show_default=False,
             ),
@@ -166,7 +170,12 @@ CREATE_PARAMS = [
         Annotated[
             str | None,
             typer.Option(
-                "--prompt", "-p", help="What should happen in the video.", show_default=False, rich_help_panel=CREATE
+                "--prompt",
+                "-p",
+                metavar="TEXT",
+                help="What should happen in the video.",
+                show_default=False,
+                rich_help_panel=CREATE,
             ),
         ],
     ),
@@ -175,7 +184,11 @@ CREATE_PARAMS = [
         Annotated[
             str | None,
             typer.Option(
-                "--negative-prompt", help="What to avoid (native).", show_default=False, rich_help_panel=CREATE
+                "--negative-prompt",
+                metavar="TEXT",
+                help="What to avoid (native).",
+                show_default=False,
+                rich_help_panel=CREATE,
             ),
         ],
     ),
@@ -186,6 +199,7 @@ CREATE_PARAMS = [
             typer.Option(
                 "--model",
                 "-m",
+                metavar="MODEL",
                 help="Model id; unknown ids are sent unchecked with a warning.",
                 autocompletion=_complete_model,
                 rich_help_panel=CREATE,
@@ -199,6 +213,7 @@ CREATE_PARAMS = [
             Resolution | None,
             typer.Option(
                 "--resolution",
+                metavar="[720P|1080P]",
                 case_sensitive=False,
                 help="Output resolution (native) [server default: 1080P].",
                 show_default=False,
@@ -212,6 +227,7 @@ CREATE_PARAMS = [
             int | None,
             typer.Option(
                 "--duration",
+                metavar="SECONDS",
                 help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [server default: 5].",
                 show_default=False,
                 rich_help_panel=CREATE,
@@ -222,7 +238,9 @@ CREATE_PARAMS = [
         "seed",
         Annotated[
             int | None,
-            typer.Option("--seed", help="Random seed, 0-2147483647.", show_default=False, rich_help_panel=CREATE),
+            typer.Option(
+                "--seed", metavar="N", help="Random seed, 0-2147483647.", show_default=False, rich_help_panel=CREATE
+            ),
         ],
     ),
     _param(
@@ -255,6 +273,7 @@ CREATE_PARAMS = [
             ShotType | None,
             typer.Option(
                 "--shot-type",
+                metavar="[single|multi]",
                 case_sensitive=False,
                 help="single or multi shot (wan2.6-i2v, native).",
                 show_default=False,
@@ -268,6 +287,7 @@ CREATE_PARAMS = [
             str | None,
             typer.Option(
                 "--last-frame",
+                metavar="FILE|URL",
                 help="Last frame image, file or URL (wan2.7-i2v, native).",
                 show_default=False,
                 rich_help_panel=CREATE,
@@ -280,6 +300,7 @@ CREATE_PARAMS = [
             str | None,
             typer.Option(
                 "--audio",
+                metavar="FILE|URL",
                 help="Driving audio, wav/mp3 file or URL (native).",
                 show_default=False,
                 rich_help_panel=CREATE,
@@ -292,6 +313,7 @@ CREATE_PARAMS = [
             str | None,
             typer.Option(
                 "--first-clip",
+                metavar="FILE|URL",
                 help="A video to continue, mp4/mov file or URL (wan2.7-i2v, native).",
                 show_default=False,
                 rich_help_panel=CREATE,
@@ -303,7 +325,11 @@ CREATE_PARAMS = [
         Annotated[
             str | None,
             typer.Option(
-                "--size", help="WIDTHxHEIGHT, e.g. 1280x720 (unified).", show_default=False, rich_help_panel=CREATE
+                "--size",
+                metavar="WxH",
+                help="WIDTHxHEIGHT, e.g. 1280x720 (unified).",
+                show_default=False,
+                rich_help_panel=CREATE,
             ),
         ],
     ),
@@ -329,6 +355,7 @@ WAIT_PARAMS = [
             float,
             typer.Option(
                 "--timeout",
+                metavar="SECONDS",
                 help="Give up waiting after this many seconds (exit 124; the task keeps running).",
                 rich_help_panel=WAIT,
             ),
@@ -341,6 +368,7 @@ WAIT_PARAMS = [
             float | None,
             typer.Option(
                 "--poll-interval",
+                metavar="SECONDS",
                 help="Poll at this fixed interval in seconds [default: 2 s growing to 15 s].",
                 show_default=False,
                 rich_help_panel=WAIT,
@@ -358,6 +386,7 @@ OUT_PARAMS = [
             typer.Option(
                 "--output",
                 "-o",
+                metavar="PATH",
                 help="Where to save the MP4 (a file, or a directory to put it in).",
                 show_default=False,
                 rich_help_panel=OUT,
