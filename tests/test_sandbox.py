@@ -1,0 +1,641 @@
+"""The gateway emulator over real HTTP: both protocols, validation, lifecycle, downloads, faults, control."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from wanvid.sandbox import Faults, Sandbox, sample_mp4
+
+KEY = "test-key-0123456789-never-print"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+NATIVE_CREATE = "/aliyun/v1/videos/generations"
+PNG_URI = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nnot-really-a-png").decode()
+WAV_URI = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEfmt ").decode()
+BAD_BASE64 = "data:image/png;base64,@@@"
+MP4_URI = "data:video/mp4;base64," + base64.b64encode(b"\x00\x00\x00\x18ftypmp42").decode()
+
+
+def native_body(model: str = "wan2.7-i2v", **parameters: Any) -> dict[str, Any]:
+    if model == "wan2.6-i2v":
+        inp: dict[str, Any] = {"prompt": "a cat walks", "img_url": "https://example.com/cat.png"}
+    else:
+        inp = {
+            "prompt": "a cat walks",
+            "media": [{"type": "first_frame", "url": "https://example.com/cat.png"}],
+        }
+    return {"model": model, "input": inp, "parameters": parameters}
+
+
+def unified_body(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "wan2.7-i2v",
+        "prompt": "a cat walks",
+        "size": "1280x720",
+        "seconds": "5",
+        "input_reference": {"content": [{"type": "image_url", "role": "first_frame", "image_url": {"url": PNG_URI}}]},
+    }
+    body.update(fields)
+    return body
+
+
+def create_native(sb: Sandbox, body: dict[str, Any] | None = None) -> str:
+    r = requests.post(sb.url + NATIVE_CREATE, json=body or native_body(), headers=AUTH)
+    assert r.status_code == 200, r.text
+    return str(r.json()["output"]["task_id"])
+
+
+def create_unified(sb: Sandbox, body: dict[str, Any] | None = None) -> str:
+    r = requests.post(sb.url + "/v1/videos", json=body or unified_body(), headers=AUTH)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def native_task(sb: Sandbox, task_id: str) -> dict[str, Any]:
+    r = requests.get(f"{sb.url}/aliyun/v1/tasks/{task_id}", headers=AUTH)
+    assert r.status_code == 200
+    return dict(r.json())
+
+
+def unified_task(sb: Sandbox, task_id: str) -> requests.Response:
+    return requests.get(f"{sb.url}/v1/videos/{task_id}", headers=AUTH)
+
+
+def statuses_until(read: Callable[[], str], final: set[str], timeout: float = 5.0) -> list[str]:
+    """Poll ``read`` until a final status; return the distinct statuses seen, in order."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read()
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status in final:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"no final status within {timeout}s: {seen}")
+
+
+@pytest.fixture
+def instant() -> Iterator[Sandbox]:
+    """Tasks are finished the moment they are created."""
+    with Sandbox(queue_seconds=0, run_seconds=0) as sb:
+        yield sb
+
+
+# ---- round trips and lifecycle ----------------------------------------------------------------------
+
+
+def test_native_round_trip(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=native_body(duration=10, seed=7), headers=AUTH)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["output"]["task_status"] == "PENDING"
+    assert body["request_id"] == r.headers["X-Request-Id"]
+    task_id = body["output"]["task_id"]
+
+    first = native_task(sandbox, task_id)["output"]
+    assert first["task_status"] == "PENDING"
+    assert "scheduled_time" not in first and "video_url" not in first
+    seen = statuses_until(lambda: native_task(sandbox, task_id)["output"]["task_status"], {"SUCCEEDED"})
+    assert seen == ["PENDING", "RUNNING", "SUCCEEDED"]
+
+    done = native_task(sandbox, task_id)
+    out = done["output"]
+    for key in ("submit_time", "scheduled_time", "end_time"):
+        assert len(out[key]) == 23 and out[key][10] == " " and out[key][19] == "."  # 2026-11-20 10:00:00.123
+    assert out["orig_prompt"] == "a cat walks" and out["actual_prompt"].startswith("a cat walks")
+    assert out["video_url"].startswith(f"http://localhost:{sandbox.port}/_oss/{task_id}.mp4?Expires=")
+    assert done["usage"] == {"duration": 10, "video_count": 1, "SR": 1080}
+    assert "code" not in out
+
+    content = requests.get(f"{sandbox.url}/aliyun/v1/videos/{task_id}/content", headers=AUTH)
+    assert content.status_code == 200
+    assert content.headers["Content-Type"] == "video/mp4" and content.headers["Accept-Ranges"] == "bytes"
+    assert content.content == sample_mp4()
+
+    signed = requests.get(out["video_url"])  # no Authorization: the URL carries its own signature
+    assert signed.status_code == 200 and signed.content == sample_mp4()
+    oss = sandbox.requests("/_oss/")
+    assert len(oss) == 1 and "authorization" not in oss[0].headers
+
+
+def test_unified_round_trip(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.url + "/v1/videos", json=unified_body(), headers=AUTH)
+    assert r.status_code == 200
+    created = r.json()
+    assert set(created) == {"id", "object", "status", "created_at", "model", "prompt", "size", "seconds"}
+    assert created["object"] == "video" and created["status"] == "QUEUED" and created["seconds"] == "5"
+    assert isinstance(created["created_at"], int) and "request_id" not in created
+    task_id = created["id"]
+
+    progress: list[int] = []
+
+    def read() -> str:
+        view = unified_task(sandbox, task_id).json()
+        if view["status"] == "IN_PROGRESS":
+            progress.append(view["progress"])
+        return str(view["status"])
+
+    assert statuses_until(read, {"SUCCESS"}) == ["QUEUED", "IN_PROGRESS", "SUCCESS"]
+    assert progress and all(0 <= p < 100 for p in progress) and progress == sorted(progress)
+    view = unified_task(sandbox, task_id).json()
+    assert view["progress"] == 100 and view["completed_at"] >= view["created_at"]
+    assert view["expires_at"] == view["created_at"] + 86400
+    assert view["metadata"]["url"].startswith("http://localhost:")
+    assert "error" not in view
+
+    content = requests.get(f"{sandbox.url}/v1/videos/{task_id}/content", headers=AUTH)
+    assert content.status_code == 200 and content.content == sample_mp4()
+
+
+def test_tasks_are_shared_across_protocols(instant: Sandbox) -> None:
+    task_id = create_unified(instant)
+    assert native_task(instant, task_id)["output"]["task_status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("upper", ["QUEUED", "IN_PROGRESS", "SUCCESS"]),
+        ("openai", ["queued", "in_progress", "completed"]),
+        ("newapi", ["NOT_START", "SUBMITTED", "IN_PROGRESS", "SUCCESS"]),
+    ],
+)
+def test_status_styles(style: str, expected: list[str]) -> None:
+    with Sandbox(queue_seconds=0.3, run_seconds=0.15, status_style=style) as sb:
+        task_id = create_unified(sb)
+        seen = statuses_until(lambda: str(unified_task(sb, task_id).json()["status"]), {expected[-1]})
+        assert seen == expected
+
+
+FAILED_WORDS = [("upper", "FAILURE"), ("openai", "failed"), ("newapi", "FAILURE")]
+
+
+@pytest.mark.parametrize(("style", "failed"), FAILED_WORDS)
+def test_status_styles_failure(style: str, failed: str) -> None:
+    with Sandbox(queue_seconds=0, run_seconds=0, status_style=style, faults=Faults(fail_code="X")) as sb:
+        assert unified_task(sb, create_unified(sb)).json()["status"] == failed
+
+
+def test_unknown_status_style_is_refused() -> None:
+    with pytest.raises(ValueError, match="status_style"):
+        Sandbox(status_style="lower")
+
+
+# ---- auth -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Basic dXNlcjpwYXNz", "Bearer   "])
+def test_missing_or_malformed_key_is_401(sandbox: Sandbox, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    for method, path in [("POST", NATIVE_CREATE), ("GET", "/aliyun/v1/tasks/x"), ("GET", "/v1/videos/x")]:
+        r = requests.request(method, sandbox.url + path, json=native_body(), headers=headers)
+        assert r.status_code == 401
+        assert r.json()["error"] == {
+            "message": r.json()["error"]["message"],
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "InvalidApiKey",
+        }
+
+
+def test_fixed_api_key_rejects_others_and_never_echoes() -> None:
+    with Sandbox(api_key=KEY, queue_seconds=0, run_seconds=0) as sb:
+        bad_key = {"Authorization": "Bearer nope-123"}
+        wrong = requests.post(sb.url + NATIVE_CREATE, json=native_body(), headers=bad_key)
+        assert wrong.status_code == 401 and "nope-123" not in wrong.text
+        assert create_native(sb)
+        log = requests.get(sb.url + "/_sandbox/requests").text
+        assert KEY not in log and "nope-123" not in log and "[redacted]" in log
+        # In-process the real header stays available for assertions.
+        assert sb.requests(NATIVE_CREATE)[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+# ---- validation -------------------------------------------------------------------------------------
+
+
+def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    node = body
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    return body
+
+
+NATIVE_CASES: list[tuple[str, str, Any, str]] = [
+    # (model, body path to change, new value or KeyError to delete, expected param)
+    ("wan2.7-i2v", "model", KeyError, "model"),
+    ("wan2.7-i2v", "prompt", "top-level", "prompt"),
+    ("wan2.7-i2v", "content", [], "content"),
+    ("wan2.7-i2v", "input", KeyError, "input"),
+    ("wan2.7-i2v", "parameters", [1], "parameters"),
+    ("wan2.7-i2v", "input.prompt", 5, "input.prompt"),
+    ("wan2.7-i2v", "input.media", [], "input.media"),
+    ("wan2.7-i2v", "input.media", [{"type": "last_frame", "url": "https://e.com/a.png"}], "input.media"),
+    ("wan2.7-i2v", "input.media", [{"type": "poster", "url": "https://e.com/a.png"}], "input.media[0].type"),
+    ("wan2.7-i2v", "input.media", [{"type": "first_frame", "url": "ftp://e.com/a"}], "input.media[0].url"),
+    ("wan2.7-i2v", "input.media", [{"type": "first_frame", "url": ""}], "input.media[0].url"),
+    ("wan2.7-i2v", "input.media", [{"type": "first_frame", "url": BAD_BASE64}], "input.media[0].url"),
+    ("wan2.7-i2v", "input.media", [{"type": "first_frame", "url": WAV_URI}], "input.media[0].url"),
+    ("wan2.7-i2v", "input.img_url", "https://e.com/a.png", "input.img_url"),
+    ("wan2.7-i2v", "parameters.duration", 16, "parameters.duration"),
+    ("wan2.7-i2v", "parameters.duration", "5", "parameters.duration"),
+    ("wan2.7-i2v", "parameters.duration", True, "parameters.duration"),
+    ("wan2.7-i2v", "parameters.resolution", "4K", "parameters.resolution"),
+    ("wan2.7-i2v", "parameters.seed", -1, "parameters.seed"),
+    ("wan2.7-i2v", "parameters.seed", False, "parameters.seed"),
+    ("wan2.7-i2v", "parameters.prompt_extend", "yes", "parameters.prompt_extend"),
+    ("wan2.7-i2v", "parameters.watermark", 1, "parameters.watermark"),
+    ("wan2.7-i2v", "parameters.shot_type", "multi", "parameters.shot_type"),
+    ("wan2.7-i2v", "input.negative_prompt", "n" * 501, "input.negative_prompt"),
+    ("wan2.6-i2v", "input.img_url", KeyError, "input.img_url"),
+    ("wan2.6-i2v", "input.img_url", "data:video/mp4;base64,AAAA", "input.img_url"),
+    ("wan2.6-i2v", "input.audio_url", PNG_URI, "input.audio_url"),
+    ("wan2.6-i2v", "input.media", [{"type": "first_frame", "url": PNG_URI}], "input.media"),
+    ("wan2.6-i2v", "input.prompt", "p" * 1501, "input.prompt"),
+    ("wan2.6-i2v", "parameters.duration", 7, "parameters.duration"),
+    ("wan2.6-i2v", "parameters.shot_type", "triple", "parameters.shot_type"),
+]
+
+
+@pytest.mark.parametrize(("model", "path", "value", "param"), NATIVE_CASES)
+def test_native_validation(sandbox: Sandbox, model: str, path: str, value: Any, param: str) -> None:
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=_set(native_body(model), path, value), headers=AUTH)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "InvalidParameter" and error["param"] == param
+    assert param.split(".")[-1].split("[")[0] in error["message"]
+    assert r.json()["request_id"] == r.headers["X-Request-Id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        native_body("wan2.6-i2v", duration=15, shot_type="multi", resolution="720P"),
+        {"model": "wan2.6-i2v", "input": {"img_url": PNG_URI, "audio_url": WAV_URI}},
+        {
+            "model": "wan2.7-i2v",
+            "input": {
+                "media": [
+                    {"type": "first_clip", "url": MP4_URI},
+                    {"type": "last_frame", "url": "http://example.com/end.jpg"},
+                ]
+            },
+            "parameters": {"duration": 2, "seed": 2147483647, "prompt_extend": False, "watermark": True},
+        },
+    ],
+)
+def test_native_accepts_valid_bodies(sandbox: Sandbox, body: dict[str, Any]) -> None:
+    assert create_native(sandbox, body)
+
+
+def test_native_unknown_model_and_bad_json(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=native_body("wan9-i2v"), headers=AUTH)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "ModelNotFound" and r.json()["error"]["param"] == "model"
+    r = requests.post(sandbox.url + NATIVE_CREATE, data=b"{not json", headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=[1, 2], headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["param"] is None
+
+
+UNIFIED_CASES: list[tuple[str, Any, str]] = [
+    ("content", [{"type": "text", "text": "hi"}], "content"),
+    ("model", 5, "model"),
+    ("prompt", ["x"], "prompt"),
+    ("prompt", "p" * 5001, "prompt"),
+    ("size", "big", "size"),
+    ("size", "0x720", "size"),
+    ("seconds", 5, "seconds"),
+    ("seconds", "5s", "seconds"),
+    ("seconds", "16", "seconds"),
+    ("generate_audio", "no", "generate_audio"),
+    ("seed", "1", "seed"),
+    ("seed", 2147483648, "seed"),
+    ("input_reference", KeyError, "input_reference"),
+    ("input_reference.content", [], "input_reference.content"),
+    ("input_reference.content", [{"type": "text", "text": "x"}], "input_reference.content"),
+    (
+        "input_reference.content",
+        [{"type": "image_url", "image_url": "u"}],
+        "input_reference.content[0].image_url",
+    ),
+    (
+        "input_reference.content",
+        [{"type": "text"}, {"type": "image_url", "image_url": {"url": "file:///a.png"}}],
+        "input_reference.content[1].image_url.url",
+    ),
+    (
+        "input_reference.content",
+        [{"type": "image_url", "image_url": {"url": WAV_URI}}],
+        "input_reference.content[0].image_url.url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "param"), UNIFIED_CASES)
+def test_unified_validation(sandbox: Sandbox, path: str, value: Any, param: str) -> None:
+    r = requests.post(sandbox.url + "/v1/videos", json=_set(unified_body(), path, value), headers=AUTH)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "InvalidParameter" and error["param"] == param
+    assert param.split(".")[-1].split("[")[0] in error["message"]
+    assert "request_id" not in r.json()
+
+
+def test_unified_unknown_model_and_defaults(sandbox: Sandbox) -> None:
+    r = requests.post(sandbox.url + "/v1/videos", json=unified_body(model="sora-2"), headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "ModelNotFound"
+    minimal = {"model": "wan2.7-i2v", "input_reference": unified_body()["input_reference"]}
+    created = requests.post(sandbox.url + "/v1/videos", json=minimal, headers=AUTH).json()
+    assert created["seconds"] == "5" and created["size"] == "1920x1080" and created["prompt"] == ""
+
+
+# ---- queries and downloads of unknown / unfinished tasks ------------------------------------------
+
+
+def test_unknown_task_answers(sandbox: Sandbox) -> None:
+    out = native_task(sandbox, "no-such-task")["output"]
+    assert out["task_status"] == "UNKNOWN" and out["code"] and out["message"]
+    r = unified_task(sandbox, "no-such-task")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "task_not_exist"
+    r = requests.get(sandbox.url + "/aliyun/v1/videos/no-such-task/content", headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "ResourceNotFound"
+    r = requests.get(sandbox.url + "/v1/videos/no-such-task/content", headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "task_not_exist"
+
+
+def test_content_before_completion_is_400(sandbox: Sandbox) -> None:
+    task_id = create_native(sandbox)
+    r = requests.get(f"{sandbox.url}/aliyun/v1/videos/{task_id}/content", headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter"
+    assert r.json()["error"]["message"] == "Task is not completed yet, current status: PENDING"
+    r = requests.get(f"{sandbox.url}/v1/videos/{task_id}/content", headers=AUTH)
+    assert r.json()["error"]["message"] == "Task is not completed yet, current status: QUEUED"
+
+
+def test_unknown_route_is_404_envelope_with_request_id(sandbox: Sandbox) -> None:
+    for method, path in [("GET", "/v2/videos"), ("DELETE", "/v1/videos/x"), ("GET", NATIVE_CREATE)]:
+        r = requests.request(method, sandbox.url + path, headers=AUTH)
+        assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+        assert len(r.headers["X-Request-Id"]) == 36
+
+
+# ---- Range ------------------------------------------------------------------------------------------
+
+
+def test_range_requests(instant: Sandbox) -> None:
+    url = f"{instant.url}/v1/videos/{create_unified(instant)}/content"
+    data = sample_mp4()
+    size = len(data)
+
+    r = requests.get(url, headers={**AUTH, "Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == data[:100]
+    assert r.headers["Content-Range"] == f"bytes 0-99/{size}" and r.headers["Content-Length"] == "100"
+    r = requests.get(url, headers={**AUTH, "Range": "bytes=1000-"})
+    assert r.status_code == 206 and r.content == data[1000:]
+    r = requests.get(url, headers={**AUTH, "Range": "bytes=-10"})
+    assert r.status_code == 206 and r.content == data[-10:]
+    r = requests.get(url, headers={**AUTH, "Range": f"bytes={size}-"})
+    assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{size}"
+    r = requests.get(url, headers={**AUTH, "Range": "bytes=0-1,5-6"})  # multi-range: whole file is allowed
+    assert r.status_code == 200 and r.content == data
+
+
+def test_served_file_is_a_real_mp4(instant: Sandbox, tmp_path: Path) -> None:
+    url = f"{instant.url}/aliyun/v1/videos/{create_native(instant)}/content"
+    data = requests.get(url, headers=AUTH).content
+    assert data[4:8] == b"ftyp"
+    if shutil.which("ffprobe"):
+        path = tmp_path / "out.mp4"
+        path.write_bytes(data)
+        fields = ["-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"]
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", *fields, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert probe.stdout.strip() == "h264,640,360"
+
+
+# ---- signed URL, redirect ---------------------------------------------------------------------------
+
+
+def test_signed_url_rules(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    url = native_task(instant, task_id)["output"]["video_url"]
+    r = requests.get(url, headers=AUTH)  # a client leaking the API key to the object store
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidArgument"
+    assert instant.requests("/_oss/")[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert requests.get(url.replace("Signature=", "Signature=0")).status_code == 403
+    assert requests.get(url, headers={"Range": "bytes=0-3"}).content == sample_mp4()[:4]
+
+
+def test_content_redirect() -> None:
+    with Sandbox(queue_seconds=0, run_seconds=0, content_redirect=True) as sb:
+        url = f"{sb.url}/v1/videos/{create_unified(sb)}/content"
+        r = requests.get(url, headers=AUTH, allow_redirects=False)
+        assert r.status_code == 302 and r.headers["Location"].startswith(f"http://localhost:{sb.port}/_oss/")
+        followed = requests.get(url, headers=AUTH)  # requests drops the key on the host change
+        assert followed.status_code == 200 and followed.content == sample_mp4()
+        assert "authorization" not in sb.requests("/_oss/")[-1].headers
+
+
+# ---- faults -----------------------------------------------------------------------------------------
+
+
+def test_fail_fault_applies_to_new_tasks_only(sandbox: Sandbox) -> None:
+    before = create_native(sandbox)
+    sandbox.faults.fail_code, sandbox.faults.fail_message = "DataInspectionFailed", "Input data may contain X"
+    failing = create_unified(sandbox)
+    sandbox.faults.fail_code = sandbox.faults.fail_message = None
+    seen = statuses_until(lambda: native_task(sandbox, failing)["output"]["task_status"], {"FAILED"})
+    assert seen[-1] == "FAILED"
+
+    out = native_task(sandbox, failing)
+    assert out["output"]["code"] == "DataInspectionFailed"
+    assert out["output"]["message"] == "Input data may contain X"
+    assert "usage" not in out and "video_url" not in out["output"] and "end_time" in out["output"]
+    view = unified_task(sandbox, failing).json()
+    assert view["status"] == "FAILURE" and view["progress"] == 100
+    assert view["error"] == {"code": "DataInspectionFailed", "message": "Input data may contain X"}
+    r = requests.get(f"{sandbox.url}/v1/videos/{failing}/content", headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["message"].endswith("current status: FAILURE")
+    assert native_task(sandbox, before)["output"]["task_status"] == "SUCCEEDED"
+
+
+def test_throttle_fault(sandbox: Sandbox) -> None:
+    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 0.2
+    for _ in range(2):
+        r = requests.post(sandbox.url + "/v1/videos", json=unified_body(), headers=AUTH)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "0.2"
+        assert r.json()["error"]["code"] == "Throttling"
+    assert sandbox.faults.throttle == 0
+    assert create_unified(sandbox)
+    assert len(sandbox.requests("/v1/videos")) == 3  # throttled requests are still recorded
+
+
+def test_throttle_comes_before_auth_and_integral_retry_after(sandbox: Sandbox) -> None:
+    sandbox.faults.throttle, sandbox.faults.retry_after = 1, 3
+    r = requests.get(sandbox.url + "/aliyun/v1/tasks/x")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "3" and "request_id" in r.json()
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "InternalError"), (503, "ServiceUnavailable")])
+def test_server_error_fault(sandbox: Sandbox, status: int, code: str) -> None:
+    sandbox.faults.server_errors, sandbox.faults.server_error_status = 1, status
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=native_body(), headers=AUTH)
+    assert r.status_code == status and r.json()["error"]["code"] == code
+    assert create_native(sandbox)
+
+
+def test_cut_download_fault(instant: Sandbox) -> None:
+    instant.faults.cut_download_after, instant.faults.cut_downloads = 1000, 2
+    url = f"{instant.url}/aliyun/v1/videos/{create_native(instant)}/content"
+    conn = http.client.HTTPConnection("127.0.0.1", instant.port, timeout=5)
+    try:
+        conn.request("GET", url.removeprefix(instant.url), headers=AUTH)
+        r = conn.getresponse()
+        assert int(r.headers["Content-Length"]) == len(sample_mp4())
+        with pytest.raises(http.client.IncompleteRead) as short:
+            r.read()
+        assert len(short.value.partial) == 1000
+    finally:
+        conn.close()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # what a requests-based client sees
+        requests.get(url, headers=AUTH, stream=True).content  # noqa: B018
+    assert instant.faults.cut_downloads == 0
+    assert requests.get(url, headers=AUTH).content == sample_mp4()  # only two downloads were cut
+
+
+def test_slow_download_fault(instant: Sandbox) -> None:
+    url = f"{instant.url}/v1/videos/{create_unified(instant)}/content"
+    headers = {**AUTH, "Range": "bytes=0-59999"}
+    start = time.monotonic()
+    assert len(requests.get(url, headers=headers).content) == 60000
+    fast = time.monotonic() - start
+    instant.faults.slow_download_bps = 200_000
+    start = time.monotonic()
+    assert len(requests.get(url, headers=headers).content) == 60000
+    slow = time.monotonic() - start
+    assert slow >= 0.25 and slow > fast * 2
+
+
+def test_expire_fault_and_ttl(sandbox: Sandbox) -> None:
+    task_id = create_native(sandbox)
+    sandbox.faults.expire = True
+    assert native_task(sandbox, task_id)["output"]["task_status"] == "UNKNOWN"
+    assert unified_task(sandbox, task_id).json()["error"]["code"] == "task_not_exist"
+    sandbox.faults.expire = False
+    assert native_task(sandbox, task_id)["output"]["task_status"] != "UNKNOWN"
+
+    with Sandbox(queue_seconds=0, run_seconds=0, ttl_seconds=0.1) as sb:
+        task_id = create_native(sb)
+        video_url = native_task(sb, task_id)["output"]["video_url"]
+        time.sleep(0.15)
+        assert native_task(sb, task_id)["output"]["task_status"] == "UNKNOWN"
+        assert requests.get(video_url).status_code in (403, 404)
+
+
+# ---- control endpoints ------------------------------------------------------------------------------
+
+
+def test_control_endpoints(sandbox: Sandbox) -> None:
+    base = sandbox.url + "/_sandbox"
+    health = requests.get(base + "/health")
+    assert health.json() == {"ok": True} and health.headers["X-Request-Id"]
+
+    r = requests.post(base + "/faults", json={"throttle": 1, "retry_after": 0.5, "fail_code": "Boom"})
+    assert r.status_code == 200 and r.json()["throttle"] == 1
+    assert sandbox.faults.throttle == 1 and sandbox.faults.fail_code == "Boom"
+    assert requests.get(base + "/faults").json()["retry_after"] == 0.5
+    assert requests.post(base + "/faults", json={"nope": 1}).json()["error"]["param"] == "nope"
+    assert requests.post(base + "/faults", json={"throttle": "2"}).status_code == 400
+    assert requests.post(base + "/faults", json={"server_error_status": 404}).status_code == 400
+    assert requests.post(base + "/faults", json=[1]).status_code == 400
+    assert sandbox.faults.throttle == 1  # bad merges change nothing
+
+    assert requests.post(sandbox.url + NATIVE_CREATE, json=native_body(), headers=AUTH).status_code == 429
+    task_id = create_native(sandbox)
+    log = requests.get(base + "/requests").json()
+    assert [e["path"] for e in log] == [NATIVE_CREATE, NATIVE_CREATE]  # control calls are not recorded
+    assert log[1]["json"]["model"] == "wan2.7-i2v" and log[1]["body_size"] > 0 and log[1]["method"] == "POST"
+    assert requests.get(base + "/requests", params={"prefix": "/v1/"}).json() == []
+
+    assert requests.post(base + "/reset").json() == {"ok": True}
+    assert sandbox.requests() == [] and sandbox.faults == Faults()
+    assert native_task(sandbox, task_id)["output"]["task_status"] == "UNKNOWN"
+    assert requests.get(base + "/nothing").status_code == 404
+
+
+# ---- server mechanics -------------------------------------------------------------------------------
+
+
+def test_concurrent_creates(sandbox: Sandbox) -> None:
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        task_id = create_native(sandbox)
+        with lock:
+            ids.append(task_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(set(ids)) == 8
+    assert len(sandbox.requests(NATIVE_CREATE)) == 8
+
+
+def test_keep_alive_survives_rejected_bodies(sandbox: Sandbox) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=5)
+    try:
+        # No key -> 401 before the body is looked at; the server must still drain it.
+        conn.request("POST", NATIVE_CREATE, body=b'{"model": "wan2.7-i2v"}')
+        first = conn.getresponse()
+        assert first.status == 401 and not first.will_close
+        first.read()
+        conn.request("GET", "/aliyun/v1/tasks/x", headers=AUTH)  # same socket
+        second = conn.getresponse()
+        assert second.status == 200 and b"UNKNOWN" in second.read()
+    finally:
+        conn.close()
+
+
+def test_serve_forever_returns_on_stop() -> None:
+    sb = Sandbox()
+    thread = threading.Thread(target=sb.serve_forever)
+    thread.start()
+    assert requests.get(sb.url + "/_sandbox/health").ok
+    sb.stop()
+    thread.join(2)
+    assert not thread.is_alive()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(sb.url + "/_sandbox/health", timeout=1)
+
+
+def test_client_hanging_up_mid_download_is_quiet(instant: Sandbox, capfd: pytest.CaptureFixture[str]) -> None:
+    instant.faults.slow_download_bps = 100_000
+    url = f"{instant.url}/aliyun/v1/videos/{create_native(instant)}/content"
+    with requests.get(url, headers=AUTH, stream=True) as r:
+        assert r.raw.read(10)  # then close the socket while the server is still writing
+    time.sleep(0.3)  # let the server hit the broken pipe
+    assert requests.get(instant.url + "/_sandbox/health").ok
+    assert "Traceback" not in capfd.readouterr().err

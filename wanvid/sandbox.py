@@ -1,0 +1,1052 @@
+"""The built-in gateway emulator: both protocols of API.md on a local port, with switchable faults.
+
+Owns everything a client can observe from the gateway without reaching it: routes, auth, the error
+envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
+the time-driven task lifecycle, signed result URLs on a *different host name* (``localhost``), the
+binary download with Range support, and faults (failed tasks, 429/5xx, cut or slow downloads, expiry).
+It backs the test suite, ``wanvid sandbox`` and users' own CI. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import hmac
+import importlib.resources
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import FieldError
+from .models import MODELS, ModelSpec, check_media_types, check_params, spec_for
+
+STATUS_STYLES = ("upper", "openai", "newapi")
+
+# Native vocabulary is the internal one; the unified route maps it per ``status_style``.
+_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "UNKNOWN"
+_UNIFIED_STATUS: dict[str, dict[str, str]] = {
+    "upper": {_PENDING: "QUEUED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
+    "openai": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
+    "newapi": {_PENDING: "SUBMITTED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
+}
+_ERROR_CODE_5XX = {500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+_RESOLUTION_SIZE = {"720P": "1280x720", "1080P": "1920x1080"}
+# wan2.7 input.media type -> the MIME family a data: URI for it must declare.
+_MEDIA_FAMILY = {
+    "first_frame": "image",
+    "last_frame": "image",
+    "driving_audio": "audio",
+    "first_clip": "video",
+}
+
+
+@functools.cache
+def sample_mp4() -> bytes:
+    """The bundled 5 s 640x360 H.264 clip every finished task 'produces' (read once)."""
+    return (importlib.resources.files("wanvid") / "assets" / "sample.mp4").read_bytes()
+
+
+@dataclass
+class RecordedRequest:
+    """One API or ``/_oss`` request as it arrived, for tests to assert on."""
+
+    method: str
+    path: str  # with query string
+    headers: dict[str, str]  # lower-cased names
+    json: Any | None
+    body_size: int
+
+
+@dataclass
+class Faults:
+    """Live switches. Set at construction, as attributes at runtime, or via ``POST /_sandbox/faults``."""
+
+    fail_code: str | None = None  # new tasks end FAILED with this code ...
+    fail_message: str | None = None  # ... and message (instead of SUCCEEDED)
+    throttle: int = 0  # the next N API requests answer 429 Throttling ...
+    retry_after: float = 1  # ... with this Retry-After (seconds, sent as given: "0.2")
+    server_errors: int = 0  # the next N API requests answer server_error_status
+    server_error_status: int = 500
+    cut_download_after: int | None = None  # downloads close the socket after this many body bytes ...
+    cut_downloads: int = 1  # ... for this many downloads, then serve normally
+    slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
+    expire: bool = False  # every task reports as expired / unknown
+
+
+def _fault_value_error(name: str, value: Any) -> str | None:
+    """Why ``value`` can't go into Faults.``name`` over HTTP, or None if it can."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if name in ("fail_code", "fail_message"):
+        ok = value is None or isinstance(value, str)
+        need = "a string or null"
+    elif name in ("throttle", "server_errors", "cut_downloads"):
+        ok, need = is_int and value >= 0, "an integer >= 0"
+    elif name == "retry_after":
+        ok = (is_int or isinstance(value, float)) and value >= 0
+        need = "a number >= 0"
+    elif name == "server_error_status":
+        ok, need = is_int and 500 <= value <= 599, "an integer from 500 to 599"
+    elif name == "cut_download_after":
+        ok, need = value is None or (is_int and value >= 0), "an integer >= 0 or null"
+    elif name == "slow_download_bps":
+        ok, need = value is None or (is_int and value > 0), "an integer > 0 or null"
+    else:  # expire
+        ok, need = isinstance(value, bool), "true or false"
+    return None if ok else f"{name} must be {need}"
+
+
+_FAULT_NAMES = tuple(f.name for f in dataclasses.fields(Faults))
+
+
+@dataclass
+class _Task:
+    id: str
+    model: str
+    prompt: str
+    size: str
+    seconds: str
+    duration: int
+    resolution: str
+    prompt_extend: bool
+    created_mono: float  # ages come from the monotonic clock ...
+    created_wall: float  # ... shown timestamps from the wall clock
+    fail_code: str | None
+    fail_message: str | None
+
+
+class _Reject(Exception):
+    """An error answer raised from deep inside validation and turned into the envelope once."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.param = status, code, message, param
+
+
+def _bad(param: str | None, message: str) -> _Reject:
+    return _Reject(400, "InvalidParameter", message, param)
+
+
+def _wall(ts: float) -> str:
+    """DashScope's time format: ``2026-11-20 10:00:00.123`` (local time, milliseconds)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def _retry_after_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+# ---- request validation (pure functions over the decoded body) --------------------------------------
+
+
+def _require_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _bad(None, "The request body must be a JSON object")
+    return body
+
+
+def _model_spec(obj: dict[str, Any]) -> ModelSpec:
+    model = obj.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("model", "model is required and must be a string")
+    spec = spec_for(model)
+    if spec is None:
+        known = ", ".join(MODELS)
+        raise _Reject(404, "ModelNotFound", f"Model {model!r} does not exist; available: {known}", "model")
+    return spec
+
+
+def _opt(obj: dict[str, Any], key: str, param: str, kind: str) -> Any:
+    """``obj[key]`` if present and not null, type-checked; bools are never accepted as ints."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        article = "an" if kind == "int" else "a"
+        name = {"int": "integer", "bool": "boolean", "str": "string"}[kind]
+        raise _bad(param, f"{param} must be {article} {name}, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _check_url(value: Any, param: str, family: str | None) -> None:
+    """An http(s) URL, or a ``data:<mime>;base64,`` URI whose payload decodes and whose MIME fits."""
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(param, f"{param} must be a non-empty string")
+    if value[:5].lower() == "data:":
+        # partition, not a regex: the payload can be tens of megabytes.
+        header, sep, payload = value[5:].partition(",")
+        parts = header.split(";")
+        mime = parts[0].strip().lower()
+        if not sep or parts[-1].strip().lower() != "base64" or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", mime):
+            raise _bad(param, f"{param} is not a valid data URI: expected data:<mime>;base64,<data>")
+        if family is not None and mime.split("/")[0] != family:
+            raise _bad(param, f"{param} has MIME type {mime}; expected {family}/*")
+        try:
+            raw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad(param, f"{param} has invalid base64 data") from None
+        if not raw:
+            raise _bad(param, f"{param} has an empty payload")
+        return
+    parts_ = urlsplit(value)
+    if parts_.scheme.lower() not in ("http", "https") or not parts_.netloc:
+        raise _bad(param, f"{param} must be an http(s) URL or a data: URI")
+
+
+def _native_param(field: str, spec: ModelSpec) -> str:
+    """Body path for a canonical FieldError field on the native protocol."""
+    if field in ("prompt", "negative_prompt"):
+        return f"input.{field}"
+    if field in ("media", "last_frame", "first_clip"):
+        return "input.media"
+    if field == "image":
+        return "input.media" if spec.native_media else "input.img_url"
+    if field == "audio":
+        return "input.media" if spec.native_media else "input.audio_url"
+    return f"parameters.{field}"
+
+
+def _unified_param(field: str) -> str:
+    return {"duration": "seconds", "resolution": "size", "image": "input_reference.content"}.get(field, field)
+
+
+@dataclass
+class _NewTask:
+    """What a validated create request asks for, protocol-neutral."""
+
+    model: str
+    prompt: str
+    size: str
+    seconds: str
+    duration: int
+    resolution: str
+    prompt_extend: bool
+
+
+def _validate_native(body: Any) -> _NewTask:
+    obj = _require_object(body)
+    spec = _model_spec(obj)
+    for key in ("prompt", "content"):
+        if key in obj:
+            raise _bad(key, f"Top-level {key!r} is not supported by this format; put the prompt in input.prompt")
+    inp = obj.get("input")
+    if not isinstance(inp, dict):
+        raise _bad("input", "input is required and must be an object")
+    params = obj.get("parameters")
+    if params is None:
+        params = {}
+    elif not isinstance(params, dict):
+        raise _bad("parameters", "parameters must be an object")
+    prompt = _opt(inp, "prompt", "input.prompt", "str")
+    negative = _opt(inp, "negative_prompt", "input.negative_prompt", "str")
+
+    if spec.native_media:
+        for key in ("img_url", "audio_url"):
+            if key in inp:
+                raise _bad(f"input.{key}", f"input.{key} is not used by {spec.name}; pass files in input.media")
+        media = inp.get("media")
+        if not isinstance(media, list) or not media:
+            raise _bad("input.media", "input.media is required and must be a non-empty list of {type, url}")
+        types: list[str] = []
+        for i, item in enumerate(media):
+            path = f"input.media[{i}]"
+            if not isinstance(item, dict):
+                raise _bad(path, f"{path} must be an object with type and url")
+            kind = item.get("type")
+            if not isinstance(kind, str) or kind not in _MEDIA_FAMILY:
+                raise _bad(f"{path}.type", f"{path}.type must be one of {', '.join(_MEDIA_FAMILY)}")
+            if (kind == "first_clip" and spec.video is None) or (kind == "last_frame" and not spec.last_frame):
+                raise _bad(f"{path}.type", f"{path}.type {kind} is not supported by {spec.name}")
+            _check_url(item.get("url"), f"{path}.url", _MEDIA_FAMILY[kind])
+            types.append(kind)
+        try:
+            check_media_types(types)
+        except FieldError as exc:
+            raise _bad("input.media", f"input.media: {exc.message}") from None
+    else:
+        if "media" in inp:
+            raise _bad("input.media", f"input.media is not used by {spec.name}; use input.img_url")
+        if inp.get("img_url") is None:
+            raise _bad("input.img_url", f"input.img_url is required for {spec.name}")
+        _check_url(inp["img_url"], "input.img_url", "image")
+        if inp.get("audio_url") is not None:
+            _check_url(inp["audio_url"], "input.audio_url", "audio")
+
+    resolution = _opt(params, "resolution", "parameters.resolution", "str")
+    duration = _opt(params, "duration", "parameters.duration", "int")
+    seed = _opt(params, "seed", "parameters.seed", "int")
+    prompt_extend = _opt(params, "prompt_extend", "parameters.prompt_extend", "bool")
+    _opt(params, "watermark", "parameters.watermark", "bool")
+    shot_type = _opt(params, "shot_type", "parameters.shot_type", "str")
+    try:
+        check_params(
+            spec,
+            prompt=prompt,
+            negative_prompt=negative,
+            resolution=resolution,
+            duration=duration,
+            seed=seed,
+            shot_type=shot_type,
+        )
+    except FieldError as exc:
+        param = _native_param(exc.field, spec)
+        raise _bad(param, f"{param}: {exc.message}") from None
+    resolution = resolution or spec.default_resolution
+    duration = duration if duration is not None else spec.default_duration
+    return _NewTask(
+        model=spec.name,
+        prompt=prompt or "",
+        size=_RESOLUTION_SIZE.get(resolution, "1920x1080"),
+        seconds=str(duration),
+        duration=duration,
+        resolution=resolution,
+        prompt_extend=True if prompt_extend is None else prompt_extend,
+    )
+
+
+def _validate_unified(body: Any) -> _NewTask:
+    obj = _require_object(body)
+    if "content" in obj:
+        raise _bad("content", "Top-level content is not supported; use input_reference.content")
+    spec = _model_spec(obj)
+    prompt = _opt(obj, "prompt", "prompt", "str")
+    size = _opt(obj, "size", "size", "str")
+    if size is not None and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", size):
+        raise _bad("size", f"size must look like 1280x720, got {size!r}")
+    seconds = obj.get("seconds")
+    duration: int | None = None
+    if seconds is not None:
+        if not isinstance(seconds, str) or not re.fullmatch(r"[0-9]+", seconds):
+            raise _bad("seconds", f'seconds must be a string of digits such as "5", got {json.dumps(seconds)[:40]}')
+        duration = int(seconds)
+    _opt(obj, "generate_audio", "generate_audio", "bool")
+    seed = _opt(obj, "seed", "seed", "int")
+
+    ref = obj.get("input_reference")
+    if not isinstance(ref, dict):
+        raise _bad("input_reference", "input_reference is required and must be an object with content")
+    content = ref.get("content")
+    if not isinstance(content, list) or not content:
+        raise _bad("input_reference.content", "input_reference.content must be a non-empty list")
+    # The gateway uses only the first image_url item, as the first frame; the rest are ignored.
+    index = next((i for i, c in enumerate(content) if isinstance(c, dict) and c.get("type") == "image_url"), None)
+    if index is None:
+        raise _bad("input_reference.content", 'input_reference.content needs an item of type "image_url"')
+    image_url = content[index].get("image_url")
+    path = f"input_reference.content[{index}].image_url"
+    if not isinstance(image_url, dict):
+        raise _bad(path, f"{path} must be an object with url")
+    _check_url(image_url.get("url"), f"{path}.url", "image")
+    try:
+        check_params(spec, prompt=prompt, duration=duration, seed=seed)
+    except FieldError as exc:
+        param = _unified_param(exc.field)
+        raise _bad(param, f"{param}: {exc.message}") from None
+
+    duration = duration if duration is not None else spec.default_duration
+    if size is None:
+        resolution, size = spec.default_resolution, _RESOLUTION_SIZE[spec.default_resolution]
+    else:
+        width, height = map(int, size.split("x"))
+        resolution = "1080P" if min(width, height) >= 1080 else "720P"
+    return _NewTask(
+        model=spec.name,
+        prompt=prompt or "",
+        size=size,
+        seconds=str(duration) if seconds is None else seconds,
+        duration=duration,
+        resolution=resolution,
+        prompt_extend=True,
+    )
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
+    """(first, last) for one satisfiable range; None = ignore the header (serve all); False = 416."""
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if m is None or (not m[1] and not m[2]):
+        return None  # malformed or multi-range: RFC 9110 lets us answer 200 with everything
+    if m[1]:
+        first = int(m[1])
+        if first >= size:
+            return False
+        last = int(m[2]) if m[2] else size - 1
+        if last < first:
+            return None  # syntactically invalid: ignored, like a malformed header
+        return first, min(last, size - 1)
+    suffix = int(m[2])
+    if suffix == 0:
+        return False
+    return max(0, size - suffix), size - 1
+
+
+# ---- server ---------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops bursts of concurrent clients
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sandbox = sandbox
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall for seconds.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client hanging up is normal, not worth a traceback
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer therefore carries Content-Length
+    server_version = "wanvid-sandbox"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would add ~40 ms
+    timeout = 120  # an idle keep-alive connection must not pin a thread forever
+    server: _Server
+    _request_id: str = ""
+
+    # -- plumbing --
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the CLI and tests own stderr
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Malformed requests and unknown methods: same JSON envelope as everything else, then close.
+        self._request_id = self._request_id or str(uuid.uuid4())
+        self.close_connection = True
+        self._send_json(
+            code,
+            self._envelope(
+                code, "BadRequest" if code < 500 else "NotImplemented", message or "Malformed request", None
+            ),
+            {"Connection": "close"},
+        )
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes, content_type: str | None, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("X-Request-Id", self._request_id)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        if self._native and isinstance(obj, dict):
+            obj = {"request_id": self._request_id, **obj}  # native bodies always name their request
+        self._send(status, json.dumps(obj).encode(), "application/json", headers)
+
+    @staticmethod
+    def _envelope(status: int, code: str, message: str, param: str | None) -> dict[str, Any]:
+        kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+    def _error(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._send_json(status, self._envelope(status, code, message, param), headers)
+
+    # -- routing --
+
+    _native = False
+    _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+        ("POST", re.compile(r"/aliyun/v1/videos/generations"), "_native_create"),
+        ("GET", re.compile(r"/aliyun/v1/tasks/([^/]+)"), "_native_query"),
+        ("GET", re.compile(r"/aliyun/v1/videos/([^/]+)/content"), "_native_content"),
+        ("POST", re.compile(r"/v1/videos"), "_unified_create"),
+        ("GET", re.compile(r"/v1/videos/([^/]+)"), "_unified_query"),
+        ("GET", re.compile(r"/v1/videos/([^/]+)/content"), "_unified_content"),
+    )
+
+    def _dispatch(self) -> None:
+        self._request_id = str(uuid.uuid4())
+        path, _, query = self.path.partition("?")
+        self._native = path.startswith("/aliyun/")
+        try:
+            # Always consume the whole body first, or the rest of it would poison the keep-alive stream.
+            raw = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._error(400, "InvalidParameter", "Unreadable request body", None, {"Connection": "close"})
+            return
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        if path.startswith("/_sandbox/"):
+            self._control(path, query, body, raw)
+            return
+        self.sandbox._record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                json=body,
+                body_size=len(raw),
+            )
+        )
+        try:
+            if path.startswith("/_oss/"):
+                self._oss(path, query)
+                return
+            method = "GET" if self.command == "HEAD" else self.command
+            route = next(
+                (
+                    (name, m)
+                    for verb, pattern, name in self._ROUTES
+                    if verb == method and (m := pattern.fullmatch(path))
+                ),
+                None,
+            )
+            if route is None:
+                raise _Reject(404, "NotFound", f"No route for {self.command} {path}")
+            name, m = route
+            fault = self.sandbox._take_api_fault()
+            if fault is not None:
+                status, code, message, headers = fault
+                self._error(status, code, message, None, headers)
+                return
+            problem = self._auth_problem()
+            if problem:
+                raise _Reject(401, "InvalidApiKey", problem)
+            if raw and body is None and method == "POST":
+                raise _bad(None, "The request body is not valid JSON")
+            args = [unquote(g) for g in m.groups()]
+            if method == "POST":
+                getattr(self, name)(body, *args)
+            else:
+                getattr(self, name)(*args)
+        except _Reject as exc:
+            self._error(exc.status, exc.code, exc.message, exc.param)
+
+    def _auth_problem(self) -> str | None:
+        header = self.headers.get("Authorization")
+        if not header:
+            return "Missing API key: send the header Authorization: Bearer <key>"
+        scheme, _, key = header.strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return "Malformed Authorization header: expected Bearer <key>"
+        expected = self.sandbox.api_key
+        if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
+            return "Incorrect API key provided"  # never echo the key, not even part of it
+        return None
+
+    # -- native protocol --
+
+    def _native_create(self, body: Any) -> None:
+        task = self.sandbox._create(_validate_native(body))
+        self._send_json(200, {"output": {"task_status": _PENDING, "task_id": task.id}})
+
+    def _native_query(self, task_id: str) -> None:
+        sb = self.sandbox
+        found = sb._lookup(task_id)
+        if found is None:
+            self._send_json(
+                200,
+                {
+                    "output": {
+                        "task_id": task_id,
+                        "task_status": _UNKNOWN,
+                        "code": "ResourceNotFound",
+                        "message": f"Task {task_id} does not exist or has expired",
+                    }
+                },
+            )
+            return
+        task, status, _ = found
+        out: dict[str, Any] = {
+            "task_id": task.id,
+            "task_status": status,
+            "submit_time": _wall(task.created_wall),
+        }
+        if status != _PENDING:
+            out["scheduled_time"] = _wall(task.created_wall + sb.queue_seconds)
+        if status in (_SUCCEEDED, _FAILED):
+            out["end_time"] = _wall(task.created_wall + sb.queue_seconds + sb.run_seconds)
+        if status == _SUCCEEDED:
+            out["video_url"] = sb._signed_url(task)
+        out["orig_prompt"] = task.prompt
+        answer: dict[str, Any] = {"output": out}
+        if status == _SUCCEEDED:
+            extended = (task.prompt + " Cinematic lighting, smooth camera motion.").strip()
+            out["actual_prompt"] = extended if task.prompt_extend else task.prompt
+            answer["usage"] = {"duration": task.duration, "video_count": 1, "SR": int(task.resolution[:-1])}
+        elif status == _FAILED:
+            out["code"], out["message"] = sb._failure(task)
+        self._send_json(200, answer)
+
+    def _native_content(self, task_id: str) -> None:
+        self._content(task_id, native=True)
+
+    # -- unified protocol --
+
+    def _unified_create(self, body: Any) -> None:
+        task = self.sandbox._create(_validate_unified(body))
+        view = self.sandbox._unified_view(task, _PENDING, 0.0)
+        self._send_json(
+            200,
+            {k: view[k] for k in ("id", "object", "status", "created_at", "model", "prompt", "size", "seconds")},
+        )
+
+    def _unified_query(self, task_id: str) -> None:
+        found = self.sandbox._lookup(task_id)
+        if found is None:
+            raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
+        self._send_json(200, self.sandbox._unified_view(*found))
+
+    def _unified_content(self, task_id: str) -> None:
+        self._content(task_id, native=False)
+
+    # -- downloads --
+
+    def _content(self, task_id: str, *, native: bool) -> None:
+        sb = self.sandbox
+        found = sb._lookup(task_id)
+        if found is None:
+            if native:
+                raise _Reject(404, "ResourceNotFound", f"Task {task_id} does not exist or has expired")
+            raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
+        task, status, elapsed = found
+        if status != _SUCCEEDED:
+            shown = status if native else sb._unified_status(status, elapsed)
+            raise _bad(None, f"Task is not completed yet, current status: {shown}")
+        if sb.content_redirect:
+            self._send(302, b"", None, {"Location": sb._signed_url(task)})
+            return
+        self._serve_video()
+
+    def _oss(self, path: str, query: str) -> None:
+        """The object store behind the signed video_url: no API auth, its own signature instead."""
+        sb = self.sandbox
+        if self.headers.get("Authorization"):
+            # Real object stores refuse a second auth mechanism; a client sending it here leaks the key.
+            message = "Only one auth mechanism allowed: fetch a signed URL without Authorization"
+            raise _Reject(400, "InvalidArgument", message)
+        m = re.fullmatch(r"/_oss/([^/]+)\.mp4", path)
+        qs = parse_qs(query)
+        expires, signature = qs.get("Expires", [""])[0], qs.get("Signature", [""])[0]
+        task_id = unquote(m[1]) if m else ""
+        if not m or not expires.isdigit() or not hmac.compare_digest(signature, sb._signature(task_id, expires)):
+            raise _Reject(403, "SignatureDoesNotMatch", "The request signature does not match")
+        if int(expires) < time.time():
+            raise _Reject(403, "AccessDenied", "Request has expired")
+        found = sb._lookup(task_id)
+        if found is None or found[1] != _SUCCEEDED:
+            raise _Reject(404, "NoSuchKey", "The specified key does not exist")
+        self._serve_video()
+
+    def _serve_video(self) -> None:
+        data = sample_mp4()
+        size = len(data)
+        headers = {"Accept-Ranges": "bytes"}
+        status, first, last = 200, 0, size - 1
+        header = self.headers.get("Range")
+        if header:
+            parsed = _parse_range(header, size)
+            if parsed is False:
+                self._error(
+                    416,
+                    "InvalidRange",
+                    f"Range {header!r} is not satisfiable for {size} bytes",
+                    None,
+                    {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+                )
+                return
+            if isinstance(parsed, tuple):
+                status, (first, last) = 206, parsed
+                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        body = data[first : last + 1]
+        # Headers always announce the full length, so a cut download is detectable as a short read.
+        self.send_response(status)
+        self.send_header("X-Request-Id", self._request_id)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        cut = self.sandbox._take_cut(len(body))
+        self._write_paced(body if cut is None else body[:cut], self.sandbox.faults.slow_download_bps)
+        if cut is not None:
+            self.wfile.flush()
+            self.close_connection = True  # the server then shuts the socket down: the client sees EOF early
+
+    def _write_paced(self, data: bytes, bps: int | None) -> None:
+        if not bps:
+            self.wfile.write(data)
+            return
+        step = max(1, min(65536, bps // 20))  # ~20 writes a second keeps the rate smooth
+        start = time.monotonic()
+        for offset in range(0, len(data), step):
+            piece = data[offset : offset + step]
+            self.wfile.write(piece)
+            delay = start + (offset + len(piece)) / bps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    # -- control endpoints (no auth, not recorded) --
+
+    def _control(self, path: str, query: str, body: Any, raw: bytes) -> None:
+        sb = self.sandbox
+        method = self.command
+        if method == "GET" and path == "/_sandbox/health":
+            self._send_json(200, {"ok": True})
+        elif method == "GET" and path == "/_sandbox/requests":
+            prefix = parse_qs(query).get("prefix", [""])[0]
+            self._send_json(200, [_public_record(r) for r in sb.requests(prefix)])
+        elif method == "GET" and path == "/_sandbox/faults":
+            self._send_json(200, sb._faults_dict())
+        elif method == "POST" and path == "/_sandbox/faults":
+            if not isinstance(body, dict):
+                self._error(400, "InvalidParameter", "Send a JSON object of fault fields")
+                return
+            problem = sb._merge_faults(body)
+            if problem:
+                self._error(400, "InvalidParameter", problem[1], problem[0])
+                return
+            self._send_json(200, sb._faults_dict())
+        elif method == "POST" and path == "/_sandbox/reset":
+            sb.reset()
+            self._send_json(200, {"ok": True})
+        else:
+            self._error(404, "NotFound", f"No control endpoint {method} {path}")
+
+
+def _public_record(record: RecordedRequest) -> dict[str, Any]:
+    """A recorded request as served over HTTP: the key itself is never sent back, only its presence."""
+    data = dataclasses.asdict(record)
+    auth = data["headers"].get("authorization")
+    if auth is not None:
+        scheme = auth.strip().partition(" ")[0]
+        data["headers"]["authorization"] = f"{scheme} [redacted]" if " " in auth.strip() else "[redacted]"
+    return data
+
+
+class Sandbox:
+    """A gateway emulator on ``host:port`` (port 0 = a free one). Use as a context manager or start/stop."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        queue_seconds: float = 2.0,
+        run_seconds: float = 6.0,
+        ttl_seconds: float = 86400.0,
+        status_style: str = "upper",
+        content_redirect: bool = False,
+        faults: Faults | None = None,
+    ) -> None:
+        if status_style not in STATUS_STYLES:
+            raise ValueError(f"status_style must be one of {', '.join(STATUS_STYLES)}, not {status_style!r}")
+        self.api_key = api_key  # None: any non-empty Bearer key is accepted
+        self.queue_seconds = queue_seconds
+        self.run_seconds = run_seconds
+        self.ttl_seconds = ttl_seconds
+        self.status_style = status_style
+        self.content_redirect = content_redirect
+        self.faults = faults if faults is not None else Faults()
+        self._lock = threading.Lock()  # guards tasks, the request log and fault counters
+        self._tasks: dict[str, _Task] = {}
+        self._log: list[RecordedRequest] = []
+        self._secret = secrets.token_bytes(16)
+        # Bound here, not in start(), so the URL is known before serving (``wanvid sandbox`` prints it first).
+        self._server = _Server((host, port), self)
+        self.port: int = int(self._server.server_address[1])
+        self.url: str = f"http://{_url_host(host)}:{self.port}"
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle --
+
+    def start(self) -> Sandbox:
+        """Serve in a daemon thread and return self."""
+        if self._started:
+            raise RuntimeError("this Sandbox was already started")
+        self._started = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="wanvid-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until stop() is called from another one (KeyboardInterrupt propagates)."""
+        if self._started:
+            raise RuntimeError("this Sandbox was already started")
+        self._started = True
+        try:
+            self._server.serve_forever(poll_interval=0.05)
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Stop serving, close the port and drop open connections. Idempotent."""
+        if self._started and not self._closed:
+            self._server.shutdown()  # waits for the accept loop to exit (~50 ms poll)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._server.server_close()
+        # Keep-alive connections would otherwise keep their handler threads (and answers) alive.
+        with self._server.connections_lock:
+            connections = list(self._server.connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- inspection --
+
+    def requests(self, path_prefix: str = "") -> list[RecordedRequest]:
+        """A snapshot of recorded API and /_oss requests whose path starts with ``path_prefix``."""
+        with self._lock:
+            return [r for r in self._log if r.path.startswith(path_prefix)]
+
+    def reset(self) -> None:
+        """Forget all tasks and recorded requests and clear every fault (the Faults object is kept)."""
+        with self._lock:
+            self._tasks.clear()
+            self._log.clear()
+            for name, value in dataclasses.asdict(Faults()).items():
+                setattr(self.faults, name, value)
+
+    # -- internals used by the handler --
+
+    def _record(self, record: RecordedRequest) -> None:
+        with self._lock:
+            self._log.append(record)
+
+    def _faults_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return dataclasses.asdict(self.faults)
+
+    def _merge_faults(self, changes: dict[str, Any]) -> tuple[str | None, str] | None:
+        """Apply ``changes`` all-or-nothing; on a bad key or value return (param, message)."""
+        for name, value in changes.items():
+            if name not in _FAULT_NAMES:
+                return name, f"Unknown fault {name!r}; known: {', '.join(_FAULT_NAMES)}"
+            problem = _fault_value_error(name, value)
+            if problem:
+                return name, problem
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self.faults, name, value)
+        return None
+
+    def _take_api_fault(self) -> tuple[int, str, str, dict[str, str]] | None:
+        with self._lock:
+            f = self.faults
+            if f.throttle > 0:
+                f.throttle -= 1
+                headers = {"Retry-After": _retry_after_text(f.retry_after)}
+                return 429, "Throttling", "Requests rate limit exceeded, please try again later", headers
+            if f.server_errors > 0:
+                f.server_errors -= 1
+                status = f.server_error_status
+                return (
+                    status,
+                    _ERROR_CODE_5XX.get(status, "InternalError"),
+                    "The server had an error (injected)",
+                    {},
+                )
+        return None
+
+    def _take_cut(self, length: int) -> int | None:
+        with self._lock:
+            f = self.faults
+            if f.cut_download_after is None or f.cut_downloads <= 0 or f.cut_download_after >= length:
+                return None
+            f.cut_downloads -= 1
+            return f.cut_download_after
+
+    def _create(self, new: _NewTask) -> _Task:
+        with self._lock:
+            # Failure faults are captured at creation: flipping them later doesn't rewrite running tasks.
+            task = _Task(
+                id=str(uuid.uuid4()),
+                model=new.model,
+                prompt=new.prompt,
+                size=new.size,
+                seconds=new.seconds,
+                duration=new.duration,
+                resolution=new.resolution,
+                prompt_extend=new.prompt_extend,
+                created_mono=time.monotonic(),
+                created_wall=time.time(),
+                fail_code=self.faults.fail_code,
+                fail_message=self.faults.fail_message,
+            )
+            self._tasks[task.id] = task
+        return task
+
+    def _lookup(self, task_id: str) -> tuple[_Task, str, float] | None:
+        """(task, native status, seconds since creation), or None when unknown or expired."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        elapsed = time.monotonic() - task.created_mono
+        if self.faults.expire or elapsed > self.ttl_seconds:
+            return None
+        if elapsed < self.queue_seconds:
+            status = _PENDING
+        elif elapsed < self.queue_seconds + self.run_seconds:
+            status = _RUNNING
+        else:
+            status = _FAILED if (task.fail_code or task.fail_message) else _SUCCEEDED
+        return task, status, elapsed
+
+    @staticmethod
+    def _failure(task: _Task) -> tuple[str, str]:
+        return (
+            task.fail_code or "InternalError",
+            task.fail_message or "The task failed (injected by the sandbox)",
+        )
+
+    def _unified_status(self, status: str, elapsed: float) -> str:
+        if self.status_style == "newapi" and status == _PENDING and elapsed < self.queue_seconds / 2:
+            return "NOT_START"
+        return _UNIFIED_STATUS[self.status_style][status]
+
+    def _unified_view(self, task: _Task, status: str, elapsed: float) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": task.id,
+            "object": "video",
+            "status": self._unified_status(status, elapsed),
+            "created_at": int(task.created_wall),
+            "model": task.model,
+            "prompt": task.prompt,
+            "size": task.size,
+            "seconds": task.seconds,
+        }
+        ended = status in (_SUCCEEDED, _FAILED)
+        if status == _RUNNING:
+            done = (elapsed - self.queue_seconds) / self.run_seconds if self.run_seconds > 0 else 1.0
+            view["progress"] = max(0, min(99, int(100 * done)))
+        elif ended:
+            view["progress"] = 100
+            view["completed_at"] = int(task.created_wall + self.queue_seconds + self.run_seconds)
+        view["expires_at"] = int(task.created_wall + self.ttl_seconds)
+        if status == _FAILED:
+            code, message = self._failure(task)
+            view["error"] = {"code": code, "message": message}
+        elif status == _SUCCEEDED:
+            view["metadata"] = {"url": self._signed_url(task)}
+        return view
+
+    def _signature(self, task_id: str, expires: str) -> str:
+        return hmac.new(self._secret, f"{task_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _signed_url(self, task: _Task) -> str:
+        # Host "localhost", not the API's 127.0.0.1: clients must treat it as a foreign host, drop the key.
+        expires = str(int(task.created_wall + self.ttl_seconds) + 1)
+        signature = self._signature(task.id, expires)
+        return f"http://localhost:{self.port}/_oss/{task.id}.mp4?Expires={expires}&Signature={signature}"
