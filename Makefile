@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck completions bench clean
+.PHONY: test demo lint completions docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 ## completions: regenerate completions/ (a test fails when they drift from the code)
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py
+
+## docs: regenerate docs/cli.md, the command reference (a test fails when it drifts)
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache *.egg-info

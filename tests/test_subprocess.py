@@ -156,3 +156,12 @@ def test_bash_completion_request_offers_commands_options_and_models():
     assert "--negative-prompt" in complete("wanvid create --neg")
     assert complete("wanvid run x.png -m wan2.") == ["wan2.7-i2v", "wan2.6-i2v"]
     assert set(complete("wanvid create --protocol ")) == {"native", "unified"}
+
+
+def test_committed_cli_reference_matches_the_cli():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from gen_docs import OUT, reference
+    finally:
+        sys.path.pop(0)
+    assert OUT.read_text() == reference(), "run `make docs`"
