@@ -165,3 +165,47 @@ def test_committed_cli_reference_matches_the_cli():
     finally:
         sys.path.pop(0)
     assert OUT.read_text() == reference(), "run `make docs`"
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """Run wanvid with stderr on a pseudo-terminal (stdout stays a pipe); return (stdout, terminal)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*WANVID, *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", **env},
+    )
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    assert proc.wait(timeout=30) == 0
+    return out, screen.decode(errors="replace")
+
+
+def test_live_display_on_a_terminal_and_no_color(env):
+    import re
+
+    task_id = run("create", str(CAT), env=env).stdout.strip()
+    out, screen = _on_a_terminal(["wait", task_id, "--poll-interval", "0.1"], env)
+    assert out.startswith("http://localhost:") and out.count("\n") == 1  # stdout: the result only
+    assert "SUCCEEDED" in screen and "\x1b[" in screen  # a live rich display, not plain lines
+    assert f"task {task_id}: PENDING after" not in screen
+    colour = re.compile(r"\x1b\[[0-9;]*(3[0-7]|9[0-7]|38;5;\d+|38;2;[\d;]+)m")
+    assert colour.search(screen)
+    task_id = run("create", str(CAT), env=env).stdout.strip()
+    _, plain = _on_a_terminal(["wait", task_id, "--poll-interval", "0.1"], {**env, "NO_COLOR": "1"})
+    assert "SUCCEEDED" in plain and not colour.search(plain)
