@@ -209,3 +209,28 @@ def test_live_display_on_a_terminal_and_no_color(env):
     task_id = run("create", str(CAT), env=env).stdout.strip()
     _, plain = _on_a_terminal(["wait", task_id, "--poll-interval", "0.1"], {**env, "NO_COLOR": "1"})
     assert "SUCCEEDED" in plain and not colour.search(plain)
+
+
+def test_every_command_as_a_process(env, tmp_path):
+    task_id = run("create", str(CAT), "-q", env=env).stdout.strip()
+    assert json.loads(run("status", task_id, "--json", env=env).stdout)["id"] == task_id
+    assert run("wait", task_id, "-q", "--poll-interval", "0.1", env=env).stdout == f"{task_id}\n"
+    got = run("download", task_id, "-o", "out.mp4", "--json", env=env)
+    assert json.loads(got.stdout) == {
+        "task_id": task_id,
+        "path": str(tmp_path / "out.mp4"),
+        "bytes": (tmp_path / "out.mp4").stat().st_size,
+    }
+    cfg = {"WANVID_CONFIG_DIR": str(tmp_path / "cfg")}
+    stored = subprocess.run(
+        [*WANVID, "config", "set-key", "--stdin"],
+        input=TEST_KEY + "\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, **cfg},
+        timeout=30,
+    )
+    assert stored.returncode == 0 and stored.stdout == f"{tmp_path / 'cfg' / 'config.toml'}\n"
+    shown = run("config", "show", env=cfg)
+    assert "****rint" in shown.stdout and "(file)" in shown.stdout
+    assert run("config", "path", env=cfg).stdout == stored.stdout

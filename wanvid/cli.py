@@ -588,8 +588,10 @@ def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool) -> 
 
 
 def _target(output: Path | None, default_name: str) -> Path:
+    """The absolute output path (printed as the result, so scripts need not know our cwd)."""
     if output is None:
         return Path.cwd() / default_name
+    output = output.expanduser().absolute()
     return output / default_name if output.is_dir() else output
 
 
