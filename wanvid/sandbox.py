@@ -112,8 +112,9 @@ _FAULT_NAMES = tuple(f.name for f in dataclasses.fields(Faults))
 
 
 @dataclass
-class _Task:
-    id: str
+class _NewTask:
+    """What a validated create request asks for, protocol-neutral."""
+
     model: str
     prompt: str
     size: str
@@ -121,6 +122,13 @@ class _Task:
     duration: int
     resolution: str
     prompt_extend: bool
+
+
+@dataclass
+class _Task(_NewTask):
+    """A created task: the request plus what the lifecycle is computed from."""
+
+    id: str
     created_mono: float  # ages come from the monotonic clock ...
     created_wall: float  # ... shown timestamps from the wall clock
     fail_code: str | None
@@ -234,19 +242,6 @@ def _native_param(field: str, spec: ModelSpec) -> str:
 
 def _unified_param(field: str) -> str:
     return {"duration": "seconds", "resolution": "size", "image": "input_reference.content"}.get(field, field)
-
-
-@dataclass
-class _NewTask:
-    """What a validated create request asks for, protocol-neutral."""
-
-    model: str
-    prompt: str
-    size: str
-    seconds: str
-    duration: int
-    resolution: str
-    prompt_extend: bool
 
 
 def _validate_native(body: Any) -> _NewTask:
@@ -971,14 +966,8 @@ class Sandbox:
         with self._lock:
             # Failure faults are captured at creation: flipping them later doesn't rewrite running tasks.
             task = _Task(
+                **dataclasses.asdict(new),
                 id=str(uuid.uuid4()),
-                model=new.model,
-                prompt=new.prompt,
-                size=new.size,
-                seconds=new.seconds,
-                duration=new.duration,
-                resolution=new.resolution,
-                prompt_extend=new.prompt_extend,
                 created_mono=time.monotonic(),
                 created_wall=time.time(),
                 fail_code=self.faults.fail_code,
