@@ -215,7 +215,8 @@ def test_failed_task_exits_3_with_code_and_message(gw, cat):
     r = wv("wait", task_id, *FAST)
     assert r.exit_code == 3 and "DataInspectionFailed: input image flagged" in r.stderr and r.stdout == ""
     doc = json.loads(wv("wait", task_id, "--json", *FAST).stdout)
-    assert doc["status"] == "FAILED" and doc["error"]["code"] == "DataInspectionFailed"
+    assert doc["error"]["exit_code"] == 3 and doc["error"]["task_id"] == task_id
+    assert doc["task"]["status"] == "FAILED" and doc["task"]["error"]["code"] == "DataInspectionFailed"
 
 
 def test_wait_timeout_exits_124_with_resume_command(gw, cat):
@@ -240,15 +241,26 @@ def test_download_writes_the_video_and_never_overwrites(gw, cat, isolated):
     assert wv("download", task_id, "--force").exit_code == 0
 
 
-def test_cut_download_leaves_nothing_half_written(gw, cat, isolated):
+def test_a_dropped_download_resumes_with_range_in_process(gw, cat, isolated):
     task_id = _created(gw, cat)
     wv("wait", task_id, *FAST)
-    gw.faults.cut_download_after, gw.faults.cut_downloads = 1000, 1
+    gw.faults.cut_download_after, gw.faults.cut_downloads = 75_000, 1  # after one whole 64 KiB chunk
     r = wv("download", task_id, "-o", "v.mp4")
-    assert r.exit_code == 6 and ("cut off" in r.stderr or "dropped" in r.stderr)
-    assert not (isolated / "v.mp4").exists() and not list(isolated.glob(".v.mp4*"))
-    assert wv("download", task_id, "-o", "v.mp4").exit_code == 0
+    assert r.exit_code == 0 and "resuming" in r.stderr
     assert (isolated / "v.mp4").read_bytes() == SAMPLE
+    ranges = [q.headers.get("range") for q in gw.requests("/aliyun/v1/videos/") if q.method == "GET"]
+    assert ranges == [None, "bytes=65536-"]  # the whole chunk that arrived was kept, the rest fetched
+
+
+def test_download_that_keeps_dropping_exits_6_and_leaves_nothing(gw, cat, isolated, monkeypatch):
+    task_id = _created(gw, cat)
+    wv("wait", task_id, *FAST)
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "1")
+    gw.faults.cut_download_after, gw.faults.cut_downloads = 1000, 10
+    r = wv("download", task_id, "-o", "v.mp4")
+    assert r.exit_code == 6 and "dropped" in r.stderr
+    assert f"resume with: wanvid download {task_id} -o {isolated / 'v.mp4'}" in r.stderr
+    assert not (isolated / "v.mp4").exists() and not list(isolated.glob(".v.mp4*"))
 
 
 def test_expired_task_exits_5(gw, cat):
@@ -363,3 +375,102 @@ def test_version_and_help_are_cheap_and_work():
 
 def test_env_dir_isolation_is_real():
     assert os.environ["WANVID_CONFIG_DIR"].endswith("config")
+
+
+# -- what the review found --------------------------------------------------------------------
+
+
+def test_a_malformed_key_is_refused_without_being_shown(gw, cat, monkeypatch):
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY + "\r\n")  # a CRLF .env file: trailing noise is dropped
+    assert wv("create", str(cat)).exit_code == 0
+    assert gw.requests()[-1].headers["authorization"] == f"Bearer {TEST_KEY}"
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY[:10] + "\x07" + TEST_KEY[10:])
+    r = wv("create", str(cat))
+    assert r.exit_code == 4 and "env WANVID_API_KEY" in r.stderr and TEST_KEY[:10] not in r.stderr
+
+
+def test_bad_wait_options_cost_nothing(gw, cat):
+    for args in (["--poll-interval", "0"], ["--timeout", "-1"]):
+        r = wv("run", str(cat), *args)
+        assert r.exit_code == 2 and gw.requests() == []
+
+
+def test_run_names_the_paid_task_when_a_later_step_fails(gw, cat, isolated, monkeypatch):
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "0")
+    gw.faults.cut_download_after, gw.faults.cut_downloads = 1000, 10
+    r = wv("run", str(cat), "-q", *FAST)
+    assert len(created_bodies(gw)) == 1
+    task_id = gw.requests("/aliyun/v1/tasks/")[0].path.split("/")[-1]
+    assert r.exit_code == 6 and r.stdout == ""
+    assert f"task {task_id} is safe; resume with: wanvid download {task_id} -o {isolated / 'cat.mp4'}" in r.stderr
+    doc = json.loads(wv("run", str(cat), "--json", "-o", "b.mp4", *FAST).stdout)
+    assert doc["error"]["exit_code"] == 6 and doc["error"]["task_id"]
+
+
+def test_timeout_in_run_offers_wait_then_download(gw, cat, isolated):
+    r = wv("run", str(cat), "--timeout", "0", *FAST)
+    assert r.exit_code == 124
+    assert "resume with: wanvid wait " in r.stderr and "&& wanvid download " in r.stderr
+    assert f"-o {isolated / 'cat.mp4'}" in r.stderr
+
+
+def test_resume_hint_names_the_protocol_when_config_could_change_it(gw, cat):
+    wv("config", "set", "protocol", "unified")
+    r = wv("create", str(cat), "--protocol", "native")
+    assert f"wanvid wait {r.stdout.strip()} --protocol native" in r.stderr
+
+
+def test_data_uri_images_get_the_same_checks(gw, isolated):
+    import base64
+
+    small = isolated / "small.png"
+    Image.new("RGB", (100, 100)).save(small)
+    uri = "data:image/png;base64," + base64.b64encode(small.read_bytes()).decode()
+    r = wv("create", uri)
+    assert r.exit_code == 2 and "(data: URI) is 100x100 px" in r.stderr and gw.requests() == []
+    assert wv("create", "data:image/png;base64,@@@").exit_code == 2
+    assert "ftp: URLs are not supported" in wv("create", "ftp://e.com/a.png").stderr
+    good = isolated / "good.png"
+    Image.new("RGB", (640, 480)).save(good)
+    uri = "data:image/png;base64," + base64.b64encode(good.read_bytes()).decode()
+    assert wv("create", uri).exit_code == 0
+    assert created_bodies(gw)[0]["input"]["media"][0]["url"] == uri  # sent exactly as given
+
+
+def test_output_dir_with_slash_must_exist(gw, cat, isolated):
+    r = wv("run", str(cat), "-o", "newdir/", *FAST)
+    assert r.exit_code == 2 and "does not exist" in r.stderr and gw.requests() == []
+
+
+def test_task_ids_cannot_steer_the_url(gw):
+    wv("status", "../../etc")
+    assert gw.requests()[-1].path == "/aliyun/v1/tasks/..%2F..%2Fetc"
+
+
+def test_json_errors_are_one_document(sandbox, cat, monkeypatch):
+    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
+    r = wv("create", str(cat), "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 4 and doc["error"]["exit_code"] == 4 and "set-key" in doc["error"]["hint"]
+    r = wv("create", str(cat), "--json", "--duration", "99")
+    assert json.loads(r.stdout)["error"]["exit_code"] == 2
+
+
+def test_a_huge_poll_hint_is_bounded():
+    from wanvid.poller import MAX_HINT, wait_for
+    from wanvid.task import Status, Task
+
+    sleeps: list[float] = []
+    now = [0.0]
+
+    def fetch() -> Task:
+        task = Task("t", "native", Status.RUNNING if now[0] < 100 else Status.SUCCEEDED, "x")
+        task.retry_after = 3600
+        return task
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    wait_for(fetch, timeout=None, clock=lambda: now[0], sleep=sleep)
+    assert sleeps == [MAX_HINT, MAX_HINT]

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import typer
 
 from . import __version__, config
-from .errors import FieldError, Interrupted, UsageError, WaitTimeout, WanvidError
+from .errors import FieldError, Interrupted, Unavailable, UsageError, WaitTimeout, WanvidError
 from .models import DEFAULT_MODEL, MODELS
 from .output import Output, describe
 from .request import Validated, VideoRequest, validate
@@ -382,7 +382,7 @@ OUT_PARAMS = [
     _param(
         "output",
         Annotated[
-            Path | None,
+            str | None,  # a str, not Path: a trailing "/" (meaning "a directory") must survive
             typer.Option(
                 "--output",
                 "-o",
@@ -412,16 +412,22 @@ class Ctx:
 
     @cached_property
     def out(self) -> Output:
-        return Output(json_mode=self.json_out, quiet=self.quiet)
+        out = Output(json_mode=self.json_out, quiet=self.quiet)
+        # Every key this run could hold, masked out of any message even if it is malformed.
+        for candidate in (self.api_key, *(os.environ.get(n) for n in config.KEY_ENV_VARS)):
+            out.add_secret(candidate)
+        return out
 
     @cached_property
     def settings(self) -> config.Settings:
-        return config.resolve(
+        settings = config.resolve(
             api_key=self.api_key,
             base_url=self.base_url,
             profile=self.profile,
             protocol=self.protocol.value if self.protocol else None,
         )
+        self.out.add_secret(settings.api_key.value)
+        return settings
 
     @property
     def protocol_name(self) -> str:
@@ -440,8 +446,8 @@ class Ctx:
     def again(self, *words: str) -> str:
         """The exact command that picks up where this one stopped."""
         cmd = ["wanvid", *words]
-        if self.protocol_name != "native":
-            cmd += ["--protocol", self.protocol_name]
+        if self.protocol_name != "native" or self.settings.protocol.source != "default":
+            cmd += ["--protocol", self.protocol_name]  # so a different env or config cannot change it
         if self.profile:
             cmd += ["--profile", self.profile]
         if self.base_url:
@@ -499,6 +505,9 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
     except KeyboardInterrupt:
         ctx.out.error(Interrupted("interrupted"))
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # `wanvid ... | head`: the reader left; nothing to report to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
     except Exception as exc:
         if os.environ.get("WANVID_DEBUG"):
             raise
@@ -539,13 +548,21 @@ def _validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
     return v
 
 
-def _wait(ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interval: float | None) -> "Task":
+def _check_wait(timeout: float, poll_interval: float | None) -> None:
+    """Checked before anything is created: a bad wait option must not cost a task."""
+    if timeout < 0:
+        raise UsageError("--timeout must be 0 or more seconds")
+    if poll_interval is not None and poll_interval <= 0:
+        raise UsageError("--poll-interval must be more than 0 seconds")
+
+
+def _wait(
+    ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interval: float | None, resume: str = ""
+) -> "Task":
     from .poller import wait_for
     from .service import check_outcome, query
 
-    if poll_interval is not None and poll_interval <= 0:
-        raise UsageError("--poll-interval must be more than 0 seconds")
-    resume = ctx.again("wait", task_id)
+    resume = resume or ctx.again("wait", task_id)
     try:
         with ctx.out.polling(task_id) as view:
             task = wait_for(
@@ -554,17 +571,21 @@ def _wait(ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interva
                 interval=poll_interval,
                 on_update=view.update,
             )
-    except WaitTimeout as exc:
-        exc.hint = f"the task keeps running; resume with: {resume}"
-        raise
     except KeyboardInterrupt:
-        raise Interrupted(f"stopped waiting; task {task_id} keeps running", hint=f"resume with: {resume}") from None
-    if ctx.out.mode == "json" and task.status.ended and task.status.value != "SUCCEEDED":
-        ctx.out.result("", task.to_dict())  # scripts get the failed task's document as well as the exit code
+        raise _safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
+    except (WaitTimeout, Unavailable) as exc:
+        raise _safe(exc, task_id, resume) from None
     return check_outcome(task)
 
 
-def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool) -> Path:
+def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
+    """Name the paid-for task and the exact command that picks it up again."""
+    exc.task_id = task_id
+    exc.hint = f"task {task_id} is safe; resume with: {resume}"
+    return exc
+
+
+def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool, resume: str) -> Path:
     from .download import download
     from .protocols import PROTOCOLS
 
@@ -579,20 +600,25 @@ def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool) -> 
                 on_chunk=view.advance,
             )
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"download stopped; task {task.id} is safe",
-            hint=f"resume with: {ctx.again('download', task.id, '-o', str(dest))}",
-        ) from None
+        raise _safe(Interrupted(f"download of task {task.id} stopped"), task.id, resume) from None
+    except Unavailable as exc:
+        raise _safe(exc, task.id, resume) from None
     ctx.out.info(f"saved {got.path} ({got.size:,} bytes)")
     return got.path
 
 
-def _target(output: Path | None, default_name: str) -> Path:
+def _fetch_cmd(ctx: Ctx, task_id: str, dest: Path, force: bool) -> str:
+    return ctx.again("download", task_id, "-o", str(dest), *(["--force"] if force else []))
+
+
+def _target(output: str | None, default_name: str) -> Path:
     """The absolute output path (printed as the result, so scripts need not know our cwd)."""
     if output is None:
         return Path.cwd() / default_name
-    output = output.expanduser().absolute()
-    return output / default_name if output.is_dir() else output
+    path = Path(output).expanduser().absolute()
+    if output.endswith(("/", os.sep)) and not path.is_dir():
+        raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
+    return path / default_name if path.is_dir() else path
 
 
 def _stem(ref: str) -> str:
@@ -636,7 +662,9 @@ def create(
 
 
 @command(app, "status")
-def status(ctx: Ctx, task_id: Annotated[str, typer.Argument(help="The task id printed by create.")]) -> None:
+def status(
+    ctx: Ctx, task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The task id printed by create.")]
+) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
     from .service import check_outcome, query
 
@@ -648,11 +676,12 @@ def status(ctx: Ctx, task_id: Annotated[str, typer.Argument(help="The task id pr
 @command(app, "wait", WAIT_PARAMS)
 def wait(
     ctx: Ctx,
-    task_id: Annotated[str, typer.Argument(help="The task id printed by create.")],
+    task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The task id printed by create.")],
     timeout: float,
     poll_interval: float | None,
 ) -> None:
     """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
+    _check_wait(timeout, poll_interval)
     task = _wait(ctx, ctx.client(), task_id, timeout, poll_interval)
     ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
 
@@ -660,8 +689,8 @@ def wait(
 @command(app, "download", OUT_PARAMS)
 def download(
     ctx: Ctx,
-    task_id: Annotated[str, typer.Argument(help="The id of a finished task.")],
-    output: Path | None,
+    task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The id of a finished task.")],
+    output: str | None,
     force: bool,
 ) -> None:
     """Download a finished task's MP4 (default name <task_id>.mp4) and print its path."""
@@ -677,7 +706,7 @@ def download(
             f"task {task_id} is {describe(task)}, not finished yet",
             hint=f"wait for it with: {ctx.again('wait', task_id)}",
         )
-    path = _save(ctx, client, task, dest, force)
+    path = _save(ctx, client, task, dest, force, resume=_fetch_cmd(ctx, task_id, dest, force))
     ctx.out.result(str(path), {"task_id": task.id, "path": str(path), "bytes": path.stat().st_size})
 
 
@@ -687,8 +716,9 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     from .download import check_target
     from .service import submit
 
-    wait_opts = {k: opts.pop(k) for k in ("timeout", "poll_interval")}
+    timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force = opts.pop("output"), opts.pop("force")
+    _check_wait(timeout, poll_interval)
     v = _validated(ctx, opts)
     dest = _target(output, _stem(v.request.image or v.request.first_clip or "video") + ".mp4")
     check_target(dest, force)  # before paying for a video that could not be saved
@@ -698,8 +728,10 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     client = ctx.client()
     task = submit(client, v)
     ctx.out.info(f"created task {task.id}")
-    task = _wait(ctx, client, task.id, **wait_opts)
-    path = _save(ctx, client, task, dest, force)
+    # From here on the task is paid for: every way out names it and the command that finishes the job.
+    fetch = _fetch_cmd(ctx, task.id, dest, force)
+    task = _wait(ctx, client, task.id, timeout, poll_interval, resume=f"{ctx.again('wait', task.id)} && {fetch}")
+    path = _save(ctx, client, task, dest, force, resume=fetch)
     ctx.out.result(str(path), {"task": task.to_dict(), "path": str(path), "bytes": path.stat().st_size})
 
 

@@ -124,28 +124,29 @@ class Client:
                 retryable = idempotent or _refused(exc)
                 if not retryable or attempt >= self.max_retries:
                     raise _network_error(exc, url, sent=not _refused(exc)) from None
-                wait = self._backoff(attempt, None)
+                wait = self.backoff(attempt, None)
             except requests.Timeout as exc:
                 if not idempotent or attempt >= self.max_retries:
                     raise _network_error(exc, url, sent=True) from None
-                wait = self._backoff(attempt, None)
+                wait = self.backoff(attempt, None)
             else:
                 if resp.status_code < 400:
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 if not retryable or attempt >= self.max_retries:
                     raise error_from_response(resp)
-                wait = self._backoff(attempt, _retry_after(resp))
+                wait = self.backoff(attempt, _retry_after(resp))
                 resp.close()
             attempt += 1
-            if self.on_retry:
-                self.on_retry(
-                    f"retrying {method} {urlsplit(url).path} in {wait:.1f}s "
-                    f"(attempt {attempt + 1} of {self.max_retries + 1})"
-                )
-            self.sleep(wait)
+            self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def pause(self, wait: float, what: str, attempt: int) -> None:
+        """Sleep before retry number ``attempt`` (1-based), saying so."""
+        if self.on_retry:
+            self.on_retry(f"{what} in {wait:.1f}s (attempt {attempt + 1} of {self.max_retries + 1})")
+        self.sleep(wait)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_WAIT)
         return min(BACKOFF_BASE * 2**attempt, MAX_WAIT) * (0.5 + self.jitter() / 2)

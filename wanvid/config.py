@@ -101,9 +101,20 @@ def resolve(
 ) -> Settings:
     prof = _pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
     table = _profile_table(load_file(), prof.value or DEFAULT_PROFILE)
+    key = _pick(api_key, KEY_ENV_VARS, table.get("api_key"), None)
+    if key.value is not None:
+        # A trailing newline or CR (a pasted key, a CRLF .env file) is noise; anything else unprintable
+        # would end up in an HTTP header error that quotes the key, so refuse it here, by source only.
+        value = key.value.strip()
+        key = Setting(value, key.source)
+        if not value.isascii() or not value.isprintable() or " " in value:
+            raise AuthError(
+                f"the API key from {key.source} contains spaces or unprintable characters",
+                hint="set it again without them: wanvid config set-key",
+            )
     settings = Settings(
         profile=prof,
-        api_key=_pick(api_key, KEY_ENV_VARS, table.get("api_key"), None),
+        api_key=key,
         base_url=_pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL),
         protocol=_pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
     )

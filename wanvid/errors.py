@@ -15,10 +15,14 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     ├── WaitTimeout (124)         --timeout passed while the task still runs
     └── Interrupted (130)         Ctrl-C while waiting or downloading
 
-This module imports nothing heavy: it is on the path of ``--help``.
+An error raised after a task was paid for carries ``task_id`` (and the task's JSON when known), so the
+boundary can always say which task is safe and how to pick it up. This module imports nothing heavy:
+it is on the path of ``--help``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class WanvidError(Exception):
@@ -28,6 +32,24 @@ class WanvidError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.task_id: str | None = None
+        self.task: dict[str, Any] | None = None  # the task's JSON document, for --json error output
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape of an error (``--json``)."""
+        doc: dict[str, Any] = {
+            "error": {
+                "message": self.message,
+                "hint": self.hint,
+                "exit_code": self.exit_code,
+                "code": getattr(self, "code", None),
+                "request_id": getattr(self, "request_id", None),
+                "task_id": self.task_id,
+            }
+        }
+        if self.task is not None:
+            doc["task"] = self.task
+        return doc
 
 
 class UsageError(WanvidError):

@@ -32,6 +32,8 @@ class DownloadView(Protocol):
 class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.mode = "json" if json_mode else "quiet" if quiet else "human"
+        self.emitted = False  # a result is on stdout: --json promises exactly one document
+        self.secrets: list[str] = []  # masked out of every message, whatever produced it
 
     @property
     def progress(self) -> bool:
@@ -43,6 +45,7 @@ class Output:
 
     # -- stdout: results only -------------------------------------------------------------------
     def result(self, text: str, data: Any, quiet_text: str | None = None) -> None:
+        self.emitted = True
         if self.mode == "json":
             sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         elif self.mode == "quiet":
@@ -60,12 +63,27 @@ class Output:
         _err(f"warning: {text}")
 
     def error(self, exc: WanvidError) -> None:
+        """One line on stderr; with --json, also the error document on stdout unless a result is there."""
+        exc.message, exc.hint = self.redact(exc.message), exc.hint and self.redact(exc.hint)
+        if self.mode == "json" and not self.emitted:
+            self.result("", exc.to_dict())
         line = f"error: {exc.message}"
         if getattr(exc, "request_id", None):
             line += f" (request id {exc.request_id})"  # type: ignore[attr-defined]
         if exc.hint:
             line += f" — {exc.hint}"
         _err(line)
+
+    def add_secret(self, secret: str | None) -> None:
+        # Shorter strings would mask ordinary words; real keys are far longer than this.
+        for variant in {secret or "", (secret or "").strip()}:
+            if len(variant) >= 8:
+                self.secrets.append(variant)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
 
     # -- progress -------------------------------------------------------------------------------
     @contextmanager

@@ -16,6 +16,7 @@ from .task import Task
 FIRST_INTERVAL = 2.0
 MAX_INTERVAL = 15.0
 GROWTH = 1.5
+MAX_HINT = 60.0
 
 
 def intervals(fixed: float | None = None) -> Callable[[int], float]:
@@ -45,8 +46,10 @@ def wait_for(
             return task
         if timeout is not None and elapsed >= timeout:
             raise WaitTimeout(f"task {task.id} is still {task.status.value} after {elapsed:.0f}s")
-        # A server hint wins over our own schedule; --poll-interval wins over both.
-        wait = schedule(n) if interval is not None or task.retry_after is None else task.retry_after
+        # A server hint wins over our own schedule; --poll-interval wins over both. The hint is bounded:
+        # a stray "Retry-After: 3600" must not put the poller to sleep for an hour.
+        hinted = interval is None and task.retry_after is not None
+        wait = min(task.retry_after or 0.0, MAX_HINT) if hinted else schedule(n)
         if timeout is not None:
             wait = min(wait, max(0.0, timeout - elapsed))  # one last look exactly at the deadline
         sleep(wait)

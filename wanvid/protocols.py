@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from .request import Validated, media_types
 from .task import Task, parse_status
@@ -21,11 +22,11 @@ class Native:
 
     @staticmethod
     def task_path(task_id: str) -> str:
-        return f"/aliyun/v1/tasks/{task_id}"
+        return f"/aliyun/v1/tasks/{_seg(task_id)}"
 
     @staticmethod
     def content_path(task_id: str) -> str:
-        return f"/aliyun/v1/videos/{task_id}/content"
+        return f"/aliyun/v1/videos/{_seg(task_id)}/content"
 
     @staticmethod
     def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
@@ -84,11 +85,11 @@ class Unified:
 
     @staticmethod
     def task_path(task_id: str) -> str:
-        return f"/v1/videos/{task_id}"
+        return f"/v1/videos/{_seg(task_id)}"
 
     @staticmethod
     def content_path(task_id: str) -> str:
-        return f"/v1/videos/{task_id}/content"
+        return f"/v1/videos/{_seg(task_id)}/content"
 
     @staticmethod
     def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
@@ -133,6 +134,11 @@ class Unified:
 
 Protocol = type[Native] | type[Unified]
 PROTOCOLS: dict[str, Protocol] = {"native": Native, "unified": Unified}
+
+
+def _seg(task_id: str) -> str:
+    """A task id as one path segment: '../x' or 'a?b' must not change which URL is asked for."""
+    return quote(task_id, safe="")
 
 
 def _obj(value: object) -> dict[str, Any]:

@@ -7,6 +7,10 @@ into a request body. Every problem is a ``FieldError`` naming the canonical fiel
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,17 +160,43 @@ def _check_size(size: str) -> None:
 
 
 def _resolve(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str) -> Media:
+    if ref[:5].lower() == "data:":
+        _inspect_data_uri(name, kind, ref, spec, model)  # inline data is checked like a file...
+        return Media(name, ref)  # ...and sent exactly as the user wrote it
+    if ref[:8].lower().startswith(("http://", "https://")):
+        return Media(name, ref)  # the gateway fetches it; nothing to check here
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", ref):
+        raise FieldError(
+            name, f"{ref.split(':')[0]}: URLs are not supported; give a local file, or an http(s) or data: URL"
+        )
+    return Media(name, ref, _inspect(name, kind, Path(ref).expanduser(), spec, model))
+
+
+def _inspect(name: str, kind: str, path: Path, spec: ModelSpec | None, model: str) -> LocalMedia:
     from . import media  # Pillow and file probing only on this path, never for --help
 
-    if media.is_remote(ref):
-        return Media(name, ref)
-    path = Path(ref).expanduser()
     if kind == "image":
-        local = media.inspect_image(path, spec.image if spec else None, name, model)
-    elif kind == "audio":
-        local = media.inspect_audio(path, spec.audio if spec else None, name, model)
-    else:
-        if spec is not None and spec.video is None:
-            raise FieldError(name, f"{model} takes no video input")
-        local = media.inspect_video(path, spec.video if spec else None, name, model)
-    return Media(name, ref, local)
+        return media.inspect_image(path, spec.image if spec else None, name, model)
+    if kind == "audio":
+        return media.inspect_audio(path, spec.audio if spec else None, name, model)
+    if spec is not None and spec.video is None:
+        raise FieldError(name, f"{model} takes no video input")
+    return media.inspect_video(path, spec.video if spec else None, name, model)
+
+
+def _inspect_data_uri(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str) -> None:
+    header, comma, payload = ref.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise FieldError(name, "the data: URI is not base64 (data:<type>;base64,<data>); encode it with base64")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise FieldError(name, "the data: URI's base64 payload does not decode; re-encode the file") from None
+    with tempfile.TemporaryDirectory(prefix="wanvid-") as tmp:
+        path = Path(tmp) / "data-uri"
+        path.write_bytes(data)
+        try:
+            _inspect(name, kind, path, spec, model)
+        except FieldError as exc:
+            exc.message = exc.message.replace(str(path), "(data: URI)")
+            raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .client import Client
-from .errors import ApiError, NotFound, TaskFailed
+from .errors import ApiError, NotFound, TaskFailed, WanvidError
 from .protocols import PROTOCOLS
 from .request import Validated
 from .task import Status, Task
@@ -53,18 +53,22 @@ def _poll_hint(headers: Any) -> float | None:
 
 def check_outcome(task: Task) -> Task:
     """Return a task that did not fail; raise the error whose exit code says how it ended."""
+    error: WanvidError
     if task.status in (Status.FAILED, Status.CANCELED):
         detail = ": ".join(x for x in (task.error_code, task.error_message) if x) or "no reason given"
-        raise TaskFailed(
+        error = TaskFailed(
             f"task {task.id} ended {task.status.value}: {detail}",
             hint="change the input or prompt as the message says, then create a new task",
         )
-    if task.status is Status.NOT_FOUND:
-        raise NotFound(
+    elif task.status is Status.NOT_FOUND:
+        error = NotFound(
             f"task {task.id} is unknown to the gateway or has expired",
             hint="check the id and --protocol; tasks and results live 24 h",
         )
-    return task
+    else:
+        return task
+    error.task_id, error.task = task.id, task.to_dict()
+    raise error
 
 
 def dry_run(v: Validated, base_url: str) -> dict[str, Any]:
