@@ -17,7 +17,6 @@ _ENV_VARS = (
     "WANVID_BASE_URL",
     "WANVID_PROFILE",
     "WANVID_CONFIG_DIR",
-    "WANVID_DATA_DIR",
     "WANVID_PROTOCOL",
     "WANVID_MAX_RETRIES",
     "WANVID_DEBUG",
@@ -32,7 +31,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANVID_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("WANVID_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

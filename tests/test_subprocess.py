@@ -99,6 +99,8 @@ def test_exit_codes_as_a_process(gateway, env, setup, args, code, needle):
     proc = run(*args, env={**env, "WANVID_MAX_RETRIES": "0"})
     assert proc.returncode == code, proc.stderr
     assert needle in proc.stderr
+    if args[0] != "status":  # status prints the state it found, then exits with the outcome
+        assert proc.stdout == ""
 
 
 def test_missing_key_exits_4_as_a_process(gateway):
@@ -109,7 +111,6 @@ def test_missing_key_exits_4_as_a_process(gateway):
 def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(env):
     proc = run("create", str(CAT), env=env)
     task_id = proc.stdout.strip()
-    faults(env["WANVID_BASE_URL"], expire=False)
     waiter = subprocess.Popen(
         [*WANVID, "wait", task_id, "--poll-interval", "5"],
         stdout=subprocess.PIPE,
@@ -234,3 +235,17 @@ def test_every_command_as_a_process(env, tmp_path):
     shown = run("config", "show", env=cfg)
     assert "****rint" in shown.stdout and "(file)" in shown.stdout
     assert run("config", "path", env=cfg).stdout == stored.stdout
+
+
+def test_a_reader_that_goes_away_is_not_an_error_report():
+    proc = subprocess.Popen(
+        [*WANVID, "create", str(CAT), "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `wanvid ... | head -c0`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=30)
+    assert "unexpected" not in err and "Traceback" not in err

@@ -779,7 +779,8 @@ def sandbox(
     f.throttle, f.server_errors = throttle, server_errors
     f.cut_download_after, f.slow_download_bps, f.expire = cut_download_after, slow_download, expire
     ctx.out.result(sb.url, {"base_url": sb.url})
-    ctx.out.info(f"sandbox gateway listening; use it with: --base-url {sb.url} --api-key anything   (Ctrl-C stops it)")
+    key = "<the key you gave it>" if ctx.api_key else "anything"
+    ctx.out.info(f"sandbox gateway listening; use it with: --base-url {sb.url} --api-key {key}   (Ctrl-C stops it)")
     try:
         sb.serve_forever()
     except KeyboardInterrupt:
@@ -824,7 +825,11 @@ def config_set(
         )
     if name not in config.FILE_KEYS:
         raise UsageError(f"unknown setting {name!r}", hint="settings are: base_url, protocol")
-    config.resolve(**{name: value})  # the same checks a flag would get
+    try:
+        config.resolve(**{name: value})  # the same checks a flag would get
+    except UsageError as exc:
+        exc.message = exc.message.replace("(from flag) ", "")
+        raise
     path = config.save(_profile(ctx), **{name: value})
     ctx.out.result(str(path), {"profile": _profile(ctx), "path": str(path), name: value})
 
