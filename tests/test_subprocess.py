@@ -90,7 +90,6 @@ def test_console_script_and_module_agree():
             "DataInspectionFailed: flagged",
         ),
         ({"server_errors": 50}, ["status", "x"], 6, "gateway error 500"),
-        (None, ["run", str(CAT), "--timeout", "0.2", "--poll-interval", "0.1"], 124, "resume with: wanvid wait"),
     ],
 )
 def test_exit_codes_as_a_process(gateway, env, setup, args, code, needle):
@@ -108,7 +107,22 @@ def test_missing_key_exits_4_as_a_process(gateway):
     assert proc.returncode == 4 and "wanvid config set-key" in proc.stderr
 
 
-def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(env):
+@pytest.fixture
+def slow_env() -> Iterator[dict[str, str]]:
+    """A gateway whose tasks stay PENDING for a minute, so 'unfinished' holds even on a loaded machine."""
+    from wanvid.sandbox import Sandbox
+
+    with Sandbox(queue_seconds=60, run_seconds=60) as sb:
+        yield {"WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY}
+
+
+def test_timeout_exits_124_as_a_process(slow_env):
+    proc = run("run", str(CAT), "--timeout", "0.2", "--poll-interval", "0.1", env=slow_env)
+    assert proc.returncode == 124 and "resume with: wanvid wait" in proc.stderr and proc.stdout == ""
+
+
+def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(slow_env):
+    env = slow_env
     proc = run("create", str(CAT), env=env)
     task_id = proc.stdout.strip()
     waiter = subprocess.Popen(
