@@ -14,7 +14,6 @@ small hand-written readers below, which read headers only and never decode media
 from __future__ import annotations
 
 import base64
-import hashlib
 import mmap
 import os
 import shlex
@@ -61,14 +60,6 @@ class LocalMedia:
     def data_uri(self) -> str:
         """``data:<mime>;base64,...`` of the file as it is on disk now (read at call time)."""
         return f"data:{self.mime};base64,{base64.b64encode(self.path.read_bytes()).decode('ascii')}"
-
-    def sha256(self) -> str:
-        """Hex SHA-256 of the file's bytes, read in chunks so big videos don't fill memory."""
-        h = hashlib.sha256()
-        with self.path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
