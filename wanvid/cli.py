@@ -10,6 +10,7 @@ at the top: requests, rich's live displays and Pillow load inside the commands t
 import functools
 import inspect
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -452,13 +453,7 @@ class Ctx:
             cmd += ["--profile", self.profile]
         if self.base_url:
             cmd += ["--base-url", self.base_url]
-        return " ".join(_quote(w) for w in cmd)
-
-
-def _quote(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
+        return shlex.join(cmd)
 
 
 def command(target: typer.Typer, name: str, *groups: list[inspect.Parameter]) -> Callable[[Callable[..., Any]], Any]:
@@ -523,16 +518,8 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 # Shared steps.
 
-FLAGS = {
-    "image": "IMAGE",
-    "negative_prompt": "--negative-prompt",
-    "prompt_extend": "--prompt-extend",
-    "shot_type": "--shot-type",
-    "last_frame": "--last-frame",
-    "first_clip": "--first-clip",
-    "generate_audio": "--generate-audio",
-    "media": "IMAGE/--last-frame/--audio/--first-clip",
-}
+# Fields whose flag is not simply "--" + field with dashes.
+FLAGS = {"image": "IMAGE", "media": "IMAGE/--last-frame/--audio/--first-clip"}
 
 
 def _validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
@@ -586,14 +573,14 @@ def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
 
 
 def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool, resume: str) -> Path:
-    from .download import download
-    from .protocols import PROTOCOLS
+    from .service import fetch_video
 
     try:
         with ctx.out.downloading(dest.name) as view:
-            got = download(
+            got = fetch_video(
                 client,
-                PROTOCOLS[ctx.protocol_name].content_path(task.id),
+                ctx.protocol_name,
+                task.id,
                 dest,
                 force=force,
                 on_start=view.start,
@@ -775,7 +762,7 @@ def sandbox(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port (0 = any free port)"
         ) from None
     f = sb.faults
-    f.fail_code, f.fail_message = (code or None), (message or None if code else None)
+    f.fail_code, f.fail_message = code or None, message or None
     f.throttle, f.server_errors = throttle, server_errors
     f.cut_download_after, f.slow_download_bps, f.expire = cut_download_after, slow_download, expire
     ctx.out.result(sb.url, {"base_url": sb.url})

@@ -135,7 +135,7 @@ class Client:
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 if not retryable or attempt >= self.max_retries:
                     raise error_from_response(resp)
-                wait = self.backoff(attempt, _retry_after(resp))
+                wait = self.backoff(attempt, retry_after(resp))
                 resp.close()
             attempt += 1
             self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
@@ -166,7 +166,8 @@ def _network_error(exc: Exception, url: str, *, sent: bool) -> Unavailable:
     return Unavailable(f"{kind} to {host} after retries", hint=hint)
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+def retry_after(resp: requests.Response) -> float | None:
+    """The answer's Retry-After in seconds (a number or an HTTP date), or None."""
     value = resp.headers.get("Retry-After")
     if not value:
         return None

@@ -1,4 +1,4 @@
-"""The operations the commands are made of: submit, query, judge an outcome, describe a dry run.
+"""The operations the commands are made of: submit, query, judge an outcome, fetch the video, dry run.
 
 Each takes plain values and a ``Client`` and returns a ``Task``; no printing, no flags. This is the
 layer a Python user would script against.
@@ -6,9 +6,12 @@ layer a Python user would script against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .client import Client
+from .client import Client, retry_after
+from .download import Downloaded, download
 from .errors import ApiError, NotFound, TaskFailed, WanvidError
 from .protocols import PROTOCOLS
 from .request import Validated
@@ -38,17 +41,23 @@ def query(client: Client, protocol: str, task_id: str) -> Task:
     payload, resp = client.get_json(proto.task_path(task_id))
     task = proto.parse_task(payload)
     task.id = task.id or task_id
-    task.retry_after = _poll_hint(resp.headers)
+    task.retry_after = retry_after(resp)  # a poll hint; the poller bounds it
     return task
 
 
-def _poll_hint(headers: Any) -> float | None:
-    for name in ("Retry-After", "X-Poll-After"):
-        try:
-            return max(0.0, float(headers[name]))
-        except (KeyError, ValueError):
-            continue
-    return None
+def fetch_video(
+    client: Client,
+    protocol: str,
+    task_id: str,
+    dest: Path,
+    *,
+    force: bool,
+    on_start: Callable[[int | None], None],
+    on_chunk: Callable[[int], None],
+) -> Downloaded:
+    """Download a finished task's MP4 through the gateway's content route."""
+    route = PROTOCOLS[protocol].content_path(task_id)
+    return download(client, route, dest, force=force, on_start=on_start, on_chunk=on_chunk)
 
 
 def check_outcome(task: Task) -> Task:
