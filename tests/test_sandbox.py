@@ -71,6 +71,12 @@ def unified_task(sb: Sandbox, task_id: str) -> requests.Response:
     return requests.get(f"{sb.url}/v1/videos/{task_id}", headers=AUTH)
 
 
+def sandbox_tasks(sb: Sandbox) -> dict[str, dict[str, Any]]:
+    r = requests.get(sb.url + "/_sandbox/tasks")
+    assert r.status_code == 200
+    return {row["id"]: row for row in r.json()}
+
+
 def statuses_until(read: Callable[[], str], final: set[str], timeout: float = 5.0) -> list[str]:
     """Poll ``read`` until a final status; return the distinct statuses seen, in order."""
     seen: list[str] = []
@@ -550,6 +556,141 @@ def test_expire_fault_and_ttl(sandbox: Sandbox) -> None:
         time.sleep(0.15)
         assert native_task(sb, task_id)["output"]["task_status"] == "UNKNOWN"
         assert requests.get(video_url).status_code in (403, 404)
+
+
+def test_fail_after_fault_is_an_early_failure_captured_at_creation() -> None:
+    with Sandbox(queue_seconds=0.1, run_seconds=60) as sb:
+        sb.faults.fail_after = 0.3
+        early = create_native(sb)
+        sb.faults.fail_after = None
+        normal = create_native(sb)
+        seen = statuses_until(lambda: native_task(sb, early)["output"]["task_status"], {"FAILED"})
+        assert seen == ["PENDING", "RUNNING", "FAILED"]
+        out = native_task(sb, early)["output"]
+        assert out["code"] == "DataInspectionFailed" and "inappropriate" in out["message"]
+        assert "video_url" not in out and out["scheduled_time"] <= out["end_time"]
+        assert native_task(sb, normal)["output"]["task_status"] == "RUNNING"
+        rows = sandbox_tasks(sb)
+        assert rows[early]["status"] == "FAILED"
+        assert rows[early]["ends_at"] - rows[early]["created_at"] == pytest.approx(0.3)
+        assert rows[normal]["ends_at"] - rows[normal]["created_at"] == pytest.approx(60.1)
+
+        # Before the queue is over: PENDING straight to FAILED; an explicit code and message win.
+        sb.faults.fail_after, sb.faults.fail_code = 0, "IPInfringementSuspect"
+        view = unified_task(sb, create_unified(sb)).json()
+        assert view["status"] == "FAILURE" and view["progress"] == 100
+        assert view["error"]["code"] == "IPInfringementSuspect" and "inappropriate" in view["error"]["message"]
+        assert 0 <= view["completed_at"] - view["created_at"] <= 1
+        out = native_task(sb, view["id"])["output"]
+        assert out["scheduled_time"] == out["end_time"] == out["submit_time"]
+
+
+def test_fail_after_over_http(sandbox: Sandbox) -> None:
+    base = sandbox.url + "/_sandbox/faults"
+    assert requests.post(base, json={"fail_after": 0.5}).json()["fail_after"] == 0.5
+    for bad in ("-1", '"1"', "true", "Infinity", "NaN"):  # raw JSON text: Python's json reads Infinity
+        r = requests.post(base, data='{"fail_after": ' + bad + "}")
+        assert r.status_code == 400 and r.json()["error"]["param"] == "fail_after", bad
+    assert requests.post(base, json={"fail_after": None}).json()["fail_after"] is None
+
+
+# ---- per-task timing, task list ---------------------------------------------------------------------
+
+
+def test_timing_applies_to_tasks_created_afterwards() -> None:
+    with Sandbox(queue_seconds=0, run_seconds=0) as sb:
+        base = sb.url + "/_sandbox/timing"
+        assert requests.get(base).json() == {"queue_seconds": 0, "run_seconds": 0, "ttl_seconds": 86400.0}
+        done = create_native(sb)
+        done_url = native_task(sb, done)["output"]["video_url"]
+        r = requests.post(base, json={"queue_seconds": 60, "ttl_seconds": 0.3})
+        assert r.status_code == 200
+        assert r.json() == {"queue_seconds": 60, "run_seconds": 0, "ttl_seconds": 0.3}
+        assert (sb.queue_seconds, sb.ttl_seconds) == (60, 0.3)
+        queued = create_unified(sb)
+        assert native_task(sb, done)["output"]["task_status"] == "SUCCEEDED"  # not sent back to the queue
+        view = unified_task(sb, queued).json()
+        assert view["status"] == "QUEUED" and view["expires_at"] - view["created_at"] <= 1
+
+        for bad in ({"run_seconds": -1}, {"run_seconds": "1"}, {"ttl_seconds": True}, {"nope": 1}, [1]):
+            r = requests.post(base, json=bad)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter", bad
+        assert requests.post(base, json={"run_seconds": 1, "queue_seconds": -1}).status_code == 400
+        assert requests.get(base).json()["run_seconds"] == 0  # all-or-nothing
+
+        time.sleep(0.4)
+        assert native_task(sb, queued)["output"]["task_status"] == "UNKNOWN"
+        assert unified_task(sb, queued).json()["error"]["code"] == "task_not_exist"
+        assert requests.get(done_url).status_code == 200  # the old task keeps its day-long TTL
+
+        assert requests.post(sb.url + "/_sandbox/reset").status_code == 200
+        assert requests.get(base).json() == {"queue_seconds": 0, "run_seconds": 0, "ttl_seconds": 86400.0}
+
+
+def test_short_ttl_expires_the_signed_url() -> None:
+    with Sandbox(queue_seconds=0, run_seconds=0, ttl_seconds=0.2) as sb:
+        task_id = create_native(sb)
+        video_url = native_task(sb, task_id)["output"]["video_url"]
+        assert requests.get(video_url).status_code == 200
+        time.sleep(0.3)  # the task is gone; the URL's whole-second Expires may not have passed yet
+        r = requests.get(video_url)
+        assert r.status_code == 403 and r.json()["error"] == {
+            "message": "Request has expired",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "AccessDenied",
+        }
+        r = requests.get(f"{sb.url}/aliyun/v1/videos/{task_id}/content", headers=AUTH)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "ResourceNotFound"
+        assert sandbox_tasks(sb)[task_id]["status"] == "UNKNOWN"
+        requests.post(sb.url + "/_sandbox/reset")
+        assert requests.get(video_url).json()["error"]["code"] == "NoSuchKey"  # forgotten, not expired
+
+
+def test_task_list_counts_polls_and_downloads() -> None:
+    with Sandbox(queue_seconds=0.05, run_seconds=0.05) as sb:
+        before = time.time()
+        native = create_native(sb)
+        unified = create_unified(sb, unified_body(model="wan2.6-i2v", seconds="10"))
+        rows = sandbox_tasks(sb)
+        assert rows[native]["status"] == "PENDING" and rows[native]["polls"] == 0
+        time.sleep(0.15)
+        for _ in range(3):
+            native_task(sb, native)
+        unified_task(sb, unified)
+        native_task(sb, unified)  # a query by either route counts
+        video_url = native_task(sb, native)["output"]["video_url"]
+        assert requests.get(f"{sb.url}/aliyun/v1/videos/{native}/content", headers=AUTH).ok
+        assert requests.get(video_url, headers={"Range": "bytes=10-"}).status_code == 206
+        assert requests.head(video_url).ok  # no body: not a download
+        assert requests.get(f"{sb.url}/v1/videos/{unified}/content", headers=AUTH).ok
+
+        rows = sandbox_tasks(sb)
+        assert len(rows) == 2
+        row = rows[native]
+        assert set(row) == {
+            "id",
+            "model",
+            "protocol",
+            "status",
+            "created_at",
+            "ends_at",
+            "expires_at",
+            "polls",
+            "downloads",
+        }
+        assert (row["model"], row["protocol"], row["status"]) == ("wan2.7-i2v", "native", "SUCCEEDED")
+        assert (row["polls"], row["downloads"]) == (4, 2)
+        assert before <= row["created_at"] < row["ends_at"] <= time.time()
+        assert row["ends_at"] - row["created_at"] == pytest.approx(0.1)
+        assert row["expires_at"] - row["created_at"] == pytest.approx(86400)
+        other = rows[unified]
+        assert (other["model"], other["protocol"], other["polls"], other["downloads"]) == (
+            "wan2.6-i2v",
+            "unified",
+            2,
+            1,
+        )
 
 
 # ---- control endpoints ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import importlib.resources
 import json
+import math
 import re
 import secrets
 import socket
@@ -42,6 +43,7 @@ _UNIFIED_STATUS: dict[str, dict[str, str]] = {
     "openai": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
     "newapi": {_PENDING: "SUBMITTED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
 }
+_MODERATION_MESSAGE = "Input data may contain inappropriate content. (injected by the sandbox)"
 _ERROR_CODE_5XX = {500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 _RESOLUTION_SIZE = {"720P": "1280x720", "1080P": "1920x1080"}
 # wan2.7 input.media type -> the MIME family a data: URI for it must declare.
@@ -84,6 +86,9 @@ class Faults:
     cut_downloads: int = 1  # ... for this many downloads, then serve normally
     slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
     expire: bool = False  # every task reports as expired / unknown
+    # New tasks end FAILED this many seconds after creation (an early failure such as moderation), with
+    # fail_code / fail_message if set, else DataInspectionFailed and a moderation message.
+    fail_after: float | None = None
 
 
 def _fault_value_error(name: str, value: Any) -> str | None:
@@ -103,12 +108,21 @@ def _fault_value_error(name: str, value: Any) -> str | None:
         ok, need = value is None or (is_int and value >= 0), "an integer >= 0 or null"
     elif name == "slow_download_bps":
         ok, need = value is None or (is_int and value > 0), "an integer > 0 or null"
+    elif name == "fail_after":
+        ok, need = value is None or _is_seconds(value), "a finite number >= 0 or null"
     else:  # expire
         ok, need = isinstance(value, bool), "true or false"
     return None if ok else f"{name} must be {need}"
 
 
+def _is_seconds(value: Any) -> bool:
+    """A finite JSON number >= 0 (bools are not numbers here; Infinity would overflow timestamps)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0
+
+
 _FAULT_NAMES = tuple(f.name for f in dataclasses.fields(Faults))
+_TIMING_NAMES = ("queue_seconds", "run_seconds", "ttl_seconds")
 
 
 @dataclass
@@ -126,13 +140,19 @@ class _NewTask:
 
 @dataclass
 class _Task(_NewTask):
-    """A created task: the request plus what the lifecycle is computed from."""
+    """A created task: the request plus what the lifecycle is computed from, all fixed at creation."""
 
     id: str
+    protocol: str  # the route that created it: "native" or "unified"
     created_mono: float  # ages come from the monotonic clock ...
     created_wall: float  # ... shown timestamps from the wall clock
-    fail_code: str | None
-    fail_message: str | None
+    queue_seconds: float
+    run_seconds: float
+    ttl_seconds: float
+    ends_after: float  # seconds from creation to SUCCEEDED or FAILED
+    failure: tuple[str, str] | None  # (code, message) when the task ends FAILED
+    polls: int = 0  # status queries received (guarded by the sandbox lock, like the counters below)
+    downloads: int = 0  # video bodies started
 
 
 class _Reject(Exception):
@@ -619,12 +639,12 @@ class _Handler(BaseHTTPRequestHandler):
     # -- native protocol --
 
     def _native_create(self, body: Any) -> None:
-        task = self.sandbox._create(_validate_native(body))
+        task = self.sandbox._create(_validate_native(body), "native")
         self._send_json(200, {"output": {"task_status": _PENDING, "task_id": task.id}})
 
     def _native_query(self, task_id: str) -> None:
         sb = self.sandbox
-        found = sb._lookup(task_id)
+        found = sb._lookup(task_id, poll=True)
         if found is None:
             self._send_json(
                 200,
@@ -644,10 +664,10 @@ class _Handler(BaseHTTPRequestHandler):
             "task_status": status,
             "submit_time": _wall(task.created_wall),
         }
-        if status != _PENDING:
-            out["scheduled_time"] = _wall(task.created_wall + sb.queue_seconds)
+        if status != _PENDING:  # an early failure can end a task before it was ever scheduled
+            out["scheduled_time"] = _wall(task.created_wall + min(task.queue_seconds, task.ends_after))
         if status in (_SUCCEEDED, _FAILED):
-            out["end_time"] = _wall(task.created_wall + sb.queue_seconds + sb.run_seconds)
+            out["end_time"] = _wall(task.created_wall + task.ends_after)
         if status == _SUCCEEDED:
             out["video_url"] = sb._signed_url(task)
         out["orig_prompt"] = task.prompt
@@ -656,8 +676,8 @@ class _Handler(BaseHTTPRequestHandler):
             extended = (task.prompt + " Cinematic lighting, smooth camera motion.").strip()
             out["actual_prompt"] = extended if task.prompt_extend else task.prompt
             answer["usage"] = {"duration": task.duration, "video_count": 1, "SR": int(task.resolution[:-1])}
-        elif status == _FAILED:
-            out["code"], out["message"] = sb._failure(task)
+        elif status == _FAILED and task.failure:
+            out["code"], out["message"] = task.failure
         self._send_json(200, answer)
 
     def _native_content(self, task_id: str) -> None:
@@ -666,7 +686,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- unified protocol --
 
     def _unified_create(self, body: Any) -> None:
-        task = self.sandbox._create(_validate_unified(body))
+        task = self.sandbox._create(_validate_unified(body), "unified")
         view = self.sandbox._unified_view(task, _PENDING, 0.0)
         self._send_json(
             200,
@@ -674,7 +694,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _unified_query(self, task_id: str) -> None:
-        found = self.sandbox._lookup(task_id)
+        found = self.sandbox._lookup(task_id, poll=True)
         if found is None:
             raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
         self._send_json(200, self.sandbox._unified_view(*found))
@@ -693,12 +713,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
         task, status, elapsed = found
         if status != _SUCCEEDED:
-            shown = status if native else sb._unified_status(status, elapsed)
+            shown = status if native else sb._unified_status(task, status, elapsed)
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
         if sb.content_redirect:
             self._send(302, b"", None, {"Location": sb._signed_url(task)})
             return
-        self._serve_video()
+        self._serve_video(task)
 
     def _oss(self, path: str, query: str) -> None:
         """The object store behind the signed video_url: no API auth, its own signature instead."""
@@ -716,11 +736,13 @@ class _Handler(BaseHTTPRequestHandler):
         if int(expires) < time.time():
             raise _Reject(403, "AccessDenied", "Request has expired")
         found = sb._lookup(task_id)
+        if found is None and sb._has_task(task_id):
+            raise _Reject(403, "AccessDenied", "Request has expired")  # the URL dies with its task's TTL
         if found is None or found[1] != _SUCCEEDED:
             raise _Reject(404, "NoSuchKey", "The specified key does not exist")
-        self._serve_video()
+        self._serve_video(found[0])
 
-    def _serve_video(self) -> None:
+    def _serve_video(self, task: _Task) -> None:
         data = sample_mp4()
         size = len(data)
         headers = {"Accept-Ranges": "bytes"}
@@ -751,6 +773,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        self.sandbox._count_download(task)
         cut = self.sandbox._take_cut(len(body))
         self._write_paced(body if cut is None else body[:cut], self.sandbox.faults.slow_download_bps)
         if cut is not None:
@@ -791,6 +814,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(400, "InvalidParameter", problem[1], problem[0])
                 return
             self._send_json(200, sb._faults_dict())
+        elif method == "GET" and path == "/_sandbox/timing":
+            self._send_json(200, sb._timing_dict())
+        elif method == "POST" and path == "/_sandbox/timing":
+            if not isinstance(body, dict):
+                self._error(400, "InvalidParameter", "Send a JSON object of timing fields")
+                return
+            problem = sb._merge_timing(body)
+            if problem:
+                self._error(400, "InvalidParameter", problem[1], problem[0])
+                return
+            self._send_json(200, sb._timing_dict())
+        elif method == "GET" and path == "/_sandbox/tasks":
+            self._send_json(200, sb.tasks())
         elif method == "POST" and path == "/_sandbox/reset":
             sb.reset()
             self._send_json(200, {"ok": True})
@@ -827,9 +863,11 @@ class Sandbox:
         if status_style not in STATUS_STYLES:
             raise ValueError(f"status_style must be one of {', '.join(STATUS_STYLES)}, not {status_style!r}")
         self.api_key = api_key  # None: any non-empty Bearer key is accepted
+        # Timings for tasks created from now on (each task keeps its own); POST /_sandbox/timing changes them.
         self.queue_seconds = queue_seconds
         self.run_seconds = run_seconds
         self.ttl_seconds = ttl_seconds
+        self._initial_timing = (queue_seconds, run_seconds, ttl_seconds)
         self.status_style = status_style
         self.content_redirect = content_redirect
         self.faults = faults if faults is not None else Faults()
@@ -906,12 +944,33 @@ class Sandbox:
             return [r for r in self._log if r.path.startswith(path_prefix)]
 
     def reset(self) -> None:
-        """Forget all tasks and recorded requests and clear every fault (the Faults object is kept)."""
+        """Forget all tasks and recorded requests, clear every fault (the Faults object is kept) and
+        restore the constructor's timings."""
         with self._lock:
             self._tasks.clear()
             self._log.clear()
             for name, value in dataclasses.asdict(Faults()).items():
                 setattr(self.faults, name, value)
+            self.queue_seconds, self.run_seconds, self.ttl_seconds = self._initial_timing
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task as ``GET /_sandbox/tasks`` shows it: status now, wall-clock times, polls, downloads."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                {
+                    "id": t.id,
+                    "model": t.model,
+                    "protocol": t.protocol,
+                    "status": self._status(t, now - t.created_mono) or _UNKNOWN,
+                    "created_at": t.created_wall,
+                    "ends_at": t.created_wall + t.ends_after,
+                    "expires_at": t.created_wall + t.ttl_seconds,
+                    "polls": t.polls,
+                    "downloads": t.downloads,
+                }
+                for t in self._tasks.values()
+            ]
 
     # -- internals used by the handler --
 
@@ -922,6 +981,22 @@ class Sandbox:
     def _faults_dict(self) -> dict[str, Any]:
         with self._lock:
             return dataclasses.asdict(self.faults)
+
+    def _timing_dict(self) -> dict[str, float]:
+        with self._lock:
+            return {name: getattr(self, name) for name in _TIMING_NAMES}
+
+    def _merge_timing(self, changes: dict[str, Any]) -> tuple[str | None, str] | None:
+        """Apply ``changes`` to the timings of future tasks, all-or-nothing; else return (param, message)."""
+        for name, value in changes.items():
+            if name not in _TIMING_NAMES:
+                return name, f"Unknown timing {name!r}; known: {', '.join(_TIMING_NAMES)}"
+            if not _is_seconds(value):
+                return name, f"{name} must be a finite number >= 0"
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, value)
+        return None
 
     def _merge_faults(self, changes: dict[str, Any]) -> tuple[str | None, str] | None:
         """Apply ``changes`` all-or-nothing; on a bad key or value return (param, message)."""
@@ -954,6 +1029,10 @@ class Sandbox:
                 )
         return None
 
+    def _count_download(self, task: _Task) -> None:
+        with self._lock:
+            task.downloads += 1
+
     def _take_cut(self, length: int) -> int | None:
         with self._lock:
             f = self.faults
@@ -962,46 +1041,65 @@ class Sandbox:
             f.cut_downloads -= 1
             return f.cut_download_after
 
-    def _create(self, new: _NewTask) -> _Task:
+    def _create(self, new: _NewTask, protocol: str) -> _Task:
         with self._lock:
-            # Failure faults are captured at creation: flipping them later doesn't rewrite running tasks.
+            # Timings and failure faults are captured at creation: changing them later doesn't rewrite
+            # running tasks.
+            f = self.faults
+            failure: tuple[str, str] | None = None
+            if f.fail_after is not None:
+                failure = (f.fail_code or "DataInspectionFailed", f.fail_message or _MODERATION_MESSAGE)
+            elif f.fail_code or f.fail_message:
+                failure = (
+                    f.fail_code or "InternalError",
+                    f.fail_message or "The task failed (injected by the sandbox)",
+                )
+            ends_after = self.queue_seconds + self.run_seconds if f.fail_after is None else f.fail_after
             task = _Task(
                 **dataclasses.asdict(new),
                 id=str(uuid.uuid4()),
+                protocol=protocol,
                 created_mono=time.monotonic(),
                 created_wall=time.time(),
-                fail_code=self.faults.fail_code,
-                fail_message=self.faults.fail_message,
+                queue_seconds=self.queue_seconds,
+                run_seconds=self.run_seconds,
+                ttl_seconds=self.ttl_seconds,
+                ends_after=ends_after,
+                failure=failure,
             )
             self._tasks[task.id] = task
         return task
 
-    def _lookup(self, task_id: str) -> tuple[_Task, str, float] | None:
-        """(task, native status, seconds since creation), or None when unknown or expired."""
+    def _has_task(self, task_id: str) -> bool:
+        """Whether the task was created (and not forgotten by reset), expired or not."""
+        with self._lock:
+            return task_id in self._tasks
+
+    def _lookup(self, task_id: str, *, poll: bool = False) -> tuple[_Task, str, float] | None:
+        """(task, native status, seconds since creation), or None when unknown or expired.
+
+        ``poll`` counts the lookup as a status query of the task (expired or not) for ``tasks()``.
+        """
         with self._lock:
             task = self._tasks.get(task_id)
+            if task is not None and poll:
+                task.polls += 1
         if task is None:
             return None
         elapsed = time.monotonic() - task.created_mono
-        if self.faults.expire or elapsed > self.ttl_seconds:
+        status = self._status(task, elapsed)
+        return None if status is None else (task, status, elapsed)
+
+    def _status(self, task: _Task, elapsed: float) -> str | None:
+        """The native status ``elapsed`` seconds after creation, or None once expired."""
+        if self.faults.expire or elapsed > task.ttl_seconds:
             return None
-        if elapsed < self.queue_seconds:
-            status = _PENDING
-        elif elapsed < self.queue_seconds + self.run_seconds:
-            status = _RUNNING
-        else:
-            status = _FAILED if (task.fail_code or task.fail_message) else _SUCCEEDED
-        return task, status, elapsed
+        if elapsed >= task.ends_after:
+            return _SUCCEEDED if task.failure is None else _FAILED
+        return _PENDING if elapsed < task.queue_seconds else _RUNNING
 
-    @staticmethod
-    def _failure(task: _Task) -> tuple[str, str]:
-        return (
-            task.fail_code or "InternalError",
-            task.fail_message or "The task failed (injected by the sandbox)",
-        )
-
-    def _unified_status(self, status: str, elapsed: float) -> str:
-        if self.status_style == "newapi" and status == _PENDING and elapsed < self.queue_seconds / 2:
+    def _unified_status(self, task: _Task, status: str, elapsed: float) -> str:
+        if self.status_style == "newapi" and status == _PENDING and elapsed < task.queue_seconds / 2:
             return "NOT_START"
         return _UNIFIED_STATUS[self.status_style][status]
 
@@ -1009,7 +1107,7 @@ class Sandbox:
         view: dict[str, Any] = {
             "id": task.id,
             "object": "video",
-            "status": self._unified_status(status, elapsed),
+            "status": self._unified_status(task, status, elapsed),
             "created_at": int(task.created_wall),
             "model": task.model,
             "prompt": task.prompt,
@@ -1018,14 +1116,14 @@ class Sandbox:
         }
         ended = status in (_SUCCEEDED, _FAILED)
         if status == _RUNNING:
-            done = (elapsed - self.queue_seconds) / self.run_seconds if self.run_seconds > 0 else 1.0
+            done = (elapsed - task.queue_seconds) / task.run_seconds if task.run_seconds > 0 else 1.0
             view["progress"] = max(0, min(99, int(100 * done)))
         elif ended:
             view["progress"] = 100
-            view["completed_at"] = int(task.created_wall + self.queue_seconds + self.run_seconds)
-        view["expires_at"] = int(task.created_wall + self.ttl_seconds)
-        if status == _FAILED:
-            code, message = self._failure(task)
+            view["completed_at"] = int(task.created_wall + task.ends_after)
+        view["expires_at"] = int(task.created_wall + task.ttl_seconds)
+        if status == _FAILED and task.failure:
+            code, message = task.failure
             view["error"] = {"code": code, "message": message}
         elif status == _SUCCEEDED:
             view["metadata"] = {"url": self._signed_url(task)}
@@ -1036,6 +1134,6 @@ class Sandbox:
 
     def _signed_url(self, task: _Task) -> str:
         # Host "localhost", not the API's 127.0.0.1: clients must treat it as a foreign host, drop the key.
-        expires = str(int(task.created_wall + self.ttl_seconds) + 1)
+        expires = str(int(task.created_wall + task.ttl_seconds) + 1)
         signature = self._signature(task.id, expires)
         return f"http://localhost:{self.port}/_oss/{task.id}.mp4?Expires={expires}&Signature={signature}"
