@@ -17,6 +17,7 @@ _ENV_VARS = (
     "WANVID_BASE_URL",
     "WANVID_PROFILE",
     "WANVID_CONFIG_DIR",
+    "WANVID_DATA_DIR",
     "WANVID_PROTOCOL",
     "WANVID_MAX_RETRIES",
     "WANVID_DEBUG",
@@ -27,10 +28,11 @@ _ENV_VARS = (
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No test reads or writes the real user's config, and no real env var leaks in."""
+    """No test reads or writes the real user's config or journal, and no real env var leaks in."""
     for name in _ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANVID_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WANVID_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -318,7 +318,7 @@ def test_run_json_is_one_document_and_refuses_to_overwrite_before_paying(gw, cat
     assert doc["path"] == str(isolated / "cat.mp4") and doc["task"]["status"] == "SUCCEEDED"
     assert doc["bytes"] == len(SAMPLE)
     before = len(gw.requests())
-    r = wv("run", str(cat), *FAST)
+    r = wv("run", str(cat), *FAST, "-p", "another prompt")
     assert r.exit_code == 2 and "already exists" in r.stderr
     assert len(gw.requests()) == before  # nothing paid for
 
@@ -344,15 +344,15 @@ def _auth_seen(sb: Sandbox) -> str:
 def test_key_precedence_flag_env_file(sandbox, cat, monkeypatch):
     monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
     assert wv("config", "set-key", "--stdin", input="from-file-key-123456\n").exit_code == 0
-    wv("create", str(cat))
+    wv("create", str(cat), "--new")
     assert _auth_seen(sandbox) == "Bearer from-file-key-123456"
     monkeypatch.setenv("OPEAI_API_KEY", "from-opeai-env")
-    wv("create", str(cat))
+    wv("create", str(cat), "--new")
     assert _auth_seen(sandbox) == "Bearer from-opeai-env"
     monkeypatch.setenv("WANVID_API_KEY", "from-wanvid-env")
-    wv("create", str(cat))
+    wv("create", str(cat), "--new")
     assert _auth_seen(sandbox) == "Bearer from-wanvid-env"
-    wv("create", str(cat), "--api-key", "from-flag")
+    wv("create", str(cat), "--new", "--api-key", "from-flag")
     assert _auth_seen(sandbox) == "Bearer from-flag"
 
 

@@ -145,7 +145,7 @@ def test_error_body_on_http_200_and_non_json_are_errors():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = Client(f"http://127.0.0.1:{server.server_address[1]}", TEST_KEY)
+        client = Client(f"http://127.0.0.1:{server.server_address[1]}", TEST_KEY, max_retries=0)
         with pytest.raises(InvalidRequest, match="bad seed"):
             client.get_json("/x")
         with pytest.raises(ApiError, match="not JSON"):

@@ -12,6 +12,7 @@ import inspect
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +25,24 @@ from urllib.parse import urlsplit
 import typer
 
 from . import __version__, config
-from .errors import FieldError, Interrupted, Unavailable, UsageError, WaitTimeout, WanvidError
+from .errors import (
+    FieldError,
+    Interrupted,
+    NotFound,
+    TaskFailed,
+    Unavailable,
+    UsageError,
+    WaitTimeout,
+    WanvidError,
+)
 from .models import DEFAULT_MODEL, MODELS
 from .output import Output, describe
 from .request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
     from .client import Client
+    from .download import Downloaded
+    from .journal import Entry, Journal
     from .task import Task
 
 app = typer.Typer(
@@ -146,6 +158,28 @@ COMMON_PARAMS = [
                 "--quiet",
                 "-q",
                 help="Print only the task id or file path on stdout; no progress.",
+                rich_help_panel=COMMON,
+            ),
+        ],
+        False,
+    ),
+    _param(
+        "debug",
+        Annotated[
+            bool,
+            typer.Option(
+                "--debug", help="Log every HTTP request and answer on stderr (key redacted).", rich_help_panel=COMMON
+            ),
+        ],
+        False,
+    ),
+    _param(
+        "allow_insecure",
+        Annotated[
+            bool,
+            typer.Option(
+                "--allow-insecure",
+                help="Allow sending the key over plain http to a host that is not this machine.",
                 rich_help_panel=COMMON,
             ),
         ],
@@ -397,6 +431,40 @@ OUT_PARAMS = [
     _param(
         "force", Annotated[bool, typer.Option("--force", help="Replace an existing file.", rich_help_panel=OUT)], False
     ),
+    _param(
+        "metadata",
+        Annotated[
+            bool,
+            typer.Option(
+                "--metadata/--no-metadata",
+                help="Write <output>.json beside the video: prompt, parameters, seed, task id, timings, input hashes.",
+                rich_help_panel=OUT,
+            ),
+        ],
+        True,
+    ),
+]
+
+NEW_PARAM = _param(
+    "new",
+    Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Pay for a fresh task even when the journal has a live one for the same request.",
+            rich_help_panel=CREATE,
+        ),
+    ],
+    False,
+)
+TASK_ID = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[TASK_ID]",
+        help="The task id [default: the most recent task of this profile and gateway].",
+        show_default=False,
+        autocompletion=lambda incomplete: _complete_task(incomplete),
+    ),
 ]
 
 
@@ -410,6 +478,9 @@ class Ctx:
     protocol: ProtocolName | None
     json_out: bool
     quiet: bool
+    debug: bool
+    allow_insecure: bool
+    task_protocol: str | None = None  # the protocol the journal says a task was created with
 
     @cached_property
     def out(self) -> Output:
@@ -432,16 +503,41 @@ class Ctx:
 
     @property
     def protocol_name(self) -> str:
+        if self.task_protocol and self.settings.protocol.source != "flag":
+            return self.task_protocol  # a fact about the task beats env and config; only a flag overrides it
         return self.settings.protocol.value or config.DEFAULT_PROTOCOL
+
+    @property
+    def base(self) -> str:
+        return (self.settings.base_url.value or config.DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def profile_name(self) -> str:
+        return self.settings.profile.value or config.DEFAULT_PROFILE
+
+    @cached_property
+    def journal(self) -> "Journal":
+        from .journal import Journal
+
+        return Journal()
 
     def client(self) -> "Client":
         from .client import Client
 
         key = self.settings.require_key()
+        host = urlsplit(self.base).hostname or ""
+        if urlsplit(self.base).scheme == "http" and not _loopback(host):
+            if not self.allow_insecure:
+                raise UsageError(
+                    f"refusing to send the API key over plain http to {host}",
+                    hint="use an https:// base URL, or pass --allow-insecure if you trust every network in between",
+                )
+            self.out.warn(f"sending the API key over plain http to {host} (--allow-insecure)")
         return Client(
-            self.settings.base_url.value or config.DEFAULT_BASE_URL,
+            self.base,
             key,
             on_retry=self.out.warn if self.out.progress else None,
+            log=self.out.debug if self.debug else None,
         )
 
     def again(self, *words: str) -> str:
@@ -456,7 +552,9 @@ class Ctx:
         return shlex.join(cmd)
 
 
-def command(target: typer.Typer, name: str, *groups: list[inspect.Parameter]) -> Callable[[Callable[..., Any]], Any]:
+def command(
+    target: typer.Typer, name: str, *groups: list[inspect.Parameter], aliases: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Any]:
     """Register ``func(ctx, **own, **groups)`` as a command with the common options appended."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -483,6 +581,8 @@ def command(target: typer.Typer, name: str, *groups: list[inspect.Parameter]) ->
         wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         target.command(name)(wrapper)
+        for alias in aliases:  # the same command under another name, kept out of the help listing
+            target.command(alias, hidden=True)(wrapper)
         return wrapper
 
     return decorate
@@ -535,6 +635,17 @@ def _validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
     return v
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_wait(timeout: float, poll_interval: float | None) -> None:
     """Checked before anything is created: a bad wait option must not cost a task."""
     if timeout < 0:
@@ -543,69 +654,174 @@ def _check_wait(timeout: float, poll_interval: float | None) -> None:
         raise UsageError("--poll-interval must be more than 0 seconds")
 
 
+def _known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
+    """The journal's row for a task (the most recent one when no id is given); refuse an expired one."""
+    from .records import age, check_alive
+
+    if task_id is None:
+        entry = ctx.journal.latest(ctx.profile_name, ctx.base)
+        if entry is None:
+            raise UsageError(
+                f"the journal has no task of profile {ctx.profile_name!r} on {ctx.base}",
+                hint="give a TASK_ID; `wanvid list --all` shows every task this machine created",
+            )
+        ctx.out.info(f"task {entry.id} (the most recent, created {age(time.time() - entry.created_at)} ago)")
+    else:
+        entry = ctx.journal.get(ctx.base, task_id)
+    if entry is not None:
+        ctx.task_protocol = entry.protocol
+    check_alive(entry)
+    return entry, entry.id if entry else str(task_id)
+
+
+def _submit(
+    ctx: Ctx, client: "Client", v: Validated, new: bool, output: Path | None = None
+) -> tuple["Task", "Entry", bool]:
+    """Create the task, or reuse a live one for the identical request; journal it before anything else."""
+    from .records import age, new_entry, task_from
+    from .service import submit
+
+    journal = ctx.journal
+    fingerprint = v.fingerprint(ctx.base)
+    reused = None if new else journal.same_request(fingerprint, ctx.base)
+    if reused is not None:
+        ctx.out.note(
+            f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
+            "for the same request; pass --new to pay for another"
+        )
+        if output is not None:
+            journal.update(ctx.base, reused.id, output_path=str(output))
+        return task_from(reused), reused, True
+    task = submit(client, v)
+    entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
+    entry.output_path = str(output) if output else None
+    try:
+        journal.record(entry)
+    except WanvidError as exc:
+        raise _safe(exc, task.id, ctx.again("wait", task.id)) from None
+    return task, entry, False
+
+
 def _wait(
-    ctx: Ctx, client: "Client", task_id: str, timeout: float, poll_interval: float | None, resume: str = ""
+    ctx: Ctx,
+    client: "Client",
+    task_id: str,
+    timeout: float,
+    poll_interval: float | None,
+    entry: "Entry | None",
+    resume: str = "",
 ) -> "Task":
     from .poller import wait_for
+    from .records import remember
     from .service import check_outcome, query
 
     resume = resume or ctx.again("wait", task_id)
+
+    def poll() -> "Task":
+        task = query(client, ctx.protocol_name, task_id)
+        remember(ctx.journal, ctx.base, task, entry)
+        return task
+
+    client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
     try:
         with ctx.out.polling(task_id) as view:
-            task = wait_for(
-                lambda: query(client, ctx.protocol_name, task_id),
-                timeout=timeout,
-                interval=poll_interval,
-                on_update=view.update,
-            )
+            task = wait_for(poll, timeout=timeout, interval=poll_interval, on_update=view.update)
     except KeyboardInterrupt:
+        _exit_on_second_interrupt()
         raise _safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
-    except (WaitTimeout, Unavailable) as exc:
+    except Unavailable as exc:
+        if client.hit_deadline:
+            raise _safe(
+                WaitTimeout(f"gave up on task {task_id} at --timeout: {exc.message}"), task_id, resume
+            ) from None
         raise _safe(exc, task_id, resume) from None
+    except WaitTimeout as exc:
+        raise _safe(exc, task_id, resume) from None
+    finally:
+        client.deadline = None
     return check_outcome(task)
 
 
 def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
     """Name the paid-for task and the exact command that picks it up again."""
     exc.task_id = task_id
-    exc.hint = f"task {task_id} is safe; resume with: {resume}"
+    safe = f"task {task_id} is safe; resume with: {resume}"
+    exc.hint = f"{exc.hint}; {safe}" if exc.hint and exc.exit_code in (7, 8) else safe
     return exc
 
 
-def _save(ctx: Ctx, client: "Client", task: "Task", dest: Path, force: bool, resume: str) -> Path:
+def _exit_on_second_interrupt() -> None:
+    """After the first Ctrl-C wanvid tidies up (journal, message); a second one leaves at once."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def _save(
+    ctx: Ctx,
+    client: "Client",
+    task: "Task",
+    dest: Path,
+    *,
+    force: bool,
+    metadata: bool,
+    entry: "Entry | None",
+    resume: str,
+) -> "Downloaded":
+    from .download import Progress
+    from .records import write_sidecar
     from .service import fetch_video
 
     try:
         with ctx.out.downloading(dest.name) as view:
             got = fetch_video(
                 client,
-                ctx.protocol_name,
-                task.id,
+                task,
                 dest,
                 force=force,
-                on_start=view.start,
-                on_chunk=view.advance,
+                store=ctx.journal,
+                progress=Progress(view.start, view.advance, ctx.out.note),
             )
     except KeyboardInterrupt:
+        _exit_on_second_interrupt()
         raise _safe(Interrupted(f"download of task {task.id} stopped"), task.id, resume) from None
-    except Unavailable as exc:
+    except WanvidError as exc:
         raise _safe(exc, task.id, resume) from None
-    ctx.out.info(f"saved {got.path} ({got.size:,} bytes)")
-    return got.path
+    if entry is not None:
+        ctx.journal.update(
+            ctx.base, task.id, output_path=str(got.path), output_bytes=got.size, downloaded_at=time.time()
+        )
+    if metadata:
+        write_sidecar(got.path, task, entry, size=got.size, info=got.info, source=got.source)
+    shown = f"{got.info.duration:.1f} s, {got.info.width}x{got.info.height}" if got.info.duration else "no duration"
+    ctx.out.info(f"saved {got.path} ({got.size:,} bytes; {shown})")
+    return got
+
+
+def _saved(got: "Downloaded", metadata: bool) -> dict[str, Any]:
+    """The JSON fields every command that saves a video reports."""
+    from .records import sidecar_path
+
+    return {
+        "path": str(got.path),
+        "bytes": got.size,
+        "video": {"duration": got.info.duration, "width": got.info.width, "height": got.info.height},
+        "metadata": str(sidecar_path(got.path)) if metadata else None,
+    }
 
 
 def _fetch_cmd(ctx: Ctx, task_id: str, dest: Path, force: bool) -> str:
     return ctx.again("download", task_id, "-o", str(dest), *(["--force"] if force else []))
 
 
-def _target(output: str | None, default_name: str) -> Path:
+def _target(output: str | None, default: str | Path) -> Path:
     """The absolute output path (printed as the result, so scripts need not know our cwd)."""
     if output is None:
-        return Path.cwd() / default_name
+        return Path.cwd() / default
     path = Path(output).expanduser().absolute()
     if output.endswith(("/", os.sep)) and not path.is_dir():
         raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
-    return path / default_name if path.is_dir() else path
+    return path / Path(default).name if path.is_dir() else path
 
 
 def _stem(ref: str) -> str:
@@ -616,46 +832,78 @@ def _stem(ref: str) -> str:
     return Path(urlsplit(ref).path if is_remote(ref) else ref).stem or "video"
 
 
+def _complete_task(incomplete: str) -> list[tuple[str, str]]:
+    """Task ids from the journal, most recent first, with their status (no HTTP, no rich: it must be quick)."""
+    try:
+        from .journal import Journal
+
+        journal = Journal()
+        if not journal.path.exists():
+            return []
+        rows = journal.db_read(
+            "SELECT id, status, model, created_at FROM tasks WHERE id LIKE ? ESCAPE '\\' "
+            "ORDER BY created_at DESC LIMIT 50",
+            (incomplete.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+        )
+    except WanvidError:
+        return []
+    return [(task_id, f"{status} {model or ''}".strip()) for task_id, status, model, _ in rows]
+
+
+def _already_saved(ctx: Ctx, v: Validated, dest: Path) -> "Entry | None":
+    """A task for this very request that was saved to ``dest``, with the file still as saved."""
+    fingerprint = v.fingerprint(ctx.base)
+    rows = [
+        e
+        for e in ctx.journal.recent(base_url=ctx.base, limit=200)
+        if e.request_hash == fingerprint and e.output_path == str(dest) and e.downloaded_at
+    ]
+    if rows and dest.is_file() and dest.stat().st_size == rows[0].output_bytes:
+        return rows[0]
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands.
 
 
-@command(app, "create", CREATE_PARAMS)
+@command(app, "create", CREATE_PARAMS, [NEW_PARAM])
 def create(
     ctx: Ctx,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the exact request (data URIs shortened, key hidden) and send nothing."),
     ] = False,
+    new: bool = False,
     **opts: Any,
 ) -> None:
-    """Submit a task and print its id."""
+    """Submit a task (or reuse a live one for the identical request) and print its id."""
     v = _validated(ctx, opts)
     if dry_run:
         import json
 
         from .service import dry_run as describe_request
 
-        req = describe_request(v, ctx.settings.base_url.value or config.DEFAULT_BASE_URL)
+        req = describe_request(v, ctx.base)
         headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
         text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
         ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
         return
-    from .service import submit
-
-    task = submit(ctx.client(), v)
+    task, _, reused = _submit(ctx, ctx.client(), v, new)
     ctx.out.info(f"created task {task.id}; follow it with: {ctx.again('wait', task.id)}")
-    ctx.out.result(task.id, task.to_dict())
+    ctx.out.result(task.id, {**task.to_dict(), "reused": reused})
 
 
 @command(app, "status")
-def status(
-    ctx: Ctx, task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The task id printed by create.")]
-) -> None:
+def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
+    from .records import remember
     from .service import check_outcome, query
 
-    task = query(ctx.client(), ctx.protocol_name, task_id)
+    client = ctx.client()
+    entry, task_id = _known(ctx, task_id)
+    task = query(client, ctx.protocol_name, task_id)
+    remember(ctx.journal, ctx.base, task, entry)
     ctx.out.result(_format_task(task), task.to_dict(), quiet_text=task.status.value)
     check_outcome(task)
 
@@ -663,63 +911,144 @@ def status(
 @command(app, "wait", WAIT_PARAMS)
 def wait(
     ctx: Ctx,
-    task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The task id printed by create.")],
-    timeout: float,
-    poll_interval: float | None,
+    task_id: TASK_ID = None,
+    *,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Wait for every unfinished task of this profile and gateway.")
+    ] = False,
+    timeout: float = 1800.0,
+    poll_interval: float | None = None,
 ) -> None:
     """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
     _check_wait(timeout, poll_interval)
-    task = _wait(ctx, ctx.client(), task_id, timeout, poll_interval)
+    client = ctx.client()
+    if all_:
+        if task_id is not None:
+            raise UsageError("give a TASK_ID or --all, not both")
+        _wait_all(ctx, client, timeout, poll_interval)
+        return
+    entry, task_id = _known(ctx, task_id)
+    task = _wait(ctx, client, task_id, timeout, poll_interval, entry)
     ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
 
 
+def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float | None) -> None:
+    from .records import task_from
+
+    entries = ctx.journal.unfinished(ctx.profile_name, ctx.base)
+    ctx.out.info(f"{len(entries)} unfinished task(s) of profile {ctx.profile_name!r} on {ctx.base}")
+    deadline = time.monotonic() + timeout
+    done: list[Task] = []
+    worst: WanvidError | None = None
+    for entry in entries:  # they run on the gateway side by side: waiting for each in turn costs nothing extra
+        ctx.task_protocol = entry.protocol
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            done.append(_wait(ctx, client, entry.id, left, poll_interval, entry, ctx.again("wait", "--all")))
+        except (TaskFailed, NotFound) as exc:
+            ctx.out.warn(exc.message)
+            done.append(task_from(entry))
+            worst = exc if worst is None or exc.exit_code > worst.exit_code else worst
+    lines = "\n".join(f"{t.id} {t.status.value} {t.video_url or ''}".rstrip() for t in done)
+    ctx.out.result(lines, {"tasks": [t.to_dict() for t in done]}, quiet_text="\n".join(t.id for t in done))
+    if worst is not None:
+        raise typer.Exit(worst.exit_code)
+
+
 @command(app, "download", OUT_PARAMS)
-def download(
-    ctx: Ctx,
-    task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The id of a finished task.")],
-    output: str | None,
-    force: bool,
-) -> None:
-    """Download a finished task's MP4 (default name <task_id>.mp4) and print its path."""
+def download(ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool) -> None:
+    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
     from .download import check_target, default_name
+    from .records import remember
     from .service import check_outcome, query
 
-    dest = _target(output, default_name(task_id))
-    check_target(dest, force)
     client = ctx.client()
-    task = check_outcome(query(client, ctx.protocol_name, task_id))
+    entry, task_id = _known(ctx, task_id)
+    planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
+    dest = _target(output, planned or default_name(task_id))
+    check_target(dest, force)
+    task = query(client, ctx.protocol_name, task_id)
+    remember(ctx.journal, ctx.base, task, entry)
+    check_outcome(task)
     if not task.status.ended:
         raise UsageError(
             f"task {task_id} is {describe(task)}, not finished yet",
             hint=f"wait for it with: {ctx.again('wait', task_id)}",
         )
-    path = _save(ctx, client, task, dest, force, resume=_fetch_cmd(ctx, task_id, dest, force))
-    ctx.out.result(str(path), {"task_id": task.id, "path": str(path), "bytes": path.stat().st_size})
+    resume = _fetch_cmd(ctx, task_id, dest, force)
+    got = _save(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=resume)
+    ctx.out.result(str(got.path), {"task_id": task.id, **_saved(got, metadata)})
 
 
-@command(app, "run", CREATE_PARAMS, WAIT_PARAMS, OUT_PARAMS)
+@command(app, "run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS)
 def run_(ctx: Ctx, **opts: Any) -> None:
-    """Create a task, wait for it and download the MP4 (default: IMAGE's name with .mp4); print the path."""
+    """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
     from .download import check_target
-    from .service import submit
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
-    output, force = opts.pop("output"), opts.pop("force")
+    output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
     _check_wait(timeout, poll_interval)
     v = _validated(ctx, opts)
     dest = _target(output, _stem(v.request.image or v.request.first_clip or "video") + ".mp4")
+    done = None if (new or force) else _already_saved(ctx, v, dest)
+    if done is not None:
+        ctx.out.note(f"{dest} is already saved from task {done.id} for the same request; pass --new to make another")
+        ctx.out.result(str(dest), {"task": None, "task_id": done.id, "path": str(dest), "reused": True})
+        return
     check_target(dest, force)  # before paying for a video that could not be saved
     inputs = [m.local.path.resolve() for m in v.media.values() if m.local]
     if dest.resolve() in inputs:
         raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
     client = ctx.client()
-    task = submit(client, v)
-    ctx.out.info(f"created task {task.id}")
+    task, entry, reused = _submit(ctx, client, v, new, output=dest)
+    if not reused:
+        ctx.out.info(f"created task {task.id}")
     # From here on the task is paid for: every way out names it and the command that finishes the job.
     fetch = _fetch_cmd(ctx, task.id, dest, force)
-    task = _wait(ctx, client, task.id, timeout, poll_interval, resume=f"{ctx.again('wait', task.id)} && {fetch}")
-    path = _save(ctx, client, task, dest, force, resume=fetch)
-    ctx.out.result(str(path), {"task": task.to_dict(), "path": str(path), "bytes": path.stat().st_size})
+    task = _wait(ctx, client, task.id, timeout, poll_interval, entry, resume=f"{ctx.again('wait', task.id)} && {fetch}")
+    got = _save(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=fetch)
+    ctx.out.result(str(got.path), {"task": task.to_dict(), **_saved(got, metadata), "reused": reused})
+
+
+@command(app, "list", aliases=("history",))
+def list_(
+    ctx: Ctx,
+    status_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="Only tasks in this state: pending, running, succeeded, failed, canceled, expired, unfinished.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N tasks.")] = 20,
+    every: Annotated[bool, typer.Option("--all", help="Every profile and gateway, not only the current ones.")] = False,
+) -> None:
+    """Show the tasks this machine created, newest first, from the journal (alias: history)."""
+    from .journal import UNFINISHED
+    from .records import age
+
+    wanted = status_filter.upper() if status_filter else None
+    known = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "EXPIRED", "NOT_FOUND", "UNFINISHED"}
+    if wanted is not None and wanted not in known:
+        raise UsageError(
+            f"--status {status_filter!r} is not a state", hint="use one of: " + ", ".join(sorted(known)).lower()
+        )
+    scope = {} if every else {"profile": ctx.profile_name, "base_url": ctx.base}
+    entries = ctx.journal.recent(**scope, limit=100_000)
+
+    def keep(e: "Entry") -> bool:
+        if wanted == "UNFINISHED":
+            return e.status in UNFINISHED and not e.expired()
+        return wanted is None or e.shown_status == wanted
+
+    entries = [e for e in entries if keep(e)][: max(0, limit)]
+    now = time.time()
+    rows = [
+        (e.id, e.shown_status, e.model or "", f"{age(now - e.created_at)} ago", e.output_path or "") for e in entries
+    ]
+    ctx.out.table(("TASK", "STATUS", "MODEL", "CREATED", "OUTPUT"), rows, [e.to_dict() for e in entries])
 
 
 @command(app, "sandbox")

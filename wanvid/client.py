@@ -9,10 +9,12 @@ so a redirect or a signed ``video_url`` on another host never sees it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +23,7 @@ import requests
 from requests.auth import AuthBase
 
 from . import __version__
-from .errors import ApiError, AuthError, InvalidRequest, NotFound, Unavailable
+from .errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
@@ -29,6 +31,7 @@ DEFAULT_RETRIES = 4
 BACKOFF_BASE = 0.5
 MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
 AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
 NOT_FOUND_CODES = {"task_not_exist", "resourcenotfound", "tasknotfound"}
@@ -72,6 +75,7 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         on_retry: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
@@ -81,16 +85,35 @@ class Client:
         self.sleep = sleep
         self.jitter = jitter
         self.on_retry = on_retry
+        self.log = log  # --debug: one line per request and answer, key redacted
+        self.deadline: float | None = None  # monotonic time after which no retry is started
+        self.hit_deadline = False  # the last error was raised because a retry would pass the deadline
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base_url + path_or_url
 
     def get_json(self, path: str) -> tuple[dict[str, Any], requests.Response]:
-        resp = self.send("GET", path)
-        return _json_body(resp), resp
+        """GET a JSON answer. An unreadable one (a proxy's HTML page, a cut body) is asked again."""
+        attempt = 0
+        while True:
+            resp = self.send("GET", path, stream=True)
+            try:
+                return _json_body(resp, self.log), resp
+            except BadAnswer as exc:
+                if self._give_up(attempt, 0.0):
+                    raise
+                wait = self.backoff(attempt)
+                attempt += 1
+                self.pause(wait, f"unreadable answer ({exc.message}); asking again", attempt)
 
-    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return _json_body(self.send("POST", path, json=body, idempotent=False))
+    def post_json(self, path: str, body: dict[str, Any] | Iterable[bytes]) -> dict[str, Any]:
+        """POST a JSON body: a dict, or an already-encoded iterable of bytes with a length (streamed)."""
+        if isinstance(body, dict):
+            resp = self.send("POST", path, json=body, idempotent=False, stream=True)
+        else:
+            headers = {"Content-Type": "application/json"}
+            resp = self.send("POST", path, data=body, headers=headers, idempotent=False, stream=True)
+        return _json_body(resp, self.log)
 
     def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
         """GET with the body left unread; errors are raised before the first byte is returned."""
@@ -102,18 +125,23 @@ class Client:
         path_or_url: str,
         *,
         json: Any = None,
+        data: Any = None,
         stream: bool = False,
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
+        retries: int | None = None,
     ) -> requests.Response:
         url = self.url(path_or_url)
+        budget = self.max_retries if retries is None else retries
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 resp = self.session.request(
                     method,
                     url,
                     json=json,
+                    data=data,
                     headers=headers,
                     auth=self.auth,
                     stream=stream,
@@ -122,23 +150,32 @@ class Client:
             except requests.ConnectionError as exc:
                 # A refused connection never reached the server: safe to re-send even a POST.
                 retryable = idempotent or _refused(exc)
-                if not retryable or attempt >= self.max_retries:
+                wait = self.backoff(attempt, None)
+                if not retryable or self._give_up(attempt, wait, budget):
                     raise _network_error(exc, url, sent=not _refused(exc)) from None
-                wait = self.backoff(attempt, None)
             except requests.Timeout as exc:
-                if not idempotent or attempt >= self.max_retries:
-                    raise _network_error(exc, url, sent=True) from None
                 wait = self.backoff(attempt, None)
+                if not idempotent or self._give_up(attempt, wait, budget):
+                    raise _network_error(exc, url, sent=True) from None
             else:
+                if self.log:
+                    _log_exchange(self.log, resp, time.monotonic() - started)
                 if resp.status_code < 400:
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
-                if not retryable or attempt >= self.max_retries:
-                    raise error_from_response(resp)
                 wait = self.backoff(attempt, retry_after(resp))
+                if not retryable or self._give_up(attempt, wait, budget):
+                    raise error_from_response(resp)
                 resp.close()
             attempt += 1
             self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
+
+    def _give_up(self, attempt: int, wait: float, budget: int | None = None) -> bool:
+        """The retry budget is spent, or waiting would pass the caller's deadline (``--timeout``)."""
+        if attempt >= (self.max_retries if budget is None else budget):
+            return True
+        self.hit_deadline = self.deadline is not None and time.monotonic() + wait > self.deadline
+        return self.hit_deadline
 
     def pause(self, wait: float, what: str, attempt: int) -> None:
         """Sleep before retry number ``attempt`` (1-based), saying so."""
@@ -186,27 +223,65 @@ def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
     return resp.headers.get("X-Request-Id") or resp.headers.get("X-Acs-Request-Id")
 
 
-def _json_body(resp: requests.Response) -> dict[str, Any]:
-    """The answer's JSON object; an ``error`` key means failure even on HTTP 200."""
+def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The answer's JSON object, read up to ``MAX_ANSWER``; an ``error`` key means failure even on HTTP 200."""
+    rid = request_id_of(resp)
+    what = f"the gateway answered HTTP {resp.status_code} with"
     try:
-        body = resp.json()
-    except ValueError:
-        raise ApiError(
-            f"the gateway answered HTTP {resp.status_code} with something that is not JSON "
-            f"({resp.headers.get('Content-Type', 'no content type')})",
+        raw = _read_capped(resp)
+    except requests.RequestException:
+        raise BadAnswer(f"{what} a body that broke off", status=resp.status_code, request_id=rid) from None
+    if raw is None:
+        raise BadAnswer(
+            f"{what} more than {MAX_ANSWER // 1024} KiB; a task answer is a few hundred bytes",
             status=resp.status_code,
-            request_id=request_id_of(resp),
+            request_id=rid,
+            hint="check --base-url points at the gateway",
+        )
+    if log:
+        log(f"< {_shorten(raw.decode('utf-8', 'replace'))}")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        kind = resp.headers.get("Content-Type", "no content type")
+        raise BadAnswer(
+            f"{what} something that is not JSON ({kind}, {len(raw)} bytes)",
+            status=resp.status_code,
+            request_id=rid,
             hint="check --base-url points at the gateway",
         ) from None
     if not isinstance(body, dict):
-        raise ApiError(
-            f"the gateway answered HTTP {resp.status_code} with JSON that is not an object",
-            status=resp.status_code,
-            request_id=request_id_of(resp),
-        )
+        raise BadAnswer(f"{what} JSON that is not an object", status=resp.status_code, request_id=rid)
     if body.get("error"):
         raise error_from_response(resp, body)
     return body
+
+
+def _read_capped(resp: requests.Response) -> bytes | None:
+    """The whole body, or None past ``MAX_ANSWER`` (the connection is then closed, not drained)."""
+    buf = bytearray()
+    for chunk in resp.iter_content(64 * 1024):
+        buf += chunk
+        if len(buf) > MAX_ANSWER:
+            resp.close()
+            return None
+    return bytes(buf)
+
+
+def _log_exchange(log: Callable[[str], None], resp: requests.Response, seconds: float) -> None:
+    req = resp.request
+    size = len(req.body) if hasattr(req.body, "__len__") else 0  # type: ignore[arg-type]
+    log(f"> {req.method} {req.url}" + (f" ({size:,} bytes)" if size else ""))
+    for name, value in req.headers.items():
+        log(f"> {name}: {'Bearer ****' if name.lower() == 'authorization' else value}")
+    log(f"< HTTP {resp.status_code} {resp.reason} in {seconds * 1000:.0f} ms")
+    for name, value in resp.headers.items():
+        log(f"< {name}: {value}")
+
+
+def _shorten(text: str, limit: int = 2000) -> str:
+    text = re.sub(r"data:[\w/.+-]+;base64,[A-Za-z0-9+/=]{40,}", lambda m: m[0][:40] + "…", text)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text)} chars]"
 
 
 def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:

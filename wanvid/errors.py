@@ -10,8 +10,13 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     │   ├── InvalidRequest (2)    HTTP 400 / ModelNotFound: the server rejected the request as invalid
     │   ├── AuthError (4)         missing key, 401, 403, quota or arrears
     │   ├── NotFound (5)          404, task_not_exist, UNKNOWN: no such task, or it expired
-    │   └── Unavailable (6)       connection errors, 5xx, 429 after the retry budget is spent
+    │   │   └── Expired (5)       the journal knows the task's 24 h life is over: nothing is asked
+    │   ├── Unavailable (6)       connection errors, 5xx, 429 after the retry budget is spent
+    │   └── BadAnswer (6)         an answer wanvid cannot read: not JSON, wrong shape, too big
     ├── TaskFailed (3)            the task itself ended FAILED / CANCELED
+    ├── CorruptDownload (7)       the download is not the video: not an MP4, short, or broken
+    ├── StorageError (8)          this machine cannot keep the result or the journal: disk full,
+    │                             read-only directory, a corrupt or newer-schema journal
     ├── WaitTimeout (124)         --timeout passed while the task still runs
     └── Interrupted (130)         Ctrl-C while waiting or downloading
 
@@ -96,8 +101,24 @@ class Unavailable(ApiError):
     exit_code = 6
 
 
+class Expired(NotFound):
+    pass
+
+
+class BadAnswer(ApiError):
+    exit_code = 6
+
+
 class TaskFailed(WanvidError):
     exit_code = 3
+
+
+class CorruptDownload(WanvidError):
+    exit_code = 7
+
+
+class StorageError(WanvidError):
+    exit_code = 8
 
 
 class WaitTimeout(WanvidError):

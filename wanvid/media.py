@@ -13,7 +13,7 @@ small hand-written readers below, which read headers only and never decode media
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import mmap
 import os
 import shlex
@@ -22,6 +22,7 @@ import struct
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,9 +58,28 @@ class LocalMedia:
     height: int | None = None
     seconds: float | None = None
 
-    def data_uri(self) -> str:
-        """``data:<mime>;base64,...`` of the file as it is on disk now (read at call time)."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.path.read_bytes()).decode('ascii')}"
+    mtime_ns: int = -1  # when it was inspected: a later change is caught before it is sent
+
+    def __post_init__(self) -> None:
+        if self.mtime_ns == -1:
+            object.__setattr__(self, "mtime_ns", self.path.stat().st_mtime_ns)
+
+    @cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of the file's bytes, read in chunks once and remembered."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def changed(self) -> bool:
+        """True if the file on disk is no longer the one inspected (size or modification time)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return True
+        return (st.st_size, st.st_mtime_ns) != (self.size_bytes, self.mtime_ns)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,6 +479,22 @@ def mp4_info(f: BinaryIO) -> Mp4Info:
             return _parse_moov(brand, f.read(box_end - body))
         pos = box_end  # mdat and friends: skipped by seeking, never read
     return Mp4Info(brand, None, None, None)
+
+
+def verify_mp4(f: BinaryIO) -> Mp4Info:
+    """``mp4_info`` of a file that must be complete: a moov box, and top-level boxes that end exactly at
+    the end of the file (a truncated or padded-with-garbage download fails). Raises ValueError saying why."""
+    info = mp4_info(f)
+    end = f.seek(0, os.SEEK_END)
+    pos = 0
+    while pos < end:
+        box = _top_box(f, pos, end)
+        if box is None or box[2] > end:
+            raise ValueError(f"its box structure breaks off at byte {pos:,} of {end:,}")
+        pos = box[2]
+    if info.duration is None:
+        raise ValueError("it has no moov box (the index of its frames)")
+    return info
 
 
 def _top_box(f: BinaryIO, pos: int, end: int) -> tuple[bytes, int, int] | None:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -54,13 +54,42 @@ class Output:
             sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
+    def table(self, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], data: Any) -> None:
+        """A table of results: rich on a terminal, plain aligned columns otherwise (never cut), ids with -q."""
+        self.emitted = True
+        if self.mode == "json":
+            self.result("", data)
+        elif self.mode == "quiet":
+            self.result("\n".join(r[0] for r in rows) if rows else "", data)
+        elif sys.stdout.isatty():
+            from rich.console import Console
+            from rich.table import Table
+
+            t = Table(*headers, box=None, header_style="bold")
+            for row in rows:
+                t.add_row(*row)
+            Console().print(t)
+        else:
+            widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=False)]
+            for row in (headers, *rows):
+                sys.stdout.write("  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() + "\n")
+            sys.stdout.flush()
+
     # -- stderr: everything else ----------------------------------------------------------------
     def info(self, text: str) -> None:
         if self.progress:
-            _err(text)
+            _err(self.redact(text))
 
     def warn(self, text: str) -> None:
-        _err(f"warning: {text}")
+        _err(self.redact(f"warning: {text}"))
+
+    def note(self, text: str) -> None:
+        """A line every mode shows on stderr: something a script's log should keep (e.g. a reused task)."""
+        _err(self.redact(text))
+
+    def debug(self, text: str) -> None:
+        """--debug's HTTP log: every line passes the key filter, whatever a server echoed back."""
+        _err(self.redact(f"debug: {text}"))
 
     def error(self, exc: WanvidError) -> None:
         """One line on stderr; with --json, also the error document on stdout unless a result is there."""

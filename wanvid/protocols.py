@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from .errors import BadAnswer
 from .request import Validated, media_types
 from .task import Task, parse_status
 
@@ -61,20 +62,21 @@ class Native:
 
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
+        rid = payload.get("request_id") if isinstance(payload.get("request_id"), str) else None
         out = _obj(payload.get("output"))
-        raw_status = str(out.get("task_status", ""))
+        raw_status = _text(out, "task_status", rid, payload, required=True) or ""
         return Task(
-            id=str(out.get("task_id", "")),
+            id=_text(out, "task_id", rid, payload) or "",
             protocol="native",
             status=parse_status(raw_status),
             raw_status=raw_status,
-            video_url=out.get("video_url") or None,
-            error_code=out.get("code") or None,
-            error_message=out.get("message") or None,
-            submitted_at=out.get("submit_time"),
-            started_at=out.get("scheduled_time"),
-            finished_at=out.get("end_time"),
-            request_id=payload.get("request_id"),
+            video_url=_text(out, "video_url", rid, payload),
+            error_code=_loose(out.get("code")),
+            error_message=_loose(out.get("message")),
+            submitted_at=_loose(out.get("submit_time")),
+            started_at=_loose(out.get("scheduled_time")),
+            finished_at=_loose(out.get("end_time")),
+            request_id=rid,
             raw=payload,
         )
 
@@ -112,22 +114,23 @@ class Unified:
 
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
-        raw_status = str(payload.get("status", ""))
+        raw_status = _text(payload, "status", None, payload, required=True) or ""
         err = _obj(payload.get("error"))
         progress = payload.get("progress")
         meta = _obj(payload.get("metadata"))
         return Task(
-            id=str(payload.get("id", "")),
+            id=_text(payload, "id", None, payload) or "",
             protocol="unified",
             status=parse_status(raw_status),
             raw_status=raw_status,
-            progress=int(progress) if isinstance(progress, int | float) else None,
-            video_url=meta.get("url") or payload.get("video_url") or None,
-            error_code=err.get("code") or None,
-            error_message=err.get("message") or None,
-            model=payload.get("model"),
+            progress=int(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else None,
+            video_url=_text(meta, "url", None, payload) or _text(payload, "video_url", None, payload),
+            error_code=_loose(err.get("code")),
+            error_message=_loose(err.get("message")),
+            model=_loose(payload.get("model")),
             submitted_at=_unix(payload.get("created_at")),
             finished_at=_unix(payload.get("completed_at")),
+            expires_at=_number(payload.get("expires_at")),
             raw=payload,
         )
 
@@ -144,6 +147,38 @@ def _seg(task_id: str) -> str:
 def _obj(value: object) -> dict[str, Any]:
     """A JSON object from the server, or {} when it sent something else (a missing or mistyped field)."""
     return value if isinstance(value, dict) else {}
+
+
+def _text(
+    obj: dict[str, Any], key: str, rid: str | None, payload: dict[str, Any], required: bool = False
+) -> str | None:
+    """A string field wanvid acts on: a wrong type is a ``BadAnswer``, never a guess."""
+    value = obj.get(key)
+    if isinstance(value, str) and value:
+        return value
+    if value is None or value == "":
+        if not required:
+            return None
+        said = ": ".join(str(payload[k]) for k in ("code", "message") if isinstance(payload.get(k), str))
+        problem = f"no {key}" + (f" ({said})" if said else "")
+    else:
+        problem = f"a {key} that is a JSON {type(value).__name__}, not a string"
+    raise BadAnswer(
+        f"the gateway's answer has {problem}",
+        request_id=rid,
+        hint="the gateway or a proxy in between sent something unexpected; try again later",
+    )
+
+
+def _loose(value: object) -> str | None:
+    """A field only shown to the user: any scalar is shown as text, anything else dropped."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool) and value != "":
+        return str(value)
+    return None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _unix(value: object) -> str | None:

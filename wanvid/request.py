@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import FieldError, UsageError
 from .models import ModelSpec, check_media_types, check_params, spec_for
@@ -65,8 +67,13 @@ class Media:
     ref: str
     local: LocalMedia | None = None
 
-    def url(self) -> str:
-        return self.local.data_uri() if self.local else self.ref
+    def record(self) -> dict[str, Any] | str:
+        """How the journal keeps it: a local file as path, hash and size (never its bytes), a URL as is."""
+        if self.local:
+            return {"path": str(self.local.path.resolve()), "sha256": self.local.sha256, "bytes": self.local.size_bytes}
+        if self.ref[:5].lower() == "data:":
+            return {"data_uri_sha256": hashlib.sha256(self.ref.encode()).hexdigest(), "chars": len(self.ref)}
+        return self.ref
 
 
 @dataclass
@@ -76,6 +83,22 @@ class Validated:
     spec: ModelSpec | None  # None: a model this version does not know; the server checks it
     media: dict[str, Media] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The request as the journal and the metadata sidecar keep it (inline data replaced by hashes)."""
+        doc: dict[str, Any] = {k: v for k, v in asdict(self.request).items() if v is not None}
+        doc.update({name: m.record() for name, m in self.media.items()})
+        doc["protocol"] = self.protocol
+        return doc
+
+    def fingerprint(self, base_url: str) -> str:
+        """Identical for the same gateway, model, parameters, prompt and input bytes (not paths)."""
+        doc = self.record()
+        for name, value in doc.items():
+            if isinstance(value, dict) and "path" in value:
+                doc[name] = value["sha256"]
+        doc["base_url"] = base_url.rstrip("/")
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def validate(req: VideoRequest, protocol: str) -> Validated:

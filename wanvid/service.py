@@ -6,25 +6,34 @@ layer a Python user would script against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from pathlib import Path
 from typing import Any
 
-from .client import Client, retry_after
-from .download import Downloaded, download
+from .body import StreamedBody, placeholder
+from .client import Client, request_id_of, retry_after
+from .download import Downloaded, PartStore, Progress, download
 from .errors import ApiError, NotFound, TaskFailed, WanvidError
 from .protocols import PROTOCOLS
 from .request import Validated
 from .task import Status, Task
 
 
+def streamed_body(v: Validated) -> StreamedBody:
+    """The create body as sent: local files streamed as base64, everything else as given."""
+    files = {name: m.local for name, m in v.media.items() if m.local}
+    body = PROTOCOLS[v.protocol].build_body(v, lambda name: placeholder(name) if name in files else v.media[name].ref)
+    return StreamedBody(body, files)
+
+
 def body_for(v: Validated) -> dict[str, Any]:
-    return PROTOCOLS[v.protocol].build_body(v, lambda name: v.media[name].url())
+    """The create body exactly as the gateway receives it (reads every local file; for tests and tools)."""
+    return json.loads(b"".join(streamed_body(v)))
 
 
 def submit(client: Client, v: Validated) -> Task:
     proto = PROTOCOLS[v.protocol]
-    payload = client.post_json(proto.create_path, body_for(v))
+    payload = client.post_json(proto.create_path, streamed_body(v))
     task = proto.parse_task(payload)
     if not task.id:
         raise ApiError(
@@ -39,25 +48,31 @@ def submit(client: Client, v: Validated) -> Task:
 def query(client: Client, protocol: str, task_id: str) -> Task:
     proto = PROTOCOLS[protocol]
     payload, resp = client.get_json(proto.task_path(task_id))
-    task = proto.parse_task(payload)
+    try:
+        task = proto.parse_task(payload)
+    except ApiError as exc:
+        exc.request_id = exc.request_id or request_id_of(resp)
+        raise
     task.id = task.id or task_id
+    task.request_id = task.request_id or request_id_of(resp)
     task.retry_after = retry_after(resp)  # a poll hint; the poller bounds it
     return task
 
 
 def fetch_video(
     client: Client,
-    protocol: str,
-    task_id: str,
+    task: Task,
     dest: Path,
     *,
     force: bool,
-    on_start: Callable[[int | None], None],
-    on_chunk: Callable[[int], None],
+    store: PartStore | None = None,
+    progress: Progress | None = None,
 ) -> Downloaded:
-    """Download a finished task's MP4 through the gateway's content route."""
-    route = PROTOCOLS[protocol].content_path(task_id)
-    return download(client, route, dest, force=force, on_start=on_start, on_chunk=on_chunk)
+    """Download a finished task's MP4: the gateway's content route, else the task's signed video URL."""
+    sources = [PROTOCOLS[task.protocol].content_path(task.id)]
+    if task.video_url and task.video_url.startswith(("http://", "https://")):
+        sources.append(task.video_url)  # the client sends the key only to the gateway's own origin
+    return download(client, task.id, sources, dest, force=force, store=store, progress=progress)
 
 
 def check_outcome(task: Task) -> Task:
@@ -82,11 +97,18 @@ def check_outcome(task: Task) -> Task:
 
 def dry_run(v: Validated, base_url: str) -> dict[str, Any]:
     proto = PROTOCOLS[v.protocol]
+
+    def shown(name: str) -> str:
+        local = v.media[name].local
+        if local is None:
+            return v.media[name].ref
+        return f"data:{local.mime};base64,…[{4 * -(-local.size_bytes // 3)} chars of {local.path}]"
+
     return {
         "method": "POST",
         "url": base_url.rstrip("/") + proto.create_path,
         "headers": {"Authorization": "Bearer ****", "Content-Type": "application/json"},  # never the key
-        "body": abbreviate(body_for(v)),
+        "body": abbreviate(proto.build_body(v, shown)),
     }
 
 

@@ -67,6 +67,7 @@ class Task:
     started_at: str | None = None
     finished_at: str | None = None
     request_id: str | None = None
+    expires_at: float | None = None  # unix time the result is gone, when the gateway says
     retry_after: float | None = None  # a poll hint the server sent with this answer
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -89,5 +90,6 @@ class Task:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "request_id": self.request_id,
+            "expires_at": self.expires_at,
             "raw": self.raw,
         }

@@ -1,0 +1,326 @@
+"""The task journal: every task created on this machine, kept in SQLite so nothing paid for is lost.
+
+One file, ``journal.sqlite3`` in the platform's data dir (platformdirs; moved by ``WANVID_DATA_DIR``).
+A task is recorded right after the gateway answers the create request, before the first poll, and
+updated whenever wanvid learns more (status, video URL, output file). Partial downloads record their
+source here too, so a later process can resume them.
+
+Concurrency: WAL mode plus a busy timeout, and every write is one short ``BEGIN IMMEDIATE``
+transaction, so several wanvid processes share the file without lost or torn rows. A file that is not
+a journal, or one written by a newer wanvid (``PRAGMA user_version`` above ``SCHEMA``), is refused
+with a ``StorageError`` and never touched. Nothing here prints, and no key ever reaches this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import StorageError
+
+SCHEMA = 1
+TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
+BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock before we give up
+
+_TASKS = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id            TEXT NOT NULL,
+    base_url      TEXT NOT NULL,
+    protocol      TEXT NOT NULL,
+    profile       TEXT NOT NULL,
+    model         TEXT,
+    request       TEXT,     -- JSON: the request, local files as {"path", "sha256", "bytes"}
+    request_hash  TEXT,     -- sha256 of the canonical request: the key for "never pay twice"
+    resolution    TEXT,
+    duration      INTEGER,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    status        TEXT NOT NULL,
+    error_code    TEXT,
+    error_message TEXT,
+    request_id    TEXT,
+    video_url     TEXT,
+    expires_at    REAL,     -- when the task and its result are gone for good
+    ended_at      REAL,     -- when wanvid first saw it end
+    output_path   TEXT,     -- where `run` meant to save it, then where it was saved
+    output_bytes  INTEGER,
+    downloaded_at REAL,
+    PRIMARY KEY (base_url, id)
+)"""
+_PARTS = """
+CREATE TABLE IF NOT EXISTS parts (
+    path       TEXT PRIMARY KEY,  -- absolute path of the <target>.part file
+    task_id    TEXT NOT NULL,
+    source     TEXT NOT NULL,     -- the URL the bytes came from
+    etag       TEXT,
+    total      INTEGER,
+    updated_at REAL NOT NULL
+)"""
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS tasks_recent ON tasks (profile, base_url, created_at)",
+    "CREATE INDEX IF NOT EXISTS tasks_request ON tasks (request_hash)",
+)
+
+UNFINISHED = ("PENDING", "RUNNING", "UNRECOGNIZED")
+
+
+@dataclass
+class Entry:
+    """One journal row."""
+
+    id: str
+    base_url: str
+    protocol: str
+    profile: str
+    created_at: float
+    updated_at: float
+    status: str
+    model: str | None = None
+    request: str | None = None
+    request_hash: str | None = None
+    resolution: str | None = None
+    duration: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    video_url: str | None = None
+    expires_at: float | None = None
+    ended_at: float | None = None
+    output_path: str | None = None
+    output_bytes: int | None = None
+    downloaded_at: float | None = None
+
+    @property
+    def life_ends(self) -> float:
+        return self.expires_at or self.created_at + TASK_LIFE
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now or time.time()) >= self.life_ends
+
+    @property
+    def shown_status(self) -> str:
+        """The status as listed: EXPIRED once a task that did not fail has outlived its 24 h."""
+        if self.status in ("FAILED", "CANCELED"):
+            return self.status
+        return "EXPIRED" if self.expired() else self.status
+
+    def request_data(self) -> dict[str, Any]:
+        return json.loads(self.request) if self.request else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["request"] = self.request_data()
+        doc["shown_status"] = self.shown_status
+        return doc
+
+
+_COLUMNS = tuple(f.name for f in fields(Entry))
+
+
+@dataclass
+class Part:
+    """Where the bytes of a ``.part`` file came from, so a later process can ask for the rest."""
+
+    task_id: str
+    source: str
+    etag: str | None
+    total: int | None
+
+
+def data_dir() -> Path:
+    moved = os.environ.get("WANVID_DATA_DIR")
+    if moved:
+        return Path(moved).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("wanvid", appauthor=False))
+
+
+def journal_path() -> Path:
+    return data_dir() / "journal.sqlite3"
+
+
+class Journal:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or journal_path()
+        self._db: sqlite3.Connection | None = None
+
+    # -- opening ----------------------------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unusable(exc) from None
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA:
+                raise StorageError(
+                    f"the journal {self.path} is from a newer wanvid (schema {version}; this one knows {SCHEMA})",
+                    hint="upgrade wanvid (pip install -U wanvid), or point WANVID_DATA_DIR at another directory",
+                )
+            if version < SCHEMA:
+                self._create(db)
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise self._unusable(exc) from None
+        except StorageError:
+            db.close()
+            raise
+        return db
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        with _transaction(db):
+            if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA:
+                return  # another process created it while we waited for the lock
+            if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                # Tables but no version: not a file this program wrote. Refuse rather than guess.
+                raise sqlite3.DatabaseError("file is not a wanvid journal")
+            db.execute(_TASKS)
+            db.execute(_PARTS)
+            for statement in _INDEXES:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA}")
+        os.chmod(self.path, 0o600)  # it names your files and prompts
+
+    def _unusable(self, exc: BaseException) -> StorageError:
+        reason = str(exc).rstrip(".")
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return StorageError(
+                f"the journal {self.path} is unreadable ({reason})",
+                hint=f"move it aside (mv {self.path} {self.path}.bad) and run again; wanvid never overwrites it",
+            )
+        if "locked" in reason:
+            return StorageError(
+                f"the journal {self.path} stayed locked for {BUSY_TIMEOUT:.0f}s ({reason})",
+                hint="another wanvid is writing to it; try again",
+            )
+        return StorageError(
+            f"cannot use the journal {self.path} ({reason})",
+            hint="make its directory writable, or point WANVID_DATA_DIR at one that is",
+        )
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- tasks ------------------------------------------------------------------------------------
+    def record(self, entry: Entry) -> None:
+        """Insert a new task (or replace a row with the same gateway and id)."""
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self._write(
+            f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
+            tuple(getattr(entry, c) for c in _COLUMNS),
+        )
+
+    def update(self, base_url: str, task_id: str, **changes: Any) -> None:
+        """Change some columns of a known task; unknown tasks (created elsewhere) are left alone."""
+        changes["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        self._write(
+            f"UPDATE tasks SET {assignments} WHERE base_url = ? AND id = ?",
+            (*changes.values(), base_url, task_id),
+        )
+
+    def get(self, base_url: str, task_id: str) -> Entry | None:
+        rows = self._read("SELECT * FROM tasks WHERE base_url = ? AND id = ?", (base_url, task_id))
+        return rows[0] if rows else None
+
+    def latest(self, profile: str, base_url: str) -> Entry | None:
+        rows = self._read(
+            "SELECT * FROM tasks WHERE profile = ? AND base_url = ? ORDER BY created_at DESC LIMIT 1",
+            (profile, base_url),
+        )
+        return rows[0] if rows else None
+
+    def recent(self, *, profile: str | None = None, base_url: str | None = None, limit: int = 20) -> list[Entry]:
+        where, args = _where(profile=profile, base_url=base_url)
+        return self._read(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
+
+    def unfinished(self, profile: str, base_url: str) -> list[Entry]:
+        now = time.time()
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = self._read(
+            f"SELECT * FROM tasks WHERE profile = ? AND base_url = ? AND status IN ({marks}) ORDER BY created_at",
+            (profile, base_url, *UNFINISHED),
+        )
+        return [e for e in rows if not e.expired(now)]
+
+    def same_request(self, request_hash: str, base_url: str) -> Entry | None:
+        """The newest task for an identical request that can still deliver: running, or done and unexpired."""
+        now = time.time()
+        rows = self._read(
+            "SELECT * FROM tasks WHERE request_hash = ? AND base_url = ? AND created_at > ? "
+            "AND status NOT IN ('FAILED', 'CANCELED', 'NOT_FOUND') ORDER BY created_at DESC",
+            (request_hash, base_url, now - TASK_LIFE),
+        )
+        return next((e for e in rows if not e.expired(now)), None)
+
+    # -- partial downloads ------------------------------------------------------------------------
+    def part(self, path: Path) -> Part | None:
+        row = self.db_read("SELECT task_id, source, etag, total FROM parts WHERE path = ?", (str(path),))
+        return Part(*row[0]) if row else None
+
+    def save_part(self, path: Path, part: Part) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO parts (path, task_id, source, etag, total, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (str(path), part.task_id, part.source, part.etag, part.total, time.time()),
+        )
+
+    def drop_part(self, path: Path) -> None:
+        self._write("DELETE FROM parts WHERE path = ?", (str(path),))
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            with _transaction(self.db):
+                self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def db_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Entry]:
+        try:
+            cur = self.db.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [Entry(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:
+    used = {k: v for k, v in filters.items() if v is not None}
+    if not used:
+        return "", ()
+    return "WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())
