@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import http.client
+import re
 import shutil
+import struct
 import subprocess
+import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from wanvid.sandbox import Faults, Sandbox, sample_mp4
+from wanvid.media import mp4_info
+from wanvid.sandbox import Faults, Sandbox, min_video_size, sample_mp4
 
 KEY = "test-key-0123456789-never-print"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -439,6 +445,205 @@ def test_served_file_is_a_real_mp4(instant: Sandbox, tmp_path: Path) -> None:
         assert probe.stdout.strip() == "h264,640,360"
 
 
+def finished_urls(sb: Sandbox) -> tuple[str, str]:
+    """(content route URL, signed URL) of a new native task; the sandbox must finish tasks at once."""
+    task_id = create_native(sb)
+    return f"{sb.url}/aliyun/v1/videos/{task_id}/content", native_task(sb, task_id)["output"]["video_url"]
+
+
+def ffprobe_video(path: Path) -> str:
+    fields = ["-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"]
+    probe = subprocess.run(["ffprobe", "-v", "error", *fields, str(path)], capture_output=True, text=True, check=True)
+    return probe.stdout.strip()
+
+
+def test_video_validators_and_if_range(instant: Sandbox) -> None:
+    content, signed = finished_urls(instant)
+    data = sample_mp4()
+    first = requests.get(content, headers=AUTH)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag) and first.headers["Accept-Ranges"] == "bytes"
+    assert abs(email.utils.parsedate_to_datetime(modified).timestamp() - time.time()) < 5
+    again = requests.get(signed, headers={"Range": "bytes=0-9"})
+    assert again.status_code == 206 and (again.headers["ETag"], again.headers["Last-Modified"]) == (etag, modified)
+    assert requests.head(content, headers=AUTH).headers["ETag"] == etag
+
+    def ranged(if_range: str) -> requests.Response:
+        return requests.get(signed, headers={"Range": "bytes=100-", "If-Range": if_range})
+
+    same = ranged(etag)
+    assert same.status_code == 206 and same.content == data[100:]
+    for stale in ('"0123456789abcdef0123456789abcdef"', f"W/{etag}", modified, "garbage"):
+        whole = ranged(stale)  # a date is only a weak validator here: never trusted
+        assert whole.status_code == 200 and whole.content == data and "Content-Range" not in whole.headers, stale
+    assert requests.get(signed, headers={"If-Range": '"x"'}).status_code == 200  # no Range: nothing to do
+    unsatisfiable = requests.get(signed, headers={"Range": f"bytes={len(data)}-", "If-Range": etag})
+    assert unsatisfiable.status_code == 416 and unsatisfiable.headers["ETag"] == etag
+
+
+def test_ignore_range_fault(instant: Sandbox) -> None:
+    content, signed = finished_urls(instant)
+    instant.faults.ignore_range = True
+    for url, headers in ((content, AUTH), (signed, {})):
+        for value in ("bytes=0-99", "bytes=999999999-"):  # the second would be a 416
+            r = requests.get(url, headers={**headers, "Range": value})
+            assert r.status_code == 200 and r.content == sample_mp4() and "Content-Range" not in r.headers
+            assert r.headers["Accept-Ranges"] == "bytes"  # as a proxy that strips Range still advertises it
+    instant.faults.ignore_range = False
+    assert requests.get(signed, headers={"Range": "bytes=0-99"}).status_code == 206
+
+
+def test_video_variant_changes_bytes_and_etag(instant: Sandbox, tmp_path: Path) -> None:
+    content, signed = finished_urls(instant)
+    sample = sample_mp4()
+    head = requests.get(signed, headers={"Range": "bytes=0-999"})
+    etag0, modified0 = head.headers["ETag"], head.headers["Last-Modified"]
+
+    bodies: dict[int, tuple[bytes, str]] = {}
+    for variant in (1, 2, 2**64 - 1):
+        instant.faults.video_variant = variant
+        r = requests.get(content, headers=AUTH)
+        assert r.status_code == 200
+        bodies[variant] = r.content, r.headers["ETag"]
+        assert r.content == sample + struct.pack(">I4sQ", 16, b"free", variant)
+    assert len({etag for _, etag in bodies.values()} | {etag0}) == 4
+    assert requests.head(signed).headers["ETag"] == bodies[2**64 - 1][1]  # both routes serve the same bytes
+
+    # A resumed download that presents the old ETag gets the whole new file, never a splice.
+    instant.faults.video_variant = 1
+    resumed = requests.get(signed, headers={"Range": "bytes=1000-", "If-Range": etag0})
+    assert resumed.status_code == 200 and resumed.content == bodies[1][0]
+    modified1 = resumed.headers["Last-Modified"]
+    assert email.utils.parsedate_to_datetime(modified1) >= email.utils.parsedate_to_datetime(modified0)
+    # Without If-Range the client gets what it asked for: the tail of the new bytes.
+    blind = requests.get(signed, headers={"Range": "bytes=1000-"})
+    assert blind.status_code == 206 and blind.content == bodies[1][0][1000:]
+
+    path = tmp_path / "variant.mp4"
+    path.write_bytes(bodies[1][0])
+    with path.open("rb") as f:
+        info = mp4_info(f)
+    assert info.duration == pytest.approx(5, abs=0.1) and (info.width, info.height) == (640, 360)
+    if shutil.which("ffprobe"):
+        assert ffprobe_video(path) == "h264,640,360"
+
+    instant.faults.video_variant = 0
+    back = requests.get(content, headers=AUTH)
+    assert back.content == sample and back.headers["ETag"] == etag0
+
+
+def test_video_size_pads_the_sample(instant: Sandbox, tmp_path: Path) -> None:
+    content, signed = finished_urls(instant)
+    sample = sample_mp4()
+    size = 3 * 1024 * 1024 + 7
+    instant.faults.video_size = size
+    r = requests.get(content, headers=AUTH)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(r.content) == size
+    data = r.content
+    assert data[: len(sample)] == sample
+    assert data[len(sample) : len(sample) + 16] == struct.pack(">I4sQ", size - len(sample), b"free", 0)
+    assert data[len(sample) + 16 :] == bytes(size - len(sample) - 16)
+    path = tmp_path / "padded.mp4"
+    path.write_bytes(data)
+    with path.open("rb") as f:
+        info = mp4_info(f)
+    assert info.duration == pytest.approx(5, abs=0.1) and (info.width, info.height) == (640, 360)
+    if shutil.which("ffprobe"):
+        assert ffprobe_video(path) == "h264,640,360"
+
+    # Ranges anywhere, across the sample/padding seam; the ETag follows size and variant.
+    seam = len(sample) - 5
+    for first, last in ((0, 9), (seam, seam + 40), (size - 1000, size - 1), (5, size - 1)):
+        part = requests.get(signed, headers={"Range": f"bytes={first}-{last}"})
+        assert part.status_code == 206 and part.content == data[first : last + 1]
+        assert part.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+    etag = r.headers["ETag"]
+    assert requests.get(signed, headers={"Range": "bytes=0-0", "If-Range": etag}).status_code == 206
+    instant.faults.video_size = size + 1
+    assert requests.head(signed).headers["ETag"] != etag
+    instant.faults.video_size, instant.faults.video_variant = size, 3
+    varied = requests.get(signed, headers={"Range": f"bytes={len(sample) + 8}-{len(sample) + 15}"})
+    assert varied.headers["ETag"] != etag and varied.content == struct.pack(">Q", 3)
+
+    # Cut and slow downloads work on the generated body too.
+    instant.faults.cut_download_after, instant.faults.cut_downloads = 2_000_000, 1
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(content, headers=AUTH).content  # noqa: B018
+    instant.faults.slow_download_bps = 400_000
+    start = time.monotonic()
+    tail = requests.get(signed, headers={"Range": "bytes=-200000"})
+    assert tail.content == bytes(200_000) and time.monotonic() - start >= 0.4
+
+
+def test_video_size_over_4_gib_uses_a_largesize_box(instant: Sandbox, tmp_path: Path) -> None:
+    content, _ = finished_urls(instant)
+    sample = sample_mp4()
+    size = 5 * 2**30 + 3
+    instant.faults.video_size = size
+    assert int(requests.head(content, headers=AUTH).headers["Content-Length"]) == size
+    head = requests.get(content, headers={**AUTH, "Range": f"bytes=0-{len(sample) + 15}"}).content
+    assert head == sample + struct.pack(">I4sQ", 1, b"free", size - len(sample))
+    tail = requests.get(content, headers={**AUTH, "Range": "bytes=-4096"})
+    assert tail.headers["Content-Range"] == f"bytes {size - 4096}-{size - 1}/{size}" and tail.content == bytes(4096)
+    # The rest is zeros, so a sparse file is byte-for-byte the served one.
+    path = tmp_path / "big.mp4"
+    with path.open("wb") as f:
+        f.write(head)
+        f.truncate(size)
+    with path.open("rb") as f:
+        info = mp4_info(f)
+    assert info.duration == pytest.approx(5, abs=0.1) and (info.width, info.height) == (640, 360)
+    if shutil.which("ffprobe"):
+        assert ffprobe_video(path) == "h264,640,360"
+
+
+def test_video_size_is_streamed_not_built(instant: Sandbox) -> None:
+    content, _ = finished_urls(instant)
+    size = 256 * 2**20
+    instant.faults.video_size = size
+    tracemalloc.start()
+    try:
+        received = 0
+        with requests.get(content, headers=AUTH, stream=True) as r:
+            for chunk in r.iter_content(1 << 20):
+                received += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert received == size
+    assert peak < 16 * 2**20  # server and client together; the body alone is 256 MiB
+
+
+def test_video_size_limits_over_http(sandbox: Sandbox) -> None:
+    base = sandbox.url + "/_sandbox/faults"
+    low = min_video_size()
+    assert low == len(sample_mp4()) + 16
+    for bad in (low - 1, 0, -5, "1000000", True, 1.5e6, 2**63):
+        r = requests.post(base, json={"video_size": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "video_size", bad
+        assert str(low) in r.json()["error"]["message"]
+    assert requests.post(base, json={"video_size": low}).json()["video_size"] == low
+    assert requests.post(base, json={"video_size": None}).json()["video_size"] is None
+    for bad_variant in (-1, 2**64, "1", False):
+        assert requests.post(base, json={"video_variant": bad_variant}).status_code == 400
+    for switch in ("ignore_range", "video_html"):
+        assert requests.post(base, json={switch: 1}).status_code == 400
+        assert requests.post(base, json={switch: True}).json()[switch] is True
+
+
+def test_video_html_fault(instant: Sandbox) -> None:
+    content, signed = finished_urls(instant)
+    instant.faults.video_html = True
+    for url, headers in ((content, AUTH), (signed, {"Range": "bytes=0-99"})):
+        r = requests.get(url, headers=headers)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+        assert r.text.lstrip().lower().startswith("<!doctype html") and b"ftyp" not in r.content
+        assert r.headers["X-Request-Id"] and "ETag" not in r.headers
+    assert next(iter(sandbox_tasks(instant).values()))["downloads"] == 0  # no video body was sent
+    instant.faults.video_html = False
+    assert requests.get(signed).content == sample_mp4()
+
+
 # ---- signed URL, redirect ---------------------------------------------------------------------------
 
 
@@ -758,6 +963,18 @@ def test_keep_alive_survives_rejected_bodies(sandbox: Sandbox) -> None:
         assert second.status == 200 and b"UNKNOWN" in second.read()
     finally:
         conn.close()
+
+
+def test_sandbox_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import wanvid.sandbox\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "extra = new - set(sys.stdlib_module_names) - {'wanvid'}\n"
+        "assert not extra, sorted(extra)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_serve_forever_returns_on_stop() -> None:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import email.utils
 import functools
 import hashlib
 import hmac
@@ -22,9 +23,11 @@ import math
 import re
 import secrets
 import socket
+import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -61,6 +64,70 @@ def sample_mp4() -> bytes:
     return (importlib.resources.files("wanvid") / "assets" / "sample.mp4").read_bytes()
 
 
+_PIECE = 1 << 20  # large bodies go out in writes of this size: big writes keep loopback transfers fast
+_PAD_HEADER = 16  # the largest header of the padding box (the 64-bit "largesize" form)
+_PROXY_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Access Denied</title></head>\n"
+    b"<body><h1>Access Denied</h1><p>The requested URL could not be retrieved.</p>\n"
+    b"<hr><address>proxy (injected by the wanvid sandbox)</address></body></html>\n"
+)
+
+
+def min_video_size() -> int:
+    """The smallest ``video_size``: the sample plus room for the padding box's header."""
+    return len(sample_mp4()) + _PAD_HEADER
+
+
+@functools.cache
+def _zeros() -> memoryview:
+    """One zero buffer, reused for every padding byte served: padding is never built in memory."""
+    return memoryview(bytes(_PIECE))
+
+
+@dataclass(frozen=True)
+class _Video:
+    """An MP4 as served: ``head`` (the sample, maybe a ``free`` box header and the variant number after
+    it), then zero bytes up to ``size``. Only the head is held in memory, however big the file."""
+
+    head: bytes
+    size: int
+    etag: str  # strong, quoted; a digest of head and size, which fix every byte
+
+    def pieces(self, first: int, last: int) -> Iterator[memoryview]:
+        """Bytes ``first``..``last`` (inclusive) as slices of the head and of the zero buffer, not copies."""
+        head, end, pos = memoryview(self.head), last + 1, first
+        if pos < len(head):
+            yield head[pos : min(end, len(head))]
+            pos = len(head)
+        zeros = _zeros()
+        while pos < end:
+            n = min(_PIECE, end - pos)
+            yield zeros[:n]
+            pos += n
+
+
+@functools.lru_cache(maxsize=32)
+def _video(size: int | None, variant: int) -> _Video:
+    """The MP4 for the video_size / video_variant faults: without either it is the bundled sample itself.
+
+    Otherwise the sample is followed by one top-level ``free`` box (players and ``mp4_info`` skip it)
+    padding the file to ``size`` (default: the smallest box); its payload opens with the variant number
+    as 8 bytes, so every variant is different bytes, and is zeros after that.
+    """
+    sample = sample_mp4()
+    if size is None and variant == 0:
+        head = sample
+    else:
+        size = min_video_size() if size is None else size
+        padding = size - len(sample)
+        # Past 32 bits, size 1 says a 64-bit "largesize" follows the type.
+        box = struct.pack(">I4s", padding, b"free") if padding < 2**32 else struct.pack(">I4sQ", 1, b"free", padding)
+        head = sample + box + struct.pack(">Q", variant)
+    total = len(head) if size is None else size
+    digest = hashlib.sha256(head + total.to_bytes(8, "big")).hexdigest()[:32]
+    return _Video(head, total, f'"{digest}"')
+
+
 @dataclass
 class RecordedRequest:
     """One API or ``/_oss`` request as it arrived, for tests to assert on."""
@@ -86,6 +153,10 @@ class Faults:
     cut_downloads: int = 1  # ... for this many downloads, then serve normally
     slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
     expire: bool = False  # every task reports as expired / unknown
+    ignore_range: bool = False  # video responses ignore Range (and If-Range): always 200, the whole body
+    video_variant: int = 0  # != 0: other (still valid) MP4 bytes and ETag, as if the video had changed
+    video_size: int | None = None  # serve exactly this many bytes: the sample padded by a top-level free box
+    video_html: bool = False  # video responses are a 200 text/html page (a proxy's) instead of the MP4
     # New tasks end FAILED this many seconds after creation (an early failure such as moderation), with
     # fail_code / fail_message if set, else DataInspectionFailed and a moderation message.
     fail_after: float | None = None
@@ -108,9 +179,15 @@ def _fault_value_error(name: str, value: Any) -> str | None:
         ok, need = value is None or (is_int and value >= 0), "an integer >= 0 or null"
     elif name == "slow_download_bps":
         ok, need = value is None or (is_int and value > 0), "an integer > 0 or null"
+    elif name == "video_variant":
+        ok, need = is_int and 0 <= value < 2**64, "an integer from 0 to 2**64 - 1"
+    elif name == "video_size":
+        low = min_video_size()
+        ok = value is None or (is_int and low <= value < 2**63)
+        need = f"null or an integer from {low} (the sample plus a {_PAD_HEADER}-byte box header) to 2**63 - 1"
     elif name == "fail_after":
         ok, need = value is None or _is_seconds(value), "a finite number >= 0 or null"
-    else:  # expire
+    else:  # expire, ignore_range, video_html
         ok, need = isinstance(value, bool), "true or false"
     return None if ok else f"{name} must be {need}"
 
@@ -743,12 +820,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve_video(found[0])
 
     def _serve_video(self, task: _Task) -> None:
-        data = sample_mp4()
-        size = len(data)
-        headers = {"Accept-Ranges": "bytes"}
+        sb = self.sandbox
+        if sb.faults.video_html:
+            self._send(200, _PROXY_PAGE, "text/html; charset=utf-8")
+            return
+        video, modified = sb._current_video(task)
+        size = video.size
+        headers = {"Accept-Ranges": "bytes", "ETag": video.etag, "Last-Modified": modified}
         status, first, last = 200, 0, size - 1
         header = self.headers.get("Range")
-        if header:
+        # ignore_range acts like a proxy that drops Range on the way: Accept-Ranges is still advertised.
+        if header and not sb.faults.ignore_range and self._if_range_holds(video.etag):
             parsed = _parse_range(header, size)
             if parsed is False:
                 self._error(
@@ -756,42 +838,54 @@ class _Handler(BaseHTTPRequestHandler):
                     "InvalidRange",
                     f"Range {header!r} is not satisfiable for {size} bytes",
                     None,
-                    {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+                    {"Content-Range": f"bytes */{size}", **headers},
                 )
                 return
             if isinstance(parsed, tuple):
                 status, (first, last) = 206, parsed
                 headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        body = data[first : last + 1]
+        length = last - first + 1
         # Headers always announce the full length, so a cut download is detectable as a short read.
         self.send_response(status)
         self.send_header("X-Request-Id", self._request_id)
         self.send_header("Content-Type", "video/mp4")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command == "HEAD":
             return
-        self.sandbox._count_download(task)
-        cut = self.sandbox._take_cut(len(body))
-        self._write_paced(body if cut is None else body[:cut], self.sandbox.faults.slow_download_bps)
+        sb._count_download(task)
+        cut = sb._take_cut(length)
+        self._write_pieces(video.pieces(first, last if cut is None else first + cut - 1), sb.faults.slow_download_bps)
         if cut is not None:
             self.wfile.flush()
             self.close_connection = True  # the server then shuts the socket down: the client sees EOF early
 
-    def _write_paced(self, data: bytes, bps: int | None) -> None:
+    def _if_range_holds(self, etag: str) -> bool:
+        """RFC 9110 13.1.5: a Range counts only if If-Range, when sent, is the current strong ETag.
+
+        A date never holds: the video can change within a second (video_variant), so Last-Modified is
+        only a weak validator here, and a weak one must not let parts of two versions be spliced.
+        """
+        value = self.headers.get("If-Range")
+        return value is None or value.strip() == etag
+
+    def _write_pieces(self, pieces: Iterable[memoryview], bps: int | None) -> None:
         if not bps:
-            self.wfile.write(data)
+            for piece in pieces:
+                self.wfile.write(piece)
             return
         step = max(1, min(65536, bps // 20))  # ~20 writes a second keeps the rate smooth
-        start = time.monotonic()
-        for offset in range(0, len(data), step):
-            piece = data[offset : offset + step]
-            self.wfile.write(piece)
-            delay = start + (offset + len(piece)) / bps - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        start, sent = time.monotonic(), 0
+        for piece in pieces:
+            for offset in range(0, len(piece), step):
+                part = piece[offset : offset + step]
+                self.wfile.write(part)
+                sent += len(part)
+                delay = start + sent / bps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
 
     # -- control endpoints (no auth, not recorded) --
 
@@ -868,6 +962,9 @@ class Sandbox:
         self.run_seconds = run_seconds
         self.ttl_seconds = ttl_seconds
         self._initial_timing = (queue_seconds, run_seconds, ttl_seconds)
+        # The (video_size, video_variant) last served and since when (wall clock): Last-Modified.
+        self._video_key: tuple[int | None, int] = (None, 0)
+        self._video_since = 0.0
         self.status_style = status_style
         self.content_redirect = content_redirect
         self.faults = faults if faults is not None else Faults()
@@ -952,6 +1049,7 @@ class Sandbox:
             for name, value in dataclasses.asdict(Faults()).items():
                 setattr(self.faults, name, value)
             self.queue_seconds, self.run_seconds, self.ttl_seconds = self._initial_timing
+            self._video_key, self._video_since = (None, 0), 0.0
 
     def tasks(self) -> list[dict[str, Any]]:
         """Every task as ``GET /_sandbox/tasks`` shows it: status now, wall-clock times, polls, downloads."""
@@ -1028,6 +1126,22 @@ class Sandbox:
                     {},
                 )
         return None
+
+    def _current_video(self, task: _Task) -> tuple[_Video, str]:
+        """The video to serve now and its Last-Modified: when the task ended, or when the bytes served
+        last changed (video_size / video_variant), whichever is later."""
+        f = self.faults
+        key = (f.video_size, f.video_variant)
+        for name, value in zip(("video_size", "video_variant"), key, strict=True):
+            problem = _fault_value_error(name, value)  # set as an attribute, so not checked yet
+            if problem:
+                raise ValueError(problem)
+        with self._lock:
+            if key != self._video_key:
+                self._video_key, self._video_since = key, time.time()
+            since = self._video_since
+        modified = max(task.created_wall + task.ends_after, since)
+        return _video(*key), email.utils.formatdate(modified, usegmt=True)
 
     def _count_download(self, task: _Task) -> None:
         with self._lock:
