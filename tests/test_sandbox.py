@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
+import json
 import re
 import shutil
 import struct
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from wanvid.media import mp4_info
-from wanvid.sandbox import Faults, Sandbox, min_video_size, sample_mp4
+from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
 KEY = "test-key-0123456789-never-print"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -761,6 +762,135 @@ def test_expire_fault_and_ttl(sandbox: Sandbox) -> None:
         time.sleep(0.15)
         assert native_task(sb, task_id)["output"]["task_status"] == "UNKNOWN"
         assert requests.get(video_url).status_code in (403, 404)
+
+
+def test_content_error_fault_spares_signed_urls(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    signed = native_task(instant, task_id)["output"]["video_url"]
+    instant.faults.content_errors = 3
+    for path in (f"/aliyun/v1/videos/{task_id}/content", f"/v1/videos/{task_id}/content"):
+        r = requests.get(instant.url + path, headers=AUTH)
+        assert r.status_code == 502 and r.headers["X-Request-Id"]
+        assert r.json()["error"]["code"] == "BadGateway" and r.json()["error"]["type"] == "server_error"
+        assert requests.get(signed).content == sample_mp4()  # the fallback still works meanwhile
+    assert native_task(instant, task_id)["output"]["task_status"] == "SUCCEEDED"  # queries are spared too
+    assert instant.faults.content_errors == 1
+
+    r = requests.post(instant.url + "/_sandbox/faults", json={"content_error_status": 503})
+    assert r.status_code == 200 and r.json()["content_errors"] == 1
+    r = requests.get(f"{instant.url}/aliyun/v1/videos/{task_id}/content", headers=AUTH)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "ServiceUnavailable" and "request_id" in r.json()
+    assert requests.get(f"{instant.url}/v1/videos/{task_id}/content", headers=AUTH).content == sample_mp4()
+    for bad in ({"content_error_status": 404}, {"content_errors": -1}, {"content_errors": "1"}):
+        assert requests.post(instant.url + "/_sandbox/faults", json=bad).status_code == 400
+
+
+def test_drop_connections_fault(instant: Sandbox) -> None:
+    done = create_native(instant)
+    signed = native_task(instant, done)["output"]["video_url"]
+    instant.faults.drop_connections, instant.faults.throttle = 3, 1
+
+    # Control and signed URLs are never dropped (and don't use up the count).
+    assert requests.get(instant.url + "/_sandbox/health").ok and requests.get(signed).ok
+    conn = http.client.HTTPConnection("127.0.0.1", instant.port, timeout=5)
+    try:
+        conn.request("POST", NATIVE_CREATE, body=json.dumps(native_body()), headers=AUTH)
+        with pytest.raises(http.client.RemoteDisconnected):
+            conn.getresponse()
+    finally:
+        conn.close()
+    with pytest.raises(requests.ConnectionError):
+        unified_task(instant, done)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{instant.url}/v1/videos/{done}/content", headers=AUTH)
+    assert instant.faults.drop_connections == 0 and instant.faults.throttle == 1  # throttle kept its turn
+
+    rows = sandbox_tasks(instant)
+    assert len(rows) == 2  # the dropped create was acted on: a client can't know, and must not re-send
+    assert (rows[done]["polls"], rows[done]["downloads"]) == (2, 1)  # the dropped download sent no body
+    assert [r.path for r in instant.requests()][-3:] == [
+        NATIVE_CREATE,
+        f"/v1/videos/{done}",
+        f"/v1/videos/{done}/content",
+    ]
+    assert unified_task(instant, done).status_code == 429  # the next request is answered again
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_malformed_answers(instant: Sandbox, kind: str) -> None:
+    instant.faults.malformed = kind
+    created = requests.post(instant.url + NATIVE_CREATE, json=native_body(), headers=AUTH)
+    instant.faults.malformed = kind
+    queried = unified_task(instant, next(iter(sandbox_tasks(instant))))
+    for r, native in ((created, True), (queried, False)):
+        assert r.status_code == 200 and len(r.headers["X-Request-Id"]) == 36, kind
+        body = r.content
+        if kind == "html":
+            assert r.headers["Content-Type"].startswith("text/html") and body.startswith(b"<!DOCTYPE html>")
+            continue
+        assert r.headers["Content-Type"] == "application/json"
+        if kind == "empty":
+            assert body == b""
+        elif kind == "truncated":
+            assert body.startswith(b'{"') and len(body) > 10
+            with pytest.raises(ValueError):
+                json.loads(body)
+        elif kind == "not_object":
+            assert isinstance(r.json(), list) and isinstance(r.json()[0], dict)
+        elif kind == "wrong_types" and native:
+            assert r.json() == {
+                "request_id": r.headers["X-Request-Id"],
+                "output": {"task_id": 12345, "task_status": ["RUNNING"], "video_url": 7},
+            }
+        elif kind == "wrong_types":
+            assert r.json() == {"id": None, "status": {"x": 1}, "progress": "ninety"}
+        elif kind == "missing":
+            assert r.json() == {"request_id": r.headers["X-Request-Id"]}
+        else:
+            assert len(body) == int(r.headers["Content-Length"]) == 64 * 2**20
+            decoded = r.json()  # valid JSON, just far too big
+            assert len(decoded["padding"]) > 63 * 2**20
+            assert ("output" in decoded) if native else (decoded["status"] == "SUCCESS")
+    assert len(sandbox_tasks(instant)) == 1  # the create behind the broken answer was acted on
+    assert instant.faults.malformed is None and instant.faults.malformed_count == 1  # spent: defaults again
+    assert native_task(instant, next(iter(sandbox_tasks(instant))))["output"]["task_status"] == "SUCCEEDED"
+
+
+def test_malformed_count_and_scope(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    signed = native_task(instant, task_id)["output"]["video_url"]
+    r = requests.post(instant.url + "/_sandbox/faults", json={"malformed": "html", "malformed_count": 2})
+    assert r.json()["malformed"] == "html"
+    # Downloads, signed URLs and control calls keep their real answers and don't use up the count.
+    assert requests.get(f"{instant.url}/v1/videos/{task_id}/content", headers=AUTH).content == sample_mp4()
+    assert requests.get(signed).content == sample_mp4()
+    assert requests.get(instant.url + "/_sandbox/faults").json()["malformed_count"] == 2
+    assert "text/html" in unified_task(instant, task_id).headers["Content-Type"]
+    assert instant.faults.malformed_count == 1
+    # An error answer is replaced too: it is the next answer of a query route.
+    assert requests.get(f"{instant.url}/aliyun/v1/tasks/nope", headers=AUTH).text.startswith("<!DOCTYPE")
+    assert native_task(instant, task_id)["output"]["task_status"] == "SUCCEEDED"
+    r = requests.post(instant.url + "/_sandbox/faults", json={"malformed": "xml"})
+    assert r.status_code == 400 and "not_object" in r.json()["error"]["message"]
+    assert requests.post(instant.url + "/_sandbox/faults", json={"malformed_count": -1}).status_code == 400
+
+
+def test_huge_answer_is_streamed(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    instant.faults.malformed = "huge"
+    conn = http.client.HTTPConnection("127.0.0.1", instant.port, timeout=10)
+    tracemalloc.start()
+    try:
+        conn.request("GET", f"/aliyun/v1/tasks/{task_id}", headers=AUTH)
+        r = conn.getresponse()
+        received = 0
+        while piece := r.read(1 << 20):
+            received += len(piece)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        conn.close()
+    assert received == 64 * 2**20 and peak < 16 * 2**20
 
 
 def test_fail_after_fault_is_an_early_failure_captured_at_creation() -> None:

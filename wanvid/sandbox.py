@@ -38,6 +38,8 @@ from .errors import FieldError
 from .models import MODELS, ModelSpec, check_media_types, check_params, spec_for
 
 STATUS_STYLES = ("upper", "openai", "newapi")
+# Broken answers the ``malformed`` fault can put in place of a create or query answer (all HTTP 200).
+MALFORMED_KINDS = ("html", "truncated", "empty", "not_object", "wrong_types", "missing", "huge")
 
 # Native vocabulary is the internal one; the unified route maps it per ``status_style``.
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED, _UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "UNKNOWN"
@@ -65,6 +67,7 @@ def sample_mp4() -> bytes:
 
 
 _PIECE = 1 << 20  # large bodies go out in writes of this size: big writes keep loopback transfers fast
+_HUGE_ANSWER = 64 * 2**20  # bytes of the malformed="huge" answer
 _PAD_HEADER = 16  # the largest header of the padding box (the 64-bit "largesize" form)
 _PROXY_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Access Denied</title></head>\n"
@@ -79,9 +82,9 @@ def min_video_size() -> int:
 
 
 @functools.cache
-def _zeros() -> memoryview:
-    """One zero buffer, reused for every padding byte served: padding is never built in memory."""
-    return memoryview(bytes(_PIECE))
+def _filled(byte: bytes) -> memoryview:
+    """One buffer of ``byte``, reused for every padding byte served: padding is never built in memory."""
+    return memoryview(byte * _PIECE)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class _Video:
         if pos < len(head):
             yield head[pos : min(end, len(head))]
             pos = len(head)
-        zeros = _zeros()
+        zeros = _filled(b"\0")
         while pos < end:
             n = min(_PIECE, end - pos)
             yield zeros[:n]
@@ -149,6 +152,17 @@ class Faults:
     retry_after: float = 1  # ... with this Retry-After (seconds, sent as given: "0.2")
     server_errors: int = 0  # the next N API requests answer server_error_status
     server_error_status: int = 500
+    # The next N requests to the content routes answer content_error_status; signed /_oss URLs still
+    # work, so a client can fall back to the task's video_url.
+    content_errors: int = 0
+    content_error_status: int = 502
+    # The next N API requests (create, query, content) are read and acted on (a create makes its task),
+    # then the socket is closed with no answer at all, as when a gateway's answer is lost on the way.
+    drop_connections: int = 0
+    # The next malformed_count create/query answers are replaced by a broken one of MALFORMED_KINDS (HTTP
+    # 200, X-Request-Id kept; the request is still acted on). Once spent, both return to null and 1.
+    malformed: str | None = None
+    malformed_count: int = 1
     cut_download_after: int | None = None  # downloads close the socket after this many body bytes ...
     cut_downloads: int = 1  # ... for this many downloads, then serve normally
     slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
@@ -162,18 +176,23 @@ class Faults:
     fail_after: float | None = None
 
 
+_COUNT_FAULTS = ("throttle", "server_errors", "cut_downloads", "content_errors", "drop_connections", "malformed_count")
+
+
 def _fault_value_error(name: str, value: Any) -> str | None:
     """Why ``value`` can't go into Faults.``name`` over HTTP, or None if it can."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if name in ("fail_code", "fail_message"):
         ok = value is None or isinstance(value, str)
         need = "a string or null"
-    elif name in ("throttle", "server_errors", "cut_downloads"):
+    elif name in _COUNT_FAULTS:
         ok, need = is_int and value >= 0, "an integer >= 0"
+    elif name == "malformed":
+        ok, need = value is None or value in MALFORMED_KINDS, f"null or one of {', '.join(MALFORMED_KINDS)}"
     elif name == "retry_after":
         ok = (is_int or isinstance(value, float)) and value >= 0
         need = "a number >= 0"
-    elif name == "server_error_status":
+    elif name in ("server_error_status", "content_error_status"):
         ok, need = is_int and 500 <= value <= 599, "an integer from 500 to 599"
     elif name == "cut_download_after":
         ok, need = value is None or (is_int and value >= 0), "an integer >= 0 or null"
@@ -531,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # an idle keep-alive connection must not pin a thread forever
     server: _Server
     _request_id: str = ""
+    _dropping = False  # this request gets no answer (drop_connections)
+    _malformed: str | None = None  # this request's answer is replaced by this broken kind
 
     # -- plumbing --
 
@@ -545,6 +566,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def handle_one_request(self) -> None:
+        self._dropping, self._malformed = False, None  # per-request fault state; the handler serves many
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError):
@@ -594,6 +616,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes, content_type: str | None, headers: dict[str, str] | None = None) -> None:
+        if self._dropping:
+            self.close_connection = True  # the answer is lost: the socket closes without a byte of it
+            return
+        if self._malformed:
+            kind, self._malformed = self._malformed, None
+            self._send_malformed(kind, body)
+            return
         self.send_response(status)
         self.send_header("X-Request-Id", self._request_id)
         if content_type:
@@ -682,7 +711,13 @@ class _Handler(BaseHTTPRequestHandler):
             if route is None:
                 raise _Reject(404, "NotFound", f"No route for {self.command} {path}")
             name, m = route
-            fault = self.sandbox._take_api_fault()
+            sb = self.sandbox
+            content = name.endswith("_content")
+            # A dropped request gets no answer, so it takes no other fault's turn.
+            self._dropping = sb._take_drop()
+            fault = None if self._dropping else sb._take_api_fault(content=content)
+            if fault is None and not self._dropping and not content:
+                self._malformed = sb._take_malformed()
             if fault is not None:
                 status, code, message, headers = fault
                 self._error(status, code, message, None, headers)
@@ -821,6 +856,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_video(self, task: _Task) -> None:
         sb = self.sandbox
+        if self._dropping:
+            self.close_connection = True
+            return
         if sb.faults.video_html:
             self._send(200, _PROXY_PAGE, "text/html; charset=utf-8")
             return
@@ -861,6 +899,55 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             self.wfile.flush()
             self.close_connection = True  # the server then shuts the socket down: the client sees EOF early
+
+    def _send_malformed(self, kind: str, answer: bytes) -> None:
+        """A broken HTTP 200 in place of ``answer`` (the real JSON one), still naming its request."""
+        if kind == "huge":
+            self._send_huge(answer)
+            return
+        content_type = "application/json"
+        if kind == "html":
+            body, content_type = _PROXY_PAGE, "text/html; charset=utf-8"
+        elif kind == "truncated":
+            body = answer[: len(answer) // 2]
+        elif kind == "empty":
+            body = b""
+        elif kind == "not_object":
+            body = b"[" + answer + b"]"
+        elif kind == "wrong_types":
+            wrong: dict[str, Any] = (
+                {"output": {"task_id": 12345, "task_status": ["RUNNING"], "video_url": 7}}
+                if self._native
+                else {"id": None, "status": {"x": 1}, "progress": "ninety"}
+            )
+            body = json.dumps({"request_id": self._request_id, **wrong} if self._native else wrong).encode()
+        else:  # missing: no output, no status, no id
+            body = json.dumps({"request_id": self._request_id}).encode()
+        self._send(200, body, content_type)
+
+    def _send_huge(self, answer: bytes) -> None:
+        """_HUGE_ANSWER bytes of valid JSON (the real answer plus one giant string member), written in
+        pieces from a reused buffer instead of being built."""
+        text = answer.strip()
+        if text.startswith(b"{") and text.endswith(b"}") and text[1:-1].strip():
+            head = text[:-1] + b', "padding": "'
+        else:
+            head = b'{"padding": "'
+        tail = b'"}'
+        self.send_response(200)
+        self.send_header("X-Request-Id", self._request_id)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(_HUGE_ANSWER))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.wfile.write(head)
+        spaces, left = _filled(b" "), _HUGE_ANSWER - len(head) - len(tail)
+        while left > 0:
+            n = min(len(spaces), left)
+            self.wfile.write(spaces[:n])
+            left -= n
+        self.wfile.write(tail)
 
     def _if_range_holds(self, etag: str) -> bool:
         """RFC 9110 13.1.5: a Range counts only if If-Range, when sent, is the current strong ETag.
@@ -1109,7 +1196,26 @@ class Sandbox:
                 setattr(self.faults, name, value)
         return None
 
-    def _take_api_fault(self) -> tuple[int, str, str, dict[str, str]] | None:
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self.faults.drop_connections > 0:
+                self.faults.drop_connections -= 1
+                return True
+        return False
+
+    def _take_malformed(self) -> str | None:
+        with self._lock:
+            f = self.faults
+            if f.malformed is None or f.malformed_count <= 0:
+                return None
+            kind = f.malformed
+            f.malformed_count -= 1
+            if f.malformed_count == 0:
+                # Spent: back to the defaults, so a later {"malformed": ...} alone arms one answer again.
+                f.malformed, f.malformed_count = None, 1
+            return kind
+
+    def _take_api_fault(self, *, content: bool = False) -> tuple[int, str, str, dict[str, str]] | None:
         with self._lock:
             f = self.faults
             if f.throttle > 0:
@@ -1125,6 +1231,11 @@ class Sandbox:
                     "The server had an error (injected)",
                     {},
                 )
+            if content and f.content_errors > 0:
+                f.content_errors -= 1
+                status = f.content_error_status
+                message = "The video could not be fetched (injected); try the task's video_url"
+                return status, _ERROR_CODE_5XX.get(status, "InternalError"), message, {}
         return None
 
     def _current_video(self, task: _Task) -> tuple[_Video, str]:
