@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint completions docs clean
+.PHONY: test demo lint completions docs clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ completions: $(STAMP)
 ## docs: regenerate docs/cli.md, the command reference (a test fails when it drifts)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py
+
+## bench: the performance targets, measured against the built-in gateway; exit 1 on a miss (~4 min;
+##        BENCH_QUICK=1 for a ~1 min development run). Not part of test. See benchmarks/README.md
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,184 @@
+"""Polling: how many status requests each schedule spends on a task and how late it notices the end.
+
+Three schedules replay the same task timings against the sandbox: wanvid's own (a real ``wanvid wait``
+process), a fixed 5 s poll and a 1 s doubling to 5 s backoff (small loops here). Two cases: a task that
+takes 120 s (30 s in quick mode) and one that FAILS 3 s after creation. Every (case, schedule, repetition)
+gets its own task and they all run at once, so the section lasts about one task, not eighteen.
+Repetitions of the long case start watching at different phases of a 5 s period (see ``run``); the
+wanvid figures include its own process start (~0.2 s), as for a user who runs ``wanvid wait`` after
+``wanvid create``.
+
+Requests are counted by the sandbox (its request log), not by the client. The notice delay is the wall
+time the client noticed (process exit or loop end) minus the end time the sandbox reports for the task.
+Each case has its own sandbox started with that case's timings (--queue-seconds, --run-seconds, --fail).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from .common import AUTH, WANVID, Ctx, Row, create_task, median, sandbox, say
+
+REQUEST_TARGET = 20
+DELAY_TARGET = 2.0
+FAIL_AFTER = 3.0
+ENDED = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+LOOPS: dict[str, Callable[[int], float]] = {
+    "fixed 5 s": lambda n: 5.0,
+    "1 s doubling to 5 s": lambda n: min(2.0**n, 5.0),
+}
+SCHEDULES = ("wanvid", *LOOPS)
+
+
+@dataclass
+class Job:
+    case: str
+    schedule: str
+    url: str
+    task_id: str
+    lag: float  # seconds between creating the task and starting to watch it
+    noticed: float | None = None  # wall clock (time.time), comparable with the sandbox's end time
+    error: str = ""
+    polls: int = 0
+    delay: float = 0.0
+
+
+def run(ctx: Ctx) -> list[Row]:
+    total = 30.0 if ctx.quick else 120.0
+    reps = 2 if ctx.quick else 3
+    long_case, fail_case = f"{total:.0f} s task", f"fails at {FAIL_AFTER:.0f} s"
+    jobs: list[Job] = []
+    threads: list[threading.Thread] = []
+    with (
+        sandbox(ctx.env, queue=5.0, run=total - 5.0) as long_url,
+        sandbox(ctx.env, queue=1.0, run=FAIL_AFTER - 1.0, fail="BenchFailure:failed on purpose") as fail_url,
+        requests.Session() as s,
+    ):
+        say(f"   {reps} tasks per schedule and case, all at once; about {total + 5:.0f} s")
+        # The short case first, so its clients are up before the long case's start; a second apart.
+        for case, url in ((fail_case, fail_url), (long_case, long_url)):
+            for rep in range(reps):
+                for schedule in SCHEDULES:
+                    # Long case: repetition r starts watching r/reps of a 5 s period after creating, for every
+                    # schedule alike. Started at creation, a fixed 5 s poll would hit a 120 s end exactly and
+                    # look perfect; real clients come in at any phase. The short case starts at once, as a
+                    # client that creates and then follows would.
+                    lag = rep * 5.0 / reps if case == long_case else 0.0
+                    job = Job(case, schedule, url, create_task(s, url), lag)
+                    jobs.append(job)
+                    threads.append(threading.Thread(target=_follow, args=(job, ctx), daemon=True))
+                    threads[-1].start()
+            time.sleep(1)
+        for t in threads:
+            t.join(total + 120)
+        # Count first: the end-time look-ups below are requests too.
+        for job in jobs:
+            log = s.get(
+                f"{job.url}/_sandbox/requests", params={"prefix": f"/aliyun/v1/tasks/{job.task_id}"}, timeout=10
+            ).json()
+            job.polls = sum(1 for r in log if r["method"] == "GET")
+        for job in jobs:
+            ends_at = _end_time(s, job)
+            if job.noticed is None:
+                job.error = job.error or "did not finish"
+            else:
+                job.delay = job.noticed - ends_at
+
+    print(f"\n   {'schedule':<20} {'case':<14} {'requests':>12} {'notice delay (median, all)':>40}")
+    stats: dict[tuple[str, str], tuple[float, float]] = {}
+    for case in (long_case, fail_case):
+        for schedule in SCHEDULES:
+            mine = [j for j in jobs if j.case == case and j.schedule == schedule]
+            broken = [j for j in mine if j.error]
+            if broken:
+                raise RuntimeError(f"{schedule} on the {case}: {broken[0].error}")
+            polls, delays = [j.polls for j in mine], [j.delay for j in mine]
+            stats[(case, schedule)] = (median(polls), median(delays))
+            shown = ", ".join(f"{d:.2f}" for d in delays)
+            print(f"   {schedule:<20} {case:<14} {median(polls):>12.0f} {median(delays):>10.2f} s  ({shown})")
+    print(flush=True)
+
+    def cmp(case: str, i: int, fmt: str) -> str:
+        return ", ".join(f"{sch} {fmt.format(stats[(case, sch)][i])}" for sch in LOOPS)
+
+    requests_, delay = stats[(long_case, "wanvid")]
+    fixed_requests, fixed_delay = stats[(long_case, "fixed 5 s")]
+    fail_delay = stats[(fail_case, "wanvid")][1]
+    fixed_fail_delay = stats[(fail_case, "fixed 5 s")][1]
+    return [
+        Row(
+            f"poll {long_case}: status requests",
+            f"{requests_:.0f}",
+            cmp(long_case, 0, "{:.0f}"),
+            f"{requests_ / fixed_requests:.2f}x",
+            f"<= {REQUEST_TARGET}",
+            requests_ <= REQUEST_TARGET,
+        ),
+        Row(
+            f"poll {long_case}: notice delay",
+            f"{delay:.2f} s",
+            cmp(long_case, 1, "{:.2f} s"),
+            _ratio(delay, fixed_delay),
+            f"<= {DELAY_TARGET:.1f} s",
+            delay <= DELAY_TARGET,
+        ),
+        Row(
+            f"poll task that {fail_case}: notice delay",
+            f"{fail_delay:.2f} s",
+            cmp(fail_case, 1, "{:.2f} s"),
+            _ratio(fail_delay, fixed_fail_delay),
+            f"<= {DELAY_TARGET:.1f} s",
+            fail_delay <= DELAY_TARGET,
+        ),
+    ]
+
+
+def _follow(job: Job, ctx: Ctx) -> None:
+    """Poll one task with one schedule until it ends; note when that was noticed."""
+    time.sleep(job.lag)
+    try:
+        if job.schedule == "wanvid":
+            # Not common.measure: that runs one process at a time, and these run side by side.
+            p = subprocess.run(
+                [WANVID, "wait", job.task_id, "--base-url", job.url, "-q"],
+                env=ctx.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            job.noticed = time.time()
+            expected = 0 if job.case.endswith("task") else 3  # wait exits 3 when the task failed
+            if p.returncode != expected:
+                job.error = f"`wanvid wait` exited {p.returncode}, expected {expected}"
+            return
+        interval = LOOPS[job.schedule]
+        with requests.Session() as s:
+            n = 0
+            while True:
+                r = s.get(f"{job.url}/aliyun/v1/tasks/{job.task_id}", headers=AUTH, timeout=10)
+                r.raise_for_status()
+                if r.json()["output"]["task_status"] in ENDED:
+                    job.noticed = time.time()
+                    return
+                time.sleep(interval(n))
+                n += 1
+    except Exception as exc:
+        job.error = f"{type(exc).__name__}: {exc}"
+
+
+def _end_time(s: requests.Session, job: Job) -> float:
+    """The task's end as the sandbox states it: ``end_time``, local time with milliseconds."""
+    r = s.get(f"{job.url}/aliyun/v1/tasks/{job.task_id}", headers=AUTH, timeout=10)
+    text = r.json()["output"]["end_time"]  # e.g. "2026-11-20 10:00:00.123"
+    whole, _, frac = text.partition(".")
+    return time.mktime(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + float(f"0.{frac or 0}")
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b >= 0.1 else "n/a"  # against a near-zero delay a ratio says nothing

@@ -1,0 +1,137 @@
+"""Sending a 10 MiB local image: time and extra client memory of ``submit``, against the naive baseline.
+
+The receiver is a tiny sink in this process (it reads and discards the body, then answers like the
+gateway's create), not the sandbox: the sandbox decodes and checks the whole data URI, which would put its
+own cost into the client's figure. Each send runs in a fresh interpreter (send_child.py), alternating
+wanvid and baseline, so neither inherits the other's heap.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from socketserver import TCPServer
+
+from .common import REPO, Ctx, Row, median, mib, ms, say
+
+TIME_TARGET = 0.040
+MEMORY_TARGET = 10 * 1024 * 1024
+ANSWER = json.dumps({"output": {"task_id": "t1", "task_status": "PENDING"}, "request_id": "r"}).encode()
+
+
+def run(ctx: Ctx) -> list[Row]:
+    reps = 3 if ctx.quick else 7
+    image = make_image(ctx.tmp / "noise.png")
+    say(f"   {image.stat().st_size:,} byte PNG; {reps} fresh processes per mode")
+    got: dict[str, list[dict[str, float]]] = {"wanvid": [], "baseline": []}
+    with sink() as (url, received):
+        for _ in range(reps):
+            for mode in got:
+                p = subprocess.run(
+                    [sys.executable, str(Path(__file__).with_name("send_child.py")), mode, str(image), url],
+                    env=ctx.env,
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                )
+                if p.returncode != 0:
+                    tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise RuntimeError(f"the {mode} send failed (exit {p.returncode}): {tail}")
+                got[mode].append(json.loads(p.stdout))
+    say(f"   the sink received {min(received):,} to {max(received):,} bytes per request")
+    if not all(r["exact"] for rs in got.values() for r in rs):
+        say("   note: /proc/self/clear_refs not writable; memory growth is a lower bound")
+
+    t = {m: median([r["seconds"] for r in rs]) for m, rs in got.items()}
+    mem = {m: median([r["extra_bytes"] for r in rs]) for m, rs in got.items()}
+    base = "requests.post(json=)"
+    return [
+        Row(
+            "send 10 MiB image: time",
+            ms(t["wanvid"]),
+            f"{base} {ms(t['baseline'])}",
+            f"{t['wanvid'] / t['baseline']:.2f}x",
+            f"<= {ms(TIME_TARGET)}",
+            t["wanvid"] <= TIME_TARGET,
+        ),
+        Row(
+            "send 10 MiB image: extra client memory",
+            mib(mem["wanvid"]),
+            f"{base} {mib(mem['baseline'])}",
+            f"{mem['wanvid'] / mem['baseline']:.2f}x" if mem["baseline"] else "n/a",
+            "<= 10.0 MiB",
+            mem["wanvid"] <= MEMORY_TARGET,
+        ),
+    ]
+
+
+def make_image(path: Path) -> Path:
+    """A 10 MiB PNG of random noise (noise does not compress, so the file really is that big), inside
+    wan2.7-i2v's rules: 1870 x 1869 px, sides 240-8000, under 20 MB."""
+    from PIL import Image
+
+    w, h = 1870, 1869  # 3 bytes a pixel: 10,485,390 bytes of pixels, ~10 MiB of PNG
+    data = random.Random(0).randbytes(w * h * 3)
+    Image.frombytes("RGB", (w, h), data).save(path, compress_level=1)
+    return path
+
+
+class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _SinkServer
+
+    def do_POST(self) -> None:
+        n = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                n += len(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+        else:
+            left = int(self.headers.get("Content-Length") or 0)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1024 * 1024))
+                if not chunk:
+                    break
+                n += len(chunk)
+                left -= len(chunk)
+        self.server.received.append(n)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(ANSWER)))
+        self.end_headers()
+        self.wfile.write(ANSWER)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _SinkServer(ThreadingHTTPServer):
+    daemon_threads = True
+    received: list[int]
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for our fully qualified name, which can stall for seconds.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
+
+
+@contextmanager
+def sink() -> Iterator[tuple[str, list[int]]]:
+    server = _SinkServer(("127.0.0.1", 0), _Sink)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.received
+    finally:
+        server.shutdown()
+        server.server_close()
