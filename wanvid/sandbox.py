@@ -2,9 +2,12 @@
 
 Owns everything a client can observe from the gateway without reaching it: routes, auth, the error
 envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
-the time-driven task lifecycle, signed result URLs on a *different host name* (``localhost``), the
-binary download with Range support, and faults (failed tasks, 429/5xx, cut or slow downloads, expiry).
-It backs the test suite, ``wanvid sandbox`` and users' own CI. Standard library only.
+the time-driven task lifecycle (timings captured per task), signed result URLs on a *different host
+name* (``localhost``), the binary download with Range, ETag and If-Range, and faults: failed tasks,
+429/5xx, dropped connections, malformed answers, cut, slow, changed, huge or HTML "videos", expiry.
+Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests, reset) let tests and
+benchmarks steer and observe it. It backs the test suite, ``wanvid sandbox`` and users' own CI.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -144,10 +147,16 @@ class RecordedRequest:
 
 @dataclass
 class Faults:
-    """Live switches. Set at construction, as attributes at runtime, or via ``POST /_sandbox/faults``."""
+    """Live switches. Set at construction, as attributes at runtime, or via ``POST /_sandbox/faults``.
+
+    Failure faults are captured by each task at creation; counts are used up one request at a time.
+    """
 
     fail_code: str | None = None  # new tasks end FAILED with this code ...
     fail_message: str | None = None  # ... and message (instead of SUCCEEDED)
+    # New tasks end FAILED this many seconds after creation (an early failure such as moderation), with
+    # fail_code / fail_message if set, else DataInspectionFailed and a moderation message.
+    fail_after: float | None = None
     throttle: int = 0  # the next N API requests answer 429 Throttling ...
     retry_after: float = 1  # ... with this Retry-After (seconds, sent as given: "0.2")
     server_errors: int = 0  # the next N API requests answer server_error_status
@@ -167,13 +176,11 @@ class Faults:
     cut_downloads: int = 1  # ... for this many downloads, then serve normally
     slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
     expire: bool = False  # every task reports as expired / unknown
+    # Video responses are those of the content routes and of the signed /_oss URLs alike.
     ignore_range: bool = False  # video responses ignore Range (and If-Range): always 200, the whole body
     video_variant: int = 0  # != 0: other (still valid) MP4 bytes and ETag, as if the video had changed
     video_size: int | None = None  # serve exactly this many bytes: the sample padded by a top-level free box
     video_html: bool = False  # video responses are a 200 text/html page (a proxy's) instead of the MP4
-    # New tasks end FAILED this many seconds after creation (an early failure such as moderation), with
-    # fail_code / fail_message if set, else DataInspectionFailed and a moderation message.
-    fail_after: float | None = None
 
 
 _COUNT_FAULTS = ("throttle", "server_errors", "cut_downloads", "content_errors", "drop_connections", "malformed_count")
@@ -914,13 +921,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = b""
         elif kind == "not_object":
             body = b"[" + answer + b"]"
+        elif kind == "wrong_types" and self._native:
+            output = {"task_id": 12345, "task_status": ["RUNNING"], "video_url": 7}
+            body = json.dumps({"request_id": self._request_id, "output": output}).encode()
         elif kind == "wrong_types":
-            wrong: dict[str, Any] = (
-                {"output": {"task_id": 12345, "task_status": ["RUNNING"], "video_url": 7}}
-                if self._native
-                else {"id": None, "status": {"x": 1}, "progress": "ninety"}
-            )
-            body = json.dumps({"request_id": self._request_id, **wrong} if self._native else wrong).encode()
+            body = json.dumps({"id": None, "status": {"x": 1}, "progress": "ninety"}).encode()
         else:  # missing: no output, no status, no id
             body = json.dumps({"request_id": self._request_id}).encode()
         self._send(200, body, content_type)
