@@ -53,11 +53,12 @@ def run(ctx: Ctx) -> list[Row]:
     with sandbox(ctx.env) as url, requests.Session() as s:
         r = s.post(url + "/_sandbox/faults", json={"video_size": SMALL}, timeout=10)
         if r.status_code != 200:
-            why = f"not measurable yet: the sandbox refuses the video_size fault ({r.status_code}: {_message(r)})"
+            # Without the fault there is nothing big to download: say so, and count it as a miss.
+            why = f"not measurable yet: the sandbox refuses the video_size fault ({r.status_code} {_message(r)})"
             return [
                 Row(f"download {name}: steady rate", "-", "curl", "-", f">= {RATE_TARGET}x curl", False, why),
-                Row(f"download {name}: peak RSS", "-", "", "-", "<= 60.0 MiB", False, why),
-                Row(f"download {name}: live bar cost", "-", "", "-", "<= 10 %", False, why),
+                Row(f"download {name}: peak RSS", "-", "", "-", "<= 60.0 MiB", False, "not measurable yet"),
+                Row(f"download {name}: live bar cost", "-", "", "-", "<= 10 %", False, "not measurable yet"),
             ]
         task_id = create_task(s, url)  # the sandbox runs with zero queue and run time: it is done at once
         out = ctx.tmp / "download"
@@ -174,6 +175,6 @@ def _on_pty(argv: list[str], env: dict[str, str]) -> Proc:
 
 def _message(r: requests.Response) -> str:
     try:
-        return str(r.json()["error"]["message"])
+        return str(r.json()["error"]["message"]).split(";")[0]  # "Unknown fault 'x'; known: ..." -> first part
     except (ValueError, KeyError, TypeError):
         return r.text[:200]

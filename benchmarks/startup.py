@@ -115,13 +115,17 @@ def run(ctx: Ctx) -> list[Row]:
 
 def _populate(ctx: Ctx, url: str, count: int) -> list[str]:
     """Create tasks with the real CLI, so whatever wanvid records about them (its journal) is there."""
-    say(f"   creating {count} tasks with `wanvid create examples/cat.png`")
+    say(f"   creating {count} tasks with `wanvid create examples/cat.png -p 'bench task N'`")
     ids: list[str] = []
-    for _ in range(count):
-        p = measure([WANVID, "create", "examples/cat.png", "-p", "x", "-q", "--base-url", url], ctx.env)
+    for i in range(count):
+        # A distinct prompt each time: wanvid may hand back the task of an identical earlier request.
+        argv = [WANVID, "create", "examples/cat.png", "-p", f"bench task {i}", "-q", "--base-url", url]
+        p = measure(argv, ctx.env)
         if p.rc != 0:
             raise RuntimeError(f"`wanvid create` failed with exit {p.rc}")
         ids.append(p.out.strip())
+    if len(set(ids)) != count:
+        raise RuntimeError(f"{count} creates gave {len(set(ids))} distinct task ids")
     # The status row needs a task the sandbox knows; make sure the id we got really is one.
     r = requests.get(f"{url}/aliyun/v1/tasks/{ids[0]}", headers=AUTH, timeout=10)
     r.raise_for_status()
