@@ -147,8 +147,8 @@ def test_error_body_on_http_200_and_non_json_are_errors():
     try:
         client = Client(f"http://127.0.0.1:{server.server_address[1]}", TEST_KEY, max_retries=0)
         with pytest.raises(InvalidRequest, match="bad seed"):
-            client.get_json("/x")
+            client.get_json("/x", lambda body, resp: body)
         with pytest.raises(ApiError, match="not JSON"):
-            client.get_json("/x")
+            client.get_json("/x", lambda body, resp: body)
     finally:
         server.shutdown()

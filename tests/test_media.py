@@ -6,7 +6,6 @@ MP3/MOV/MP4 files that need ffmpeg to make are committed under tests/data.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os

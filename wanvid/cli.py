@@ -788,9 +788,7 @@ def _save(
     except WanvidError as exc:
         raise _safe(exc, task.id, resume) from None
     if entry is not None:
-        ctx.journal.update(
-            ctx.base, task.id, output_path=str(got.path), output_bytes=got.size, downloaded_at=time.time()
-        )
+        ctx.journal.saved(entry, got.path, got.size)
     if metadata:
         write_sidecar(got.path, task, entry, size=got.size, info=got.info, source=got.source)
     shown = f"{got.info.duration:.1f} s, {got.info.width}x{got.info.height}" if got.info.duration else "no duration"
@@ -850,17 +848,13 @@ def _complete_task(incomplete: str) -> list[tuple[str, str]]:
     return [(task_id, f"{status} {model or ''}".strip()) for task_id, status, model, _ in rows]
 
 
-def _already_saved(ctx: Ctx, v: Validated, dest: Path) -> "Entry | None":
-    """A task for this very request that was saved to ``dest``, with the file still as saved."""
-    fingerprint = v.fingerprint(ctx.base)
-    rows = [
-        e
-        for e in ctx.journal.recent(base_url=ctx.base, limit=200)
-        if e.request_hash == fingerprint and e.output_path == str(dest) and e.downloaded_at
-    ]
-    if rows and dest.is_file() and dest.stat().st_size == rows[0].output_bytes:
-        return rows[0]
-    return None
+def _already_saved(ctx: Ctx, v: Validated, dest: Path) -> str | None:
+    """The task whose video for this very request wanvid saved at ``dest``, if the file is still as saved."""
+    saved = ctx.journal.output(dest)
+    if saved is None or not dest.is_file():
+        return None
+    task_id, request_hash, size = saved
+    return task_id if request_hash == v.fingerprint(ctx.base) and dest.stat().st_size == size else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -890,7 +884,7 @@ def create(
         ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
         return
     task, _, reused = _submit(ctx, ctx.client(), v, new)
-    ctx.out.info(f"created task {task.id}; follow it with: {ctx.again('wait', task.id)}")
+    ctx.out.info(f"{'task' if reused else 'created task'} {task.id}; follow it with: {ctx.again('wait', task.id)}")
     ctx.out.result(task.id, {**task.to_dict(), "reused": reused})
 
 
@@ -992,8 +986,8 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     dest = _target(output, _stem(v.request.image or v.request.first_clip or "video") + ".mp4")
     done = None if (new or force) else _already_saved(ctx, v, dest)
     if done is not None:
-        ctx.out.note(f"{dest} is already saved from task {done.id} for the same request; pass --new to make another")
-        ctx.out.result(str(dest), {"task": None, "task_id": done.id, "path": str(dest), "reused": True})
+        ctx.out.note(f"{dest} is already saved from task {done} for the same request; pass --new to make another")
+        ctx.out.result(str(dest), {"task": None, "task_id": done, "path": str(dest), "reused": True})
         return
     check_target(dest, force)  # before paying for a video that could not be saved
     inputs = [m.local.path.resolve() for m in v.media.values() if m.local]

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +24,8 @@ from requests.auth import AuthBase
 
 from . import __version__
 from .errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
@@ -92,17 +94,19 @@ class Client:
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base_url + path_or_url
 
-    def get_json(self, path: str) -> tuple[dict[str, Any], requests.Response]:
-        """GET a JSON answer. An unreadable one (a proxy's HTML page, a cut body) is asked again."""
+    def get_json(self, path: str, parse: Callable[[dict[str, Any], requests.Response], T]) -> T:
+        """GET a JSON answer and ``parse`` it. An unreadable one (a proxy's HTML page, a cut body, a shape
+        ``parse`` rejects with ``BadAnswer``) is asked again within the retry budget."""
         attempt = 0
         while True:
             resp = self.send("GET", path, stream=True)
             try:
-                return _json_body(resp, self.log), resp
+                return parse(_json_body(resp, self.log), resp)
             except BadAnswer as exc:
-                if self._give_up(attempt, 0.0):
-                    raise
+                exc.request_id = exc.request_id or request_id_of(resp)
                 wait = self.backoff(attempt)
+                if self._give_up(attempt, wait):
+                    raise
                 attempt += 1
                 self.pause(wait, f"unreadable answer ({exc.message}); asking again", attempt)
 

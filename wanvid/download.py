@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import requests
+import urllib3
 
 from .client import Client
 from .errors import CorruptDownload, StorageError, Unavailable, UsageError
@@ -109,20 +110,24 @@ def download(
     store = store or NoStore()
     view = progress or Progress()
     part = part_path(dest)
-    with _open_part(part) as f:
-        for attempt in ("resume", "fresh"):
-            kept = _kept(f, part, task_id, store, view) if attempt == "resume" else _truncate(f)
+    try:
+        with _open_part(part) as f:
+            kept = _kept(f, part, task_id, store, view)
             size, total, source = _from_sources(client, task_id, sources, f, part, store, view)
             try:
                 info = _verify(f, part, size, total)
-                break
             except CorruptDownload:
-                if attempt == "fresh" or kept == 0:
-                    store.drop_part(part)
-                    with contextlib.suppress(OSError):
-                        part.unlink()
+                if kept == 0:
                     raise
                 view.notice(f"{part.name} does not check out after resuming; downloading it again from the start")
+                _truncate(f)
+                size, total, source = _from_sources(client, task_id, sources, f, part, store, view)
+                info = _verify(f, part, size, total)
+    except CorruptDownload:
+        store.drop_part(part)  # what arrived is not the video: keeping it would only poison the next try
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
     _place(part, dest, force)
     store.drop_part(part)
     return Downloaded(dest, size, info, source)
@@ -190,6 +195,8 @@ def _from_sources(
             # With a fallback left, a failing route is left at once rather than after the whole retry budget.
             size, total = _fetch(client, task_id, source, f, part, store, view, first_retries=None if last else 0)
             return size, total, source
+        except DownloadDropped:
+            raise  # bytes did arrive from this source: the .part resumes from it, no switching mid-file
         except Unavailable as exc:
             if last:
                 raise
@@ -241,13 +248,17 @@ def _fetch(
             except _Dropped as dropped:
                 size = dropped.size  # what is on disk: the next request asks for the rest
                 if attempt >= client.max_retries:
-                    raise Unavailable(
+                    raise DownloadDropped(
                         f"the connection dropped after {size:,} of {f'{total:,}' if total else '?'} bytes, "
                         f"{attempt + 1} times; {part.name} keeps them",
                         hint="run the download again to resume it",
                     ) from None
         attempt += 1
         client.pause(client.backoff(attempt - 1), f"download dropped at {size:,} bytes; resuming", attempt)
+
+
+class DownloadDropped(Unavailable):
+    """The connection kept dropping mid-body until the retry budget was spent; the ``.part`` keeps the bytes."""
 
 
 class _Dropped(Exception):
@@ -271,8 +282,11 @@ def _total_length(resp: requests.Response) -> int | None:
 
 
 def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance: Callable[[int], None]) -> int:
+    # read1 hands over what each receive brought (up to CHUNK), so the bytes that arrived before a
+    # dropped connection are written too; iter_content would discard a partly filled chunk.
+    raw = resp.raw
     try:
-        for chunk in resp.iter_content(CHUNK):
+        while chunk := raw.read1(CHUNK, decode_content=True):
             if size == 0 and chunk[4:8] != b"ftyp":
                 kind = resp.headers.get("Content-Type", "no content type")
                 raise CorruptDownload(
@@ -282,7 +296,7 @@ def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance
             out.write(chunk)
             size += len(chunk)
             advance(len(chunk))
-    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout):
+    except (requests.RequestException, urllib3.exceptions.HTTPError):
         raise _Dropped(size) from None
     except OSError as exc:
         raise _storage_error(exc, part, size) from None

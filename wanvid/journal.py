@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS parts (
     total      INTEGER,
     updated_at REAL NOT NULL
 )"""
+_OUTPUTS = """
+CREATE TABLE IF NOT EXISTS outputs (
+    path         TEXT PRIMARY KEY,  -- absolute path of a saved video
+    task_id      TEXT NOT NULL,
+    base_url     TEXT NOT NULL,
+    request_hash TEXT,              -- lets a rerun of the same command see the work is done
+    bytes        INTEGER NOT NULL,
+    saved_at     REAL NOT NULL
+)"""
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_recent ON tasks (profile, base_url, created_at)",
     "CREATE INDEX IF NOT EXISTS tasks_request ON tasks (request_hash)",
@@ -192,6 +201,7 @@ class Journal:
                 raise sqlite3.DatabaseError("file is not a wanvid journal")
             db.execute(_TASKS)
             db.execute(_PARTS)
+            db.execute(_OUTPUTS)
             for statement in _INDEXES:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA}")
@@ -270,6 +280,30 @@ class Journal:
             (request_hash, base_url, now - TASK_LIFE),
         )
         return next((e for e in rows if not e.expired(now)), None)
+
+    # -- saved videos -----------------------------------------------------------------------------
+    def saved(self, entry: Entry, path: Path, size: int) -> None:
+        """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths)."""
+        now = time.time()
+        try:
+            with _transaction(self.db):
+                self.db.execute(
+                    "UPDATE tasks SET output_path = ?, output_bytes = ?, downloaded_at = ?, updated_at = ? "
+                    "WHERE base_url = ? AND id = ?",
+                    (str(path), size, now, now, entry.base_url, entry.id),
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO outputs (path, task_id, base_url, request_hash, bytes, saved_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (str(path), entry.id, entry.base_url, entry.request_hash, size, now),
+                )
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def output(self, path: Path) -> tuple[str, str | None, int] | None:
+        """(task id, request hash, bytes) of the video wanvid last saved at ``path``."""
+        rows = self.db_read("SELECT task_id, request_hash, bytes FROM outputs WHERE path = ?", (str(path),))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     # -- partial downloads ------------------------------------------------------------------------
     def part(self, path: Path) -> Part | None:

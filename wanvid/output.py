@@ -60,7 +60,8 @@ class Output:
         if self.mode == "json":
             self.result("", data)
         elif self.mode == "quiet":
-            self.result("\n".join(r[0] for r in rows) if rows else "", data)
+            if rows:
+                self.result("\n".join(r[0] for r in rows), data)
         elif sys.stdout.isatty():
             from rich.console import Console
             from rich.table import Table

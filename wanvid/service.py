@@ -47,16 +47,15 @@ def submit(client: Client, v: Validated) -> Task:
 
 def query(client: Client, protocol: str, task_id: str) -> Task:
     proto = PROTOCOLS[protocol]
-    payload, resp = client.get_json(proto.task_path(task_id))
-    try:
+
+    def parse(payload: dict[str, Any], resp: Any) -> Task:
         task = proto.parse_task(payload)
-    except ApiError as exc:
-        exc.request_id = exc.request_id or request_id_of(resp)
-        raise
-    task.id = task.id or task_id
-    task.request_id = task.request_id or request_id_of(resp)
-    task.retry_after = retry_after(resp)  # a poll hint; the poller bounds it
-    return task
+        task.id = task.id or task_id
+        task.request_id = task.request_id or request_id_of(resp)
+        task.retry_after = retry_after(resp)  # a poll hint; the poller bounds it
+        return task
+
+    return client.get_json(proto.task_path(task_id), parse)
 
 
 def fetch_video(
