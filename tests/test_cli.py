@@ -213,7 +213,8 @@ def test_wait_prints_url_and_plain_progress_lines(gw, cat):
     r = wv("wait", task_id, *FAST)
     assert r.exit_code == 0
     assert r.stdout.startswith("http://localhost:") and r.stdout.count("\n") == 1
-    lines = r.stderr.splitlines()
+    lines = [line for line in r.stderr.splitlines() if line.startswith("task ")]
+    assert r.stderr.splitlines()[0].startswith("no finished task like this one in the journal yet; expecting")
     states = [line.split(": ")[1].split()[0] for line in lines]
     assert all(line.startswith(f"task {task_id}: ") for line in lines)
     assert states[-1] == "SUCCEEDED" and set(states) <= {"PENDING", "RUNNING", "SUCCEEDED"}

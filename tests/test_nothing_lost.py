@@ -572,3 +572,23 @@ def test_a_scan_of_every_output_and_file_finds_no_key(sandbox, cat, isolated):
     assert [f for f in files if key in f.read_bytes()] == []
     rows = sqlite3.connect(journal_path()).execute("SELECT * FROM tasks").fetchall()
     assert rows and TEST_KEY not in repr(rows)
+
+
+# -- polling from the journal's history -----------------------------------------------------------
+
+
+def test_the_eta_comes_from_similar_tasks_in_the_journal(gw, cat):
+    first = wv("run", str(cat), "-o", "a.mp4", "--duration", "5", *FAST)
+    assert "no finished task like this one in the journal yet" in first.stderr
+    wv("run", str(cat), "-o", "b.mp4", "--duration", "5", "--new", *FAST)
+    third = wv("run", str(cat), "-o", "c.mp4", "--duration", "5", "--new", *FAST)
+    assert "(the median of 2 similar task(s))" in third.stderr
+    other = wv("run", str(cat), "-o", "d.mp4", "--duration", "10", *FAST)  # another duration: no history
+    assert "no finished task like this one" in other.stderr
+
+
+def test_task_ids_with_path_parts_make_safe_file_names():
+    from wanvid.download import default_name
+
+    assert default_name("../../etc/passwd") == "etc_passwd.mp4"
+    assert default_name("a/b\\c") == "a_b_c.mp4" and default_name("..") == "video.mp4"

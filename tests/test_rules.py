@@ -207,14 +207,55 @@ def _fetcher(clock: FakeClock, ends_at: float, final: str = "SUCCEEDED"):
     return fetch, calls
 
 
-def test_default_schedule_backs_off_from_2s_to_15s():
+def _notice(calls: list[float], ends_at: float) -> float:
+    return calls[-1] - ends_at
+
+
+def test_a_120s_task_with_a_known_eta_takes_few_polls_and_is_noticed_promptly():
     clock = FakeClock()
     fetch, calls = _fetcher(clock, ends_at=120)
-    task = wait_for(fetch, timeout=600, clock=clock, sleep=clock.sleep)
+    task = wait_for(fetch, timeout=600, eta=120, clock=clock, sleep=clock.sleep)
     assert task.status is Status.SUCCEEDED
-    assert clock.sleeps[0] == 2.0 and max(clock.sleeps) == 15.0
-    assert all(b >= a for a, b in zip(clock.sleeps, clock.sleeps[1:], strict=False))
-    assert len(calls) < 20
+    assert len(calls) <= 20 and 0 <= _notice(calls, 120) <= 1.5
+    assert max(clock.sleeps) == 30.0  # sparse in the middle
+
+
+@pytest.mark.parametrize("eta", [None, 120.0, 300.0])
+def test_a_fast_failure_is_noticed_within_two_seconds_whatever_the_eta(eta):
+    clock = FakeClock()
+    fetch, calls = _fetcher(clock, ends_at=3, final="FAILED")
+    assert wait_for(fetch, timeout=600, eta=eta, clock=clock, sleep=clock.sleep).status is Status.FAILED
+    assert _notice(calls, 3) <= 1.5
+
+
+def test_an_overrunning_task_is_polled_with_growing_gaps_up_to_15s():
+    clock = FakeClock()
+    fetch, calls = _fetcher(clock, ends_at=400)
+    wait_for(fetch, timeout=600, eta=60, clock=clock, sleep=clock.sleep)
+    after = [g for t, g in zip(calls, clock.sleeps, strict=False) if t > 66]
+    assert after == sorted(after) and after[-1] == 15.0 and len(calls) < 45
+
+
+def test_waiting_on_an_old_task_uses_its_age():
+    clock = FakeClock()
+    fetch, calls = _fetcher(clock, ends_at=20)  # i.e. 120 s after creation, for a task 100 s old
+    wait_for(fetch, timeout=600, eta=120, age=100, clock=clock, sleep=clock.sleep)
+    assert clock.sleeps[0] <= 8 and _notice(calls, 20) <= 1.5
+
+
+def test_progress_moves_the_expected_finish():
+    clock = FakeClock()
+    calls: list[float] = []
+
+    def fetch() -> Task:  # unified-style progress, a task that really takes 200 s
+        calls.append(clock.now)
+        done = clock.now >= 200
+        t = Task("t", "unified", Status.SUCCEEDED if done else Status.RUNNING, "x")
+        t.progress = None if done else int(clock.now / 2)
+        return t
+
+    wait_for(fetch, timeout=600, clock=clock, sleep=clock.sleep)  # no history: the 90 s prior, then progress
+    assert _notice(calls, 200) <= 1.5 and len(calls) <= 25
 
 
 def test_fixed_interval_and_server_hint():

@@ -722,10 +722,11 @@ def _wait(
         remember(ctx.journal, ctx.base, task, entry)
         return task
 
+    eta, age = _expected(ctx, entry)
     client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
     try:
-        with ctx.out.polling(task_id) as view:
-            task = wait_for(poll, timeout=timeout, interval=poll_interval, on_update=view.update)
+        with ctx.out.polling(task_id, eta=eta, age=age) as view:
+            task = wait_for(poll, timeout=timeout, interval=poll_interval, eta=eta, age=age, on_update=view.update)
     except KeyboardInterrupt:
         _exit_on_second_interrupt()
         raise _safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
@@ -740,6 +741,22 @@ def _wait(
     finally:
         client.deadline = None
     return check_outcome(task)
+
+
+def _expected(ctx: Ctx, entry: "Entry | None") -> tuple[float | None, float]:
+    """When the task should end (seconds after creation, from similar tasks in the journal) and its age."""
+    from .poller import PRIOR_ETA
+
+    if entry is None:
+        return None, 0.0
+    age = max(0.0, time.time() - entry.created_at)
+    typical = ctx.journal.typical_seconds(ctx.base, entry)
+    if typical is None:
+        ctx.out.info(f"no finished task like this one in the journal yet; expecting about {PRIOR_ETA:.0f}s")
+        return None, age
+    seconds, count = typical
+    ctx.out.info(f"expected to take about {seconds:.0f}s (the median of {count} similar task(s))")
+    return seconds, age
 
 
 def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:

@@ -281,6 +281,20 @@ class Journal:
         )
         return next((e for e in rows if not e.expired(now)), None)
 
+    def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
+        """(median seconds from creation to finish, how many) of recent successes like ``entry``:
+        same gateway, model, resolution and duration. A task first looked at hours later says nothing."""
+        rows = self.db_read(
+            "SELECT ended_at - created_at FROM tasks WHERE base_url = ? AND model IS ? AND resolution IS ? "
+            "AND duration IS ? AND status = 'SUCCEEDED' AND ended_at IS NOT NULL AND id != ? "
+            "AND ended_at - created_at < 3600 ORDER BY created_at DESC LIMIT 20",
+            (base_url, entry.model, entry.resolution, entry.duration, entry.id),
+        )
+        if not rows:
+            return None
+        seconds = sorted(r[0] for r in rows)
+        return seconds[len(seconds) // 2], len(seconds)
+
     # -- saved videos -----------------------------------------------------------------------------
     def saved(self, entry: Entry, path: Path, size: int) -> None:
         """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths)."""

@@ -117,12 +117,13 @@ class Output:
 
     # -- progress -------------------------------------------------------------------------------
     @contextmanager
-    def polling(self, task_id: str) -> Iterator[PollView]:
+    def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> Iterator[PollView]:
+        """``eta``: seconds after creation the task should end; ``age``: how old it was when waiting began."""
         if self.live:
-            with _LivePoll(task_id) as view:
+            with _LivePoll(task_id, eta, age) as view:
                 yield view
         else:
-            yield _PlainPoll(task_id, enabled=self.progress)
+            yield _PlainPoll(task_id, eta, age, enabled=self.progress)
 
     @contextmanager
     def downloading(self, name: str) -> Iterator[DownloadView]:
@@ -148,18 +149,28 @@ def describe(task: Task) -> str:
     return text
 
 
+def _left(eta: float | None, age: float, task: Task) -> str:
+    """' (about 1m30s left)' while an expected finish lies ahead, else ''."""
+    if eta is None or task.status.ended or eta - age < 1:
+        return ""
+    left = int(eta - age)
+    return f" (about {left // 60}m{left % 60:02d}s left)" if left >= 60 else f" (about {left}s left)"
+
+
 class _PlainPoll:
-    def __init__(self, task_id: str, *, enabled: bool) -> None:
-        self.task_id, self.enabled, self.last = task_id, enabled, ""
+    def __init__(self, task_id: str, eta: float | None, age: float, *, enabled: bool) -> None:
+        self.task_id, self.eta, self.age, self.enabled, self.last = task_id, eta, age, enabled, ""
 
     def update(self, task: Task, elapsed: float) -> None:
         if self.enabled and task.raw_status != self.last:
             self.last = task.raw_status
-            _err(f"task {self.task_id}: {describe(task)} after {elapsed:.0f}s")
+            left = _left(self.eta, self.age + elapsed, task)
+            _err(f"task {self.task_id}: {describe(task)} after {elapsed:.0f}s{left}")
 
 
 class _LivePoll:
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, eta: float | None, age: float) -> None:
+        self.eta, self.age = eta, age
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -185,7 +196,8 @@ class _LivePoll:
         done = task.status.ended
         total = 100 if (task.progress is not None or done) else None
         completed = 100 if done else (task.progress or 0)
-        self.progress.update(self.bar, total=total, completed=completed, state=describe(task))
+        state = describe(task) + _left(self.eta, self.age + elapsed, task)
+        self.progress.update(self.bar, total=total, completed=completed, state=state)
 
 
 class _PlainDownload:
