@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     failed = [r for r in rows if not r.ok]
     print(
-        f"\n{len(rows) - len(failed)} of {len(rows)} targets met; benchmark took {time.monotonic() - started:.0f} s"
-        + (" (quick mode: not the official figures)" if quick else "")
+        f"\n{len(rows) - len(failed)} of {len(rows)} targets met; benchmark took {time.monotonic() - started:.0f} s; "
+        f"load at the end {load()}" + (" (quick mode: not the official figures)" if quick else "")
     )
     return 1 if failed else 0
 
@@ -80,8 +80,13 @@ def machine(quick: bool) -> str:
         f"wanvid    {importlib.metadata.version('wanvid')} at {commit.stdout.strip() or 'unknown commit'} "
         f"({sys.prefix})",
         f"mode      {'quick (development; not the official figures)' if quick else 'full'}",
+        f"load      {load()} (1, 5, 15 min averages at start; anything busy besides the benchmark skews it)",
     ]
     return "\n".join(lines)
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def table(rows: list[Row]) -> str:
