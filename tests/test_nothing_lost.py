@@ -592,3 +592,22 @@ def test_task_ids_with_path_parts_make_safe_file_names():
 
     assert default_name("../../etc/passwd") == "etc_passwd.mp4"
     assert default_name("a/b\\c") == "a_b_c.mp4" and default_name("..") == "video.mp4"
+
+
+def test_the_sandbox_takes_any_fault_as_a_flag(tmp_path):
+    proc = subprocess.Popen(
+        [*WANVID, "sandbox", "--port", "0", "--fault", "content_errors=2", "--fault", "malformed=html"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        faults = requests.get(f"{url}/_sandbox/faults", timeout=5).json()
+        assert faults["content_errors"] == 2 and faults["malformed"] == "html"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    bad = subprocess.run([*WANVID, "sandbox", "--port", "0", "--fault", "nope=1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Unknown fault 'nope'" in bad.stderr and bad.stdout == ""

@@ -1085,6 +1085,18 @@ def sandbox(
         int | None, typer.Option("--slow-download", metavar="BYTES_PER_S", help="Fault: serve downloads at this rate.")
     ] = None,
     expire: Annotated[bool, typer.Option("--expire", help="Fault: every task reports as expired.")] = False,
+    ttl_seconds: Annotated[
+        float, typer.Option("--ttl-seconds", help="How long tasks and their signed URLs live.")
+    ] = 86400.0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="NAME=VALUE",
+            help="Any fault of POST /_sandbox/faults, VALUE as JSON (repeatable), e.g. --fault content_errors=3.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the built-in gateway emulator in the foreground and print its base URL.
 
@@ -1096,7 +1108,14 @@ def sandbox(
 
     code, _, message = (fail or "").partition(":")
     try:
-        sb = Sandbox(host, port, api_key=ctx.api_key, queue_seconds=queue_seconds, run_seconds=run_seconds)
+        sb = Sandbox(
+            host,
+            port,
+            api_key=ctx.api_key,
+            queue_seconds=queue_seconds,
+            run_seconds=run_seconds,
+            ttl_seconds=ttl_seconds,
+        )
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror}", hint="pick another --port (0 = any free port)"
@@ -1105,6 +1124,10 @@ def sandbox(
     f.fail_code, f.fail_message = code or None, message or None
     f.throttle, f.server_errors = throttle, server_errors
     f.cut_download_after, f.slow_download_bps, f.expire = cut_download_after, slow_download, expire
+    problem = sb._merge_faults(dict(_fault_setting(item) for item in fault or []))
+    if problem:
+        sb.stop()
+        raise UsageError(f"--fault {problem[0]}: {problem[1]}", hint="see GET /_sandbox/faults for the names")
     ctx.out.result(sb.url, {"base_url": sb.url})
     key = "<the key you gave it>" if ctx.api_key else "anything"
     ctx.out.info(f"sandbox gateway listening; use it with: --base-url {sb.url} --api-key {key}   (Ctrl-C stops it)")
@@ -1112,6 +1135,18 @@ def sandbox(
         sb.serve_forever()
     except KeyboardInterrupt:
         ctx.out.info("sandbox stopped")
+
+
+def _fault_setting(item: str) -> tuple[str, Any]:
+    import json
+
+    name, eq, value = item.partition("=")
+    if not eq:
+        raise UsageError(f"--fault {item!r} is not NAME=VALUE", hint="e.g. --fault content_errors=3")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value  # a bare word: a string fault such as malformed=html
 
 
 # ---------------------------------------------------------------------------------------------
