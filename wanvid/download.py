@@ -30,9 +30,10 @@ from .errors import CorruptDownload, StorageError, Unavailable, UsageError
 from .journal import Part
 from .media import Mp4Info, verify_mp4
 
-# 8 KiB chunks reach a quarter of loopback speed, 64 KiB-1 MiB ~wire speed; the smaller end keeps more of
-# what arrived before a dropped connection (a partly read chunk is lost, and fetched again by Range).
+# Reads of up to 64 KiB run at about wire speed (8 KiB reach only a quarter of it); read1 returns what
+# each receive brought, so nothing that arrived is lost when the connection drops.
 CHUNK = 64 * 1024
+REPORT_EVERY = 1 << 20  # progress is reported per MiB, not per read
 PART_SUFFIX = ".part"
 _FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
 
@@ -285,6 +286,7 @@ def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance
     # read1 hands over what each receive brought (up to CHUNK), so the bytes that arrived before a
     # dropped connection are written too; iter_content would discard a partly filled chunk.
     raw = resp.raw
+    pending = 0  # bytes not yet reported: a progress bar updated per chunk would cost more than the copy
     try:
         while chunk := raw.read1(CHUNK, decode_content=True):
             if size == 0 and chunk[4:8] != b"ftyp":
@@ -295,11 +297,17 @@ def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance
                 )
             out.write(chunk)
             size += len(chunk)
-            advance(len(chunk))
+            pending += len(chunk)
+            if pending >= REPORT_EVERY:
+                advance(pending)
+                pending = 0
     except (requests.RequestException, urllib3.exceptions.HTTPError):
         raise _Dropped(size) from None
     except OSError as exc:
         raise _storage_error(exc, part, size) from None
+    finally:
+        if pending:
+            advance(pending)
     return size
 
 
