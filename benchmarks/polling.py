@@ -1,16 +1,21 @@
 """Polling: how many status requests each schedule spends on a task and how late it notices the end.
 
-Three schedules replay the same task timings against the sandbox: wanvid's own (a real ``wanvid wait``
-process), a fixed 5 s poll and a 1 s doubling to 5 s backoff (small loops here). Two cases: a task that
-takes 120 s (30 s in quick mode) and one that FAILS 3 s after creation. Every (case, schedule, repetition)
-gets its own task and they all run at once, so the section lasts about one task, not eighteen.
-Repetitions of the long case start watching at different phases of a 5 s period (see ``run``); the
-wanvid figures include its own process start (~0.2 s), as for a user who runs ``wanvid wait`` after
-``wanvid create``.
+The schedules replay the same task timings against the sandbox, side by side: wanvid's own (``wanvid
+create`` then a real ``wanvid wait`` process), a fixed 5 s poll and a 1 s doubling to 5 s backoff (small
+loops here). wanvid's schedule aims at the finish it expects from its journal (how long similar tasks
+took), so it runs twice: with an empty journal (a first task) and with a journal that has seen three
+similar tasks end (a returning user); the targets are judged on the latter. Two cases: a task that takes
+120 s (30 s in quick mode; 5 s queued, the rest running) and one that FAILS 3 s after creation.
 
-Requests are counted by the sandbox (its request log), not by the client. The notice delay is the wall
-time the client noticed (process exit or loop end) minus the end time the sandbox reports for the task.
-Each case has its own sandbox started with that case's timings (--queue-seconds, --run-seconds, --fail).
+The three seed tasks of that journal are created before the other sections start (``Seeds``), so they
+have run their 120 s by the time this section begins; three idle ``wanvid wait`` processes watch them
+meanwhile (a few requests a minute), because the journal learns a task's length when wanvid sees it end.
+
+Every (case, schedule, repetition) gets its own task and they all run at once, so the section lasts about
+one task. Requests are counted by the sandbox (its request log), not by the client. The notice delay is
+the wall time the client noticed (process exit or loop end) minus the end time the sandbox reports for the
+task. wanvid's figures include its own process start (~0.2 s), as for a user who runs ``wanvid wait`` after
+``wanvid create``. Each case has its own sandbox, started with that case's timings as flags.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import requests
@@ -28,12 +34,53 @@ from .common import AUTH, WANVID, Ctx, Row, create_task, median, sandbox, say
 REQUEST_TARGET = 20
 DELAY_TARGET = 2.0
 FAIL_AFTER = 3.0
+SEEDS = 3
 ENDED = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+FRESH, SEEDED = "wanvid, empty journal", "wanvid, seeded journal"
 LOOPS: dict[str, Callable[[int], float]] = {
     "fixed 5 s": lambda n: 5.0,
     "1 s doubling to 5 s": lambda n: min(2.0**n, 5.0),
 }
-SCHEDULES = ("wanvid", *LOOPS)
+SCHEDULES = (SEEDED, FRESH, *LOOPS)
+SHORT = {FRESH: "empty journal", "1 s doubling to 5 s": "1-5 s backoff"}  # for the table's comparison column
+
+
+class Seeds:
+    """Started before the other sections: the long-task gateway, and a journal that will have seen three
+    tasks like the measured ones end (same gateway, model, resolution and duration; only the prompt differs)."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.total = 30.0 if ctx.quick else 120.0
+        self.stack = ExitStack()
+        self.url = self.stack.enter_context(sandbox(ctx.env, queue=5.0, run=self.total - 5.0))
+        self.env = {FRESH: journal_env(ctx, "journal-empty"), SEEDED: journal_env(ctx, "journal-seeded")}
+        self.watchers: list[subprocess.Popen[bytes]] = []
+        say(f"== polling: {SEEDS} seed tasks of {self.total:.0f} s created now, watched while the other sections run")
+        for i in range(SEEDS):
+            task_id = wanvid_create(self.env[SEEDED], self.url, f"seed {i}")
+            watch = [WANVID, "wait", task_id, "--base-url", self.url, "-q"]
+            self.watchers.append(
+                subprocess.Popen(
+                    watch,
+                    env=self.env[SEEDED],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+
+    def join(self) -> None:
+        say(f"   waiting for the {SEEDS} seed tasks to end")
+        codes = [w.wait() for w in self.watchers]
+        if any(codes):
+            raise RuntimeError(f"`wanvid wait` of the seed tasks exited {codes}")
+
+    def close(self) -> None:
+        for w in self.watchers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+        self.stack.close()
 
 
 @dataclass
@@ -49,20 +96,19 @@ class Job:
     delay: float = 0.0
 
 
-def run(ctx: Ctx) -> list[Row]:
-    total = 30.0 if ctx.quick else 120.0
+def run(ctx: Ctx, seeds: Seeds) -> list[Row]:
+    seeds.join()
     reps = 2 if ctx.quick else 3
-    long_case, fail_case = f"{total:.0f} s task", f"fails at {FAIL_AFTER:.0f} s"
+    long_case, fail_case = f"{seeds.total:.0f} s task", f"fails at {FAIL_AFTER:.0f} s"
     jobs: list[Job] = []
     threads: list[threading.Thread] = []
     with (
-        sandbox(ctx.env, queue=5.0, run=total - 5.0) as long_url,
         sandbox(ctx.env, queue=1.0, run=FAIL_AFTER - 1.0, fail="BenchFailure:failed on purpose") as fail_url,
         requests.Session() as s,
     ):
-        say(f"   {reps} tasks per schedule and case, all at once; about {total + 5:.0f} s")
-        # The short case first, so its clients are up before the long case's start; a second apart.
-        for case, url in ((fail_case, fail_url), (long_case, long_url)):
+        say(f"   {reps} tasks per schedule and case, all at once; about {seeds.total + 10:.0f} s")
+        # The short case first, so its clients are up before the long case's start.
+        for case, url in ((fail_case, fail_url), (long_case, seeds.url)):
             for rep in range(reps):
                 for schedule in SCHEDULES:
                     # Long case: repetition r starts watching r/reps of a 5 s period after creating, for every
@@ -70,22 +116,25 @@ def run(ctx: Ctx) -> list[Row]:
                     # look perfect; real clients come in at any phase. The short case starts at once, as a
                     # client that creates and then follows would.
                     lag = rep * 5.0 / reps if case == long_case else 0.0
-                    job = Job(case, schedule, url, create_task(s, url), lag)
+                    if schedule in LOOPS:
+                        task_id = create_task(s, url)
+                    else:  # through wanvid, so its journal knows when the task was created
+                        task_id = wanvid_create(seeds.env[schedule], url, f"{case} {rep}")
+                    job = Job(case, schedule, url, task_id, lag)
                     jobs.append(job)
-                    threads.append(threading.Thread(target=_follow, args=(job, ctx), daemon=True))
+                    threads.append(threading.Thread(target=_follow, args=(job, seeds), daemon=True))
                     threads[-1].start()
                 if case == fail_case:
-                    # One `wanvid wait` starting at a time: several interpreters starting at once on two
-                    # cores would each start late, and that lag is not the schedule's doing.
+                    # Few interpreters starting at once: on two cores each would start late, and that lag is
+                    # not the schedule's doing.
                     time.sleep(0.5)
             time.sleep(1)
         for t in threads:
-            t.join(total + 120)
+            t.join(seeds.total + 120)
         # Count first: the end-time look-ups below are requests too.
         for job in jobs:
-            log = s.get(
-                f"{job.url}/_sandbox/requests", params={"prefix": f"/aliyun/v1/tasks/{job.task_id}"}, timeout=10
-            ).json()
+            prefix = {"prefix": f"/aliyun/v1/tasks/{job.task_id}"}
+            log = s.get(f"{job.url}/_sandbox/requests", params=prefix, timeout=10).json()
             job.polls = sum(1 for r in log if r["method"] == "GET")
         for job in jobs:
             ends_at = _end_time(s, job)
@@ -94,7 +143,7 @@ def run(ctx: Ctx) -> list[Row]:
             else:
                 job.delay = job.noticed - ends_at
 
-    print(f"\n   {'schedule':<20} {'case':<14} {'requests':>12} {'notice delay (median, all)':>40}")
+    print(f"\n   {'schedule':<24} {'case':<14} {'requests':>8}   notice delay: median (each)")
     stats: dict[tuple[str, str], tuple[float, float]] = {}
     for case in (long_case, fail_case):
         for schedule in SCHEDULES:
@@ -105,15 +154,16 @@ def run(ctx: Ctx) -> list[Row]:
             polls, delays = [j.polls for j in mine], [j.delay for j in mine]
             stats[(case, schedule)] = (median(polls), median(delays))
             shown = ", ".join(f"{d:.2f}" for d in delays)
-            print(f"   {schedule:<20} {case:<14} {median(polls):>12.0f} {median(delays):>10.2f} s  ({shown})")
+            print(f"   {schedule:<24} {case:<14} {median(polls):>8.0f}   {median(delays):>6.2f} s ({shown})")
     print(flush=True)
 
     def cmp(case: str, i: int, fmt: str) -> str:
-        return ", ".join(f"{sch} {fmt.format(stats[(case, sch)][i])}" for sch in LOOPS)
+        others = {SHORT.get(sch, sch): stats[(case, sch)][i] for sch in SCHEDULES[1:]}
+        return ", ".join(f"{name} {fmt.format(value)}" for name, value in others.items())
 
-    requests_, delay = stats[(long_case, "wanvid")]
+    requests_, delay = stats[(long_case, SEEDED)]
     fixed_requests, fixed_delay = stats[(long_case, "fixed 5 s")]
-    fail_delay = stats[(fail_case, "wanvid")][1]
+    fail_delay = stats[(fail_case, SEEDED)][1]
     fixed_fail_delay = stats[(fail_case, "fixed 5 s")][1]
     return [
         Row(
@@ -143,15 +193,30 @@ def run(ctx: Ctx) -> list[Row]:
     ]
 
 
-def _follow(job: Job, ctx: Ctx) -> None:
+def journal_env(ctx: Ctx, name: str) -> dict[str, str]:
+    data = ctx.tmp / name
+    data.mkdir(parents=True, exist_ok=True)
+    return {**ctx.env, "WANVID_DATA_DIR": str(data)}
+
+
+def wanvid_create(env: dict[str, str], url: str, prompt: str) -> str:
+    # A distinct prompt each time: wanvid may hand back the task of an identical earlier request.
+    argv = [WANVID, "create", "examples/cat.png", "-p", prompt, "-q", "--base-url", url]
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError(f"`wanvid create` exited {p.returncode}: {p.stderr.strip()[-200:]}")
+    return p.stdout.strip()
+
+
+def _follow(job: Job, seeds: Seeds) -> None:
     """Poll one task with one schedule until it ends; note when that was noticed."""
     time.sleep(job.lag)
     try:
-        if job.schedule == "wanvid":
+        if job.schedule not in LOOPS:
             # Not common.measure: that runs one process at a time, and these run side by side.
             p = subprocess.run(
                 [WANVID, "wait", job.task_id, "--base-url", job.url, "-q"],
-                env=ctx.env,
+                env=seeds.env[job.schedule],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
