@@ -63,8 +63,8 @@ class Proc:
 def isolated_env(tmp: Path) -> dict[str, str]:
     """The caller's environment minus anything wanvid or completion reads, plus private dirs and a dummy key."""
     drop = ("WANVID_", "OPEAI_", "_WANVID_", "_TYPER_", "COMP_", "PYTHON")
-    # PYTHON* goes too (PYTHONPATH aside): PYTHONDONTWRITEBYTECODE, for one, would make every run
-    # recompile wanvid's modules, which an installed tool (compiled at install time) never does.
+    # PYTHON* goes too (PYTHONPATH aside): PYTHONDONTWRITEBYTECODE, for one, leaves an editable install's
+    # modules without .pyc files, so every run would compile them; an installed tool never does.
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop) or k == "PYTHONPATH"}
     dirs = {name: tmp / name for name in ("config", "data", "xdg-config", "xdg-data", "xdg-cache")}
     for d in dirs.values():

@@ -56,18 +56,17 @@ class Seeds:
         self.env = {FRESH: journal_env(ctx, "journal-empty"), SEEDED: journal_env(ctx, "journal-seeded")}
         self.watchers: list[subprocess.Popen[bytes]] = []
         say(f"== polling: {SEEDS} seed tasks of {self.total:.0f} s created now, watched while the other sections run")
-        for i in range(SEEDS):
-            task_id = wanvid_create(self.env[SEEDED], self.url, f"seed {i}")
-            watch = [WANVID, "wait", task_id, "--base-url", self.url, "-q"]
-            self.watchers.append(
-                subprocess.Popen(
-                    watch,
-                    env=self.env[SEEDED],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    stdin=subprocess.DEVNULL,
+        try:
+            for i in range(SEEDS):
+                task_id = wanvid_create(self.env[SEEDED], self.url, f"seed {i}")
+                watch = [WANVID, "wait", task_id, "--base-url", self.url, "-q"]
+                quiet = subprocess.DEVNULL
+                self.watchers.append(
+                    subprocess.Popen(watch, env=self.env[SEEDED], stdin=quiet, stdout=quiet, stderr=quiet)
                 )
-            )
+        except BaseException:
+            self.close()  # no sandbox or watcher outlives a failed start
+            raise
 
     def join(self) -> None:
         say(f"   waiting for the {SEEDS} seed tasks to end")

@@ -25,24 +25,20 @@ from pathlib import Path
 from . import download, polling, send, startup
 from .common import REPO, Ctx, Row, close_spawner, isolated_env, say
 
-SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {
-    "startup": startup.run,
-    "send": send.run,
-    "download": download.run,
-    "polling": lambda ctx: [],  # run with its seeds, below
-}
+SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {"startup": startup.run, "send": send.run, "download": download.run}
+NAMES = (*SECTIONS, "polling")  # polling also needs its seeds, so it is called on its own below
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller sizes, a 30 s task")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    parser.add_argument("--only", default=",".join(NAMES), help="comma-separated sections to run")
     args = parser.parse_args(argv)
     quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in SECTIONS]
+    unknown = [s for s in chosen if s not in NAMES]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
     if shutil.which("curl") is None:
         parser.error("curl is needed (the download row compares with it)")
 
@@ -65,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"== {name}")
             t0 = time.monotonic()
             try:
-                rows += polling.run(ctxs[name], seeds) if seeds and name == "polling" else SECTIONS[name](ctxs[name])
+                if name == "polling":
+                    assert seeds is not None
+                    rows += polling.run(ctxs[name], seeds)
+                else:
+                    rows += SECTIONS[name](ctxs[name])
             except Exception as exc:  # one broken section must not hide the others' figures
                 rows.append(Row(f"{name}: section", "error", "", "", "runs", False, f"{type(exc).__name__}: {exc}"))
             say(f"   {name} took {time.monotonic() - t0:.0f} s")
