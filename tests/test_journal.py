@@ -57,15 +57,16 @@ def test_rows_round_trip_and_latest_is_per_profile_and_gateway() -> None:
 def test_same_request_finds_only_tasks_that_can_still_deliver() -> None:
     j = Journal()
     j.record(entry("failed", request_hash="h", status="FAILED"))
-    assert j.same_request("h", "http://gw") is None
+    assert j.same_request("h", "http://gw", "default") is None
     j.record(entry("stale", request_hash="h", status="SUCCEEDED", created_at=time.time() - 25 * 3600))
-    assert j.same_request("h", "http://gw") is None  # past its 24 h life
+    assert j.same_request("h", "http://gw", "default") is None  # past its 24 h life
     j.record(entry("url-gone", request_hash="h", status="SUCCEEDED", expires_at=time.time() - 1))
-    assert j.same_request("h", "http://gw") is None  # its signed URL has expired
+    assert j.same_request("h", "http://gw", "default") is None  # its signed URL has expired
     j.record(entry("live", request_hash="h", status="RUNNING"))
-    found = j.same_request("h", "http://gw")
+    found = j.same_request("h", "http://gw", "default")
     assert found is not None and found.id == "live"
-    assert j.same_request("h", "http://another-gateway") is None
+    assert j.same_request("h", "http://another-gateway", "default") is None
+    assert j.same_request("h", "http://gw", "work") is None  # another profile: another key, another account
 
 
 def test_parts_are_recorded_by_path() -> None:

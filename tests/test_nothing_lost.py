@@ -357,18 +357,38 @@ def test_ctrl_c_during_a_download_keeps_the_part_and_resumes(sandbox, cat, isola
     assert ranges(sandbox, task_id)[-1] == f"bytes={kept}-"
 
 
-def test_a_second_ctrl_c_exits_at_once(slow_gw, cat, isolated):
+def test_a_second_ctrl_c_exits_at_once_even_while_cleanup_is_stuck(slow_gw, cat, isolated):
     proc = subprocess.Popen([*WANVID, "run", str(cat)], env=proc_env(slow_gw), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while not slow_gw.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
-    started = time.monotonic()
-    proc.communicate(timeout=10)
-    assert proc.returncode == 130 and time.monotonic() - started < 5
+    blocker = sqlite3.connect(journal_path(), timeout=1, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the journal: the first Ctrl-C's tidy-up waits
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still tidying up (it would wait up to 30 s for the lock)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        assert time.monotonic() - started < 3
+        assert proc.returncode in (-signal.SIGINT, 130)  # ended by the signal itself, as a shell expects
+    finally:
+        blocker.execute("ROLLBACK")
     assert not list(isolated.glob("cat.mp4*"))
-    assert [e.status for e in Journal().recent()] == ["PENDING"]
+    assert [e.status for e in Journal().recent()] == ["PENDING"]  # the task is kept
+
+
+def test_a_single_ctrl_c_during_wait_exits_130_and_keeps_the_task(slow_gw, cat, isolated):
+    proc = subprocess.Popen([*WANVID, "run", str(cat), "-q"], env=proc_env(slow_gw), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not slow_gw.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    task_id = Journal().recent()[0].id
+    assert proc.returncode == 130 and f"created task {task_id}" in err  # the id even with -q
+    assert f"task {task_id} is safe; resume with: wanvid wait {task_id} && wanvid download {task_id}" in err
 
 
 def test_timeout_keeps_the_task_as_running_in_the_journal(slow_gw, cat, monkeypatch):
@@ -611,3 +631,113 @@ def test_the_sandbox_takes_any_fault_as_a_flag(tmp_path):
         proc.wait(10)
     bad = subprocess.run([*WANVID, "sandbox", "--port", "0", "--fault", "nope=1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Unknown fault 'nope'" in bad.stderr and bad.stdout == ""
+
+
+# -- what the independent review found ----------------------------------------------------------
+
+
+def test_a_paid_task_is_named_when_waiting_fails_any_way(gw, cat, isolated):
+    threading.Timer(0.3, lambda: setattr(gw.faults, "malformed", "wrong_types")).start()
+    gw.faults.malformed_count = 500
+    requests.post(f"{gw.url}/_sandbox/timing", json={"queue_seconds": 1.0}, timeout=5)  # pending while it lands
+    r = wv("run", str(cat), "--json", *FAST, env={"WANVID_MAX_RETRIES": "1"})
+    doc = json.loads(r.stdout)
+    task_id = Journal().recent()[0].id
+    assert r.exit_code == 6 and doc["error"]["task_id"] == task_id
+    assert f"task {task_id} is safe; resume with: wanvid wait {task_id}" in r.stderr
+
+
+def test_a_complete_part_left_before_the_rename_is_finished_without_asking_again(gw, cat, isolated):
+    task_id = finished_task(gw, cat)
+    part = isolated / "v.mp4.part"
+    part.write_bytes(SAMPLE)
+    Journal().save_part(part, Part(task_id, "x", None, len(SAMPLE)))
+    r = wv("download", task_id, "-o", "v.mp4")
+    assert r.exit_code == 0 and (isolated / "v.mp4").read_bytes() == SAMPLE
+    assert ranges(gw, task_id) == []  # nothing fetched: the bytes were all there
+
+
+def test_a_part_the_server_cannot_continue_is_started_over(gw, cat, isolated):
+    task_id = finished_task(gw, cat)
+    part = isolated / "v.mp4.part"
+    part.write_bytes(SAMPLE + b"\0" * 10)  # longer than the video, and no total on record
+    Journal().save_part(part, Part(task_id, "x", None, None))
+    r = wv("download", task_id, "-o", "v.mp4")
+    assert r.exit_code == 0 and "starting over" in r.stderr
+    assert (isolated / "v.mp4").read_bytes() == SAMPLE
+
+
+def test_a_task_the_gateway_dropped_is_not_reused(gw, cat):
+    first = wv("create", str(cat), "-q", "--protocol", "unified").stdout.strip()
+    gw.faults.expire = True
+    r = wv("status", first)
+    assert r.exit_code == 5 and "--new" in r.stderr
+    assert Journal().get(gw.url, first).status == "NOT_FOUND"  # type: ignore[union-attr]
+    gw.faults.expire = False
+    second = wv("create", str(cat), "-q", "--protocol", "unified").stdout.strip()
+    assert second != first
+
+
+def test_reuse_never_crosses_profiles(gw, cat):
+    mine = wv("create", str(cat), "-q").stdout.strip()
+    theirs = wv("create", str(cat), "-q", "--profile", "work").stdout.strip()
+    assert mine != theirs and creates(gw) == 2
+
+
+def test_timeout_bounds_a_request_that_hangs(cat, monkeypatch):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # accepts connections, never answers
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    try:
+        started = time.monotonic()
+        r = wv("wait", "t1", "--timeout", "1", "--base-url", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        assert r.exit_code == 124 and time.monotonic() - started < 5
+    finally:
+        silent.close()
+
+
+def test_a_dropped_create_answer_says_the_task_may_exist(gw, cat):
+    gw.faults.drop_connections = 1
+    r = wv("create", str(cat))
+    assert r.exit_code == 6 and "broke after the request was sent" in r.stderr and "console" in r.stderr
+
+
+def test_a_create_answer_with_an_id_but_no_status_still_gives_the_id(gw, cat):
+    gw.faults.malformed, gw.faults.malformed_count = "missing", 1
+    r = wv("create", str(cat), "--json")
+    assert r.exit_code == 6 and "may have created the task" in r.stderr  # no id in a "missing" answer
+
+
+def test_the_wait_all_resume_command_leaves_each_tasks_protocol_to_the_journal(slow_gw, cat, monkeypatch):
+    monkeypatch.setenv("WANVID_BASE_URL", slow_gw.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    wv("create", str(cat), "-q", "--protocol", "unified")
+    r = wv("wait", "--all", "--timeout", "0.2", *FAST)
+    assert r.exit_code == 124 and f"resume with: wanvid wait --all --base-url {slow_gw.url}" not in r.stderr
+    assert "resume with: wanvid wait --all" in r.stderr and "--protocol" not in r.stderr.split("resume with:")[1]
+
+
+def test_the_eta_uses_the_gateways_own_times_not_when_we_looked(gw, cat):
+    ids = [wv("create", str(cat), "-q", "-p", "same").stdout.strip()]
+    ids.append(wv("create", str(cat), "-q", "-p", "same", "--new").stdout.strip())
+    time.sleep(2.5)  # finished long ago by the time we look
+    for task_id in ids:
+        assert wv("status", task_id).exit_code == 0
+    r = wv("run", str(cat), "-p", "same", "--new", "-o", "x.mp4", *FAST)
+    assert "expected to take about 1s (the median of 2" in r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--poll-interval"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_non_finite_wait_options_are_refused(gw, cat, flag, value):
+    r = wv("run", str(cat), flag, value)
+    assert r.exit_code == 2 and flag in r.stderr and creates(gw) == 0
+
+
+def test_server_text_cannot_drive_the_terminal(gw, cat):
+    gw.faults.fail_code, gw.faults.fail_message = "Bad", "evil \x1b]0;pwned\x07 \x1b[2J text"
+    r = wv("run", str(cat), *FAST)
+    assert r.exit_code == 3 and "\x1b" not in r.stderr and "evil ?]0;pwned? ?[2J text" in r.stderr

@@ -9,6 +9,7 @@ at the top: requests, rich's live displays and Pillow load inside the commands t
 
 import functools
 import inspect
+import math
 import os
 import shlex
 import sys
@@ -540,15 +541,18 @@ class Ctx:
             log=self.out.debug if self.debug else None,
         )
 
-    def again(self, *words: str) -> str:
-        """The exact command that picks up where this one stopped."""
+    def again(self, *words: str, pin_protocol: bool = True) -> str:
+        """The exact command that picks up where this one stopped (never with the key in it)."""
         cmd = ["wanvid", *words]
-        if self.protocol_name != "native" or self.settings.protocol.source != "default":
+        pin = self.protocol_name != "native" or self.settings.protocol.source != "default"
+        if pin_protocol and pin:
             cmd += ["--protocol", self.protocol_name]  # so a different env or config cannot change it
         if self.profile:
             cmd += ["--profile", self.profile]
         if self.base_url:
             cmd += ["--base-url", self.base_url]
+        if self.allow_insecure:
+            cmd += ["--allow-insecure"]
         return shlex.join(cmd)
 
 
@@ -648,10 +652,10 @@ def _loopback(host: str) -> bool:
 
 def _check_wait(timeout: float, poll_interval: float | None) -> None:
     """Checked before anything is created: a bad wait option must not cost a task."""
-    if timeout < 0:
-        raise UsageError("--timeout must be 0 or more seconds")
-    if poll_interval is not None and poll_interval <= 0:
-        raise UsageError("--poll-interval must be more than 0 seconds")
+    if not math.isfinite(timeout) or timeout < 0:
+        raise UsageError("--timeout must be a number of seconds, 0 or more")
+    if poll_interval is not None and (not math.isfinite(poll_interval) or poll_interval <= 0):
+        raise UsageError("--poll-interval must be a number of seconds, more than 0")
 
 
 def _known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
@@ -683,7 +687,7 @@ def _submit(
 
     journal = ctx.journal
     fingerprint = v.fingerprint(ctx.base)
-    reused = None if new else journal.same_request(fingerprint, ctx.base)
+    reused = None if new else journal.same_request(fingerprint, ctx.base, ctx.profile_name)
     if reused is not None:
         ctx.out.note(
             f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
@@ -692,14 +696,30 @@ def _submit(
         if output is not None:
             journal.update(ctx.base, reused.id, output_path=str(output))
         return task_from(reused), reused, True
-    task = submit(client, v)
-    entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
-    entry.output_path = str(output) if output else None
-    try:
-        journal.record(entry)
-    except WanvidError as exc:
-        raise _safe(exc, task.id, ctx.again("wait", task.id)) from None
+    with _interrupt_deferred():  # a Ctrl-C between the gateway's answer and the journal would lose the id
+        task = submit(client, v)
+        entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
+        entry.output_path = str(output) if output else None
+        try:
+            journal.record(entry)
+        except WanvidError as exc:
+            raise _safe(exc, task.id, ctx.again("wait", task.id)) from None
     return task, entry, False
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block is done, then deliver it."""
+    import signal
+
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _wait(
@@ -712,15 +732,12 @@ def _wait(
     resume: str = "",
 ) -> "Task":
     from .poller import wait_for
-    from .records import remember
-    from .service import check_outcome, query
+    from .service import check_outcome
 
     resume = resume or ctx.again("wait", task_id)
 
     def poll() -> "Task":
-        task = query(client, ctx.protocol_name, task_id)
-        remember(ctx.journal, ctx.base, task, entry)
-        return task
+        return _query(ctx, client, task_id, entry)
 
     eta, age = _expected(ctx, entry)
     client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
@@ -729,6 +746,8 @@ def _wait(
             task = wait_for(poll, timeout=timeout, interval=poll_interval, eta=eta, age=age, on_update=view.update)
     except KeyboardInterrupt:
         _exit_on_second_interrupt()
+        if entry is not None:  # the journal keeps it as unfinished, stamped with when we last looked
+            ctx.journal.update(ctx.base, task_id, status=entry.status)
         raise _safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
     except Unavailable as exc:
         if client.hit_deadline:
@@ -736,7 +755,7 @@ def _wait(
                 WaitTimeout(f"gave up on task {task_id} at --timeout: {exc.message}"), task_id, resume
             ) from None
         raise _safe(exc, task_id, resume) from None
-    except WaitTimeout as exc:
+    except WanvidError as exc:
         raise _safe(exc, task_id, resume) from None
     finally:
         client.deadline = None
@@ -759,6 +778,22 @@ def _expected(ctx: Ctx, entry: "Entry | None") -> tuple[float | None, float]:
     return seconds, age
 
 
+def _query(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") -> "Task":
+    """One status query whose answer, including "no such task", is written to the journal."""
+    from .records import remember
+    from .service import query
+
+    try:
+        task = query(client, ctx.protocol_name, task_id)
+    except NotFound as exc:
+        if entry is not None and exc.code is not None:  # the gateway says the task is gone, not the route
+            ctx.journal.update(ctx.base, task_id, status="NOT_FOUND")
+            exc.hint = "tasks and results live 24 h; to make the video again, run the same command with --new"
+        raise
+    remember(ctx.journal, ctx.base, task, entry)
+    return task
+
+
 def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
     """Name the paid-for task and the exact command that picks it up again."""
     exc.task_id = task_id
@@ -768,10 +803,11 @@ def _safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
 
 
 def _exit_on_second_interrupt() -> None:
-    """After the first Ctrl-C wanvid tidies up (journal, message); a second one leaves at once."""
+    """After the first Ctrl-C wanvid tidies up (journal, message); a second one ends the process at once,
+    even inside a C call such as a wait for the journal's lock (the system's default action, not Python's)."""
     import signal
 
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _save(
@@ -908,13 +944,11 @@ def create(
 @command(app, "status")
 def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
-    from .records import remember
-    from .service import check_outcome, query
+    from .service import check_outcome
 
     client = ctx.client()
     entry, task_id = _known(ctx, task_id)
-    task = query(client, ctx.protocol_name, task_id)
-    remember(ctx.journal, ctx.base, task, entry)
+    task = _query(ctx, client, task_id, entry)
     ctx.out.result(_format_task(task), task.to_dict(), quiet_text=task.status.value)
     check_outcome(task)
 
@@ -949,13 +983,14 @@ def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float |
     entries = ctx.journal.unfinished(ctx.profile_name, ctx.base)
     ctx.out.info(f"{len(entries)} unfinished task(s) of profile {ctx.profile_name!r} on {ctx.base}")
     deadline = time.monotonic() + timeout
+    resume = ctx.again("wait", "--all", pin_protocol=False)  # each task's protocol comes from the journal
     done: list[Task] = []
     worst: WanvidError | None = None
     for entry in entries:  # they run on the gateway side by side: waiting for each in turn costs nothing extra
         ctx.task_protocol = entry.protocol
         left = max(0.0, deadline - time.monotonic())
         try:
-            done.append(_wait(ctx, client, entry.id, left, poll_interval, entry, ctx.again("wait", "--all")))
+            done.append(_wait(ctx, client, entry.id, left, poll_interval, entry, resume))
         except (TaskFailed, NotFound) as exc:
             ctx.out.warn(exc.message)
             done.append(task_from(entry))
@@ -970,17 +1005,14 @@ def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float |
 def download(ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool) -> None:
     """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
     from .download import check_target, default_name
-    from .records import remember
-    from .service import check_outcome, query
+    from .service import check_outcome
 
     client = ctx.client()
     entry, task_id = _known(ctx, task_id)
     planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
     dest = _target(output, planned or default_name(task_id))
     check_target(dest, force)
-    task = query(client, ctx.protocol_name, task_id)
-    remember(ctx.journal, ctx.base, task, entry)
-    check_outcome(task)
+    task = check_outcome(_query(ctx, client, task_id, entry))
     if not task.status.ended:
         raise UsageError(
             f"task {task_id} is {describe(task)}, not finished yet",
@@ -1013,7 +1045,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     client = ctx.client()
     task, entry, reused = _submit(ctx, client, v, new, output=dest)
     if not reused:
-        ctx.out.info(f"created task {task.id}")
+        ctx.out.note(f"created task {task.id}")  # in every mode: a script's log keeps the id whatever happens
     # From here on the task is paid for: every way out names it and the command that finishes the job.
     fetch = _fetch_cmd(ctx, task.id, dest, force)
     task = _wait(ctx, client, task.id, timeout, poll_interval, entry, resume=f"{ctx.again('wait', task.id)} && {fetch}")

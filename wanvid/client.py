@@ -149,18 +149,18 @@ class Client:
                     headers=headers,
                     auth=self.auth,
                     stream=stream,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    timeout=self._timeouts(),
                 )
             except requests.ConnectionError as exc:
                 # A refused connection never reached the server: safe to re-send even a POST.
                 retryable = idempotent or _refused(exc)
                 wait = self.backoff(attempt, None)
                 if not retryable or self._give_up(attempt, wait, budget):
-                    raise _network_error(exc, url, sent=not _refused(exc)) from None
+                    raise _network_error(exc, url, sent=not _refused(exc), acted=not idempotent) from None
             except requests.Timeout as exc:
                 wait = self.backoff(attempt, None)
                 if not idempotent or self._give_up(attempt, wait, budget):
-                    raise _network_error(exc, url, sent=True) from None
+                    raise _network_error(exc, url, sent=True, acted=not idempotent) from None
             else:
                 if self.log:
                     _log_exchange(self.log, resp, time.monotonic() - started)
@@ -173,6 +173,13 @@ class Client:
                 resp.close()
             attempt += 1
             self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
+
+    def _timeouts(self) -> tuple[float, float]:
+        """Connect and read timeouts, cut short so that no single request outlasts the caller's deadline."""
+        if self.deadline is None:
+            return CONNECT_TIMEOUT, READ_TIMEOUT
+        left = max(0.1, self.deadline - time.monotonic())
+        return min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left)
 
     def _give_up(self, attempt: int, wait: float, budget: int | None = None) -> bool:
         """The retry budget is spent, or waiting would pass the caller's deadline (``--timeout``)."""
@@ -194,17 +201,26 @@ class Client:
 
 
 def _refused(exc: Exception) -> bool:
+    """The request never reached a server: refused, or the host name did not resolve."""
     text = repr(exc)
-    return "ConnectionRefusedError" in text or "NewConnectionError" in text or "Errno 111" in text
+    return any(
+        mark in text for mark in ("ConnectionRefusedError", "NewConnectionError", "NameResolutionError", "Errno 111")
+    )
 
 
-def _network_error(exc: Exception, url: str, *, sent: bool) -> Unavailable:
+def _network_error(exc: Exception, url: str, *, sent: bool, acted: bool) -> Unavailable:
+    """``acted``: a request that may have changed something (the create POST) may have done so."""
     host = urlsplit(url).netloc
-    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+    if isinstance(exc, requests.Timeout):
+        what = f"no answer from {host} in time"
+    elif sent:
+        what = f"the connection to {host} broke after the request was sent"
+    else:
+        what = f"could not connect to {host}"
     hint = "check --base-url and your network, then try again"
-    if sent:
-        hint += "; the request may have reached the gateway, so check `wanvid status` before re-creating"
-    return Unavailable(f"{kind} to {host} after retries", hint=hint)
+    if sent and acted:
+        hint = "the gateway may have acted on it; look at your tasks in the ope.ai console before creating again"
+    return Unavailable(what, hint=hint)
 
 
 def retry_after(resp: requests.Response) -> float | None:

@@ -26,7 +26,7 @@ import requests
 import urllib3
 
 from .client import Client
-from .errors import CorruptDownload, StorageError, Unavailable, UsageError
+from .errors import ApiError, CorruptDownload, StorageError, Unavailable, UsageError
 from .journal import Part
 from .media import Mp4Info, verify_mp4
 
@@ -124,12 +124,12 @@ def download(
                 _truncate(f)
                 size, total, source = _from_sources(client, task_id, sources, f, part, store, view)
                 info = _verify(f, part, size, total)
+            _place(part, dest, force)  # still under the lock: no other process can take the .part meanwhile
     except CorruptDownload:
         store.drop_part(part)  # what arrived is not the video: keeping it would only poison the next try
         with contextlib.suppress(OSError):
             part.unlink()
         raise
-    _place(part, dest, force)
     store.drop_part(part)
     return Downloaded(dest, size, info, source)
 
@@ -220,13 +220,27 @@ def _fetch(
     etag = record.etag if record else None
     total: int | None = record.total if record else None
     attempt, started = 0, False
+    if size and size == total:  # a previous run got every byte but stopped before the rename
+        view.start(total)
+        view.advance(size)
+        return size, total
     while True:
         headers = {}
         if size:
             headers["Range"] = f"bytes={size}-"
             if etag and not etag.startswith("W/"):  # If-Range takes strong validators only
                 headers["If-Range"] = etag
-        resp = client.send("GET", source, stream=True, headers=headers, retries=first_retries if attempt == 0 else None)
+        try:
+            resp = client.send(
+                "GET", source, stream=True, headers=headers, retries=first_retries if attempt == 0 else None
+            )
+        except ApiError as exc:
+            if exc.status != 416 or not size:
+                raise
+            # The server has no bytes from there: the .part is not a prefix of what it serves now.
+            view.notice(f"the server has nothing past byte {size:,} of {part.name}; starting over")
+            size, etag, total = _truncate(out), None, None
+            continue
         with resp:
             start, new_total = _range_start(resp), _total_length(resp)
             if size and (start != size or (total is not None and new_total not in (None, total))):

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     video_url     TEXT,
     expires_at    REAL,     -- when the task and its result are gone for good
     ended_at      REAL,     -- when wanvid first saw it end
+    took          REAL,     -- seconds from submission to finish, by the gateway's own clock
     output_path   TEXT,     -- where `run` meant to save it, then where it was saved
     output_bytes  INTEGER,
     downloaded_at REAL,
@@ -102,6 +103,7 @@ class Entry:
     video_url: str | None = None
     expires_at: float | None = None
     ended_at: float | None = None
+    took: float | None = None
     output_path: str | None = None
     output_bytes: int | None = None
     downloaded_at: float | None = None
@@ -271,23 +273,25 @@ class Journal:
         )
         return [e for e in rows if not e.expired(now)]
 
-    def same_request(self, request_hash: str, base_url: str) -> Entry | None:
-        """The newest task for an identical request that can still deliver: running, or done and unexpired."""
+    def same_request(self, request_hash: str, base_url: str, profile: str) -> Entry | None:
+        """The newest task of this profile (so of its key) for an identical request that can still deliver:
+        running, or done and unexpired."""
         now = time.time()
         rows = self._read(
-            "SELECT * FROM tasks WHERE request_hash = ? AND base_url = ? AND created_at > ? "
+            "SELECT * FROM tasks WHERE request_hash = ? AND base_url = ? AND profile = ? AND created_at > ? "
             "AND status NOT IN ('FAILED', 'CANCELED', 'NOT_FOUND') ORDER BY created_at DESC",
-            (request_hash, base_url, now - TASK_LIFE),
+            (request_hash, base_url, profile, now - TASK_LIFE),
         )
         return next((e for e in rows if not e.expired(now)), None)
 
     def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
-        """(median seconds from creation to finish, how many) of recent successes like ``entry``:
-        same gateway, model, resolution and duration. A task first looked at hours later says nothing."""
+        """(median seconds from submission to finish, how many) of recent successes like ``entry``: same
+        gateway, model, resolution and duration. The gateway's own timestamps, so a task first looked at
+        an hour after it finished still tells the truth."""
         rows = self.db_read(
-            "SELECT ended_at - created_at FROM tasks WHERE base_url = ? AND model IS ? AND resolution IS ? "
-            "AND duration IS ? AND status = 'SUCCEEDED' AND ended_at IS NOT NULL AND id != ? "
-            "AND ended_at - created_at < 3600 ORDER BY created_at DESC LIMIT 20",
+            "SELECT took FROM tasks WHERE base_url = ? AND model IS ? AND resolution IS ? "
+            "AND duration IS ? AND status = 'SUCCEEDED' AND took IS NOT NULL AND id != ? "
+            "ORDER BY created_at DESC LIMIT 20",
             (base_url, entry.model, entry.resolution, entry.duration, entry.id),
         )
         if not rows:

@@ -49,9 +49,9 @@ class Output:
         if self.mode == "json":
             sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         elif self.mode == "quiet":
-            sys.stdout.write((quiet_text if quiet_text is not None else text) + "\n")
+            sys.stdout.write(printable(quiet_text if quiet_text is not None else text) + "\n")
         else:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(printable(text) + "\n")
         sys.stdout.flush()
 
     def table(self, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], data: Any) -> None:
@@ -137,8 +137,16 @@ class Output:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(printable(text) + "\n")
     sys.stderr.flush()
+
+
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)], "?")
+
+
+def printable(text: str) -> str:
+    """Text from a server with terminal control characters (escape sequences) made harmless."""
+    return text.translate(_CONTROL)
 
 
 def describe(task: Task) -> str:

@@ -32,6 +32,7 @@ SPARSE = 30.0  # the longest gap while nothing is expected
 OVERRUN = 15.0  # the longest gap once the expected finish has passed
 GROWTH = 1.3
 MAX_HINT = 60.0
+MIN_HINT = 1.0
 PRIOR_ETA = 90.0  # no history: tasks take 1-5 minutes (API.md); erring early costs a few polls, late costs minutes
 
 
@@ -87,8 +88,8 @@ def wait_for(
         if interval is not None:
             wait = interval
         elif task.retry_after is not None:
-            # A stray "Retry-After: 3600" must not put the poller to sleep for an hour.
-            wait = min(task.retry_after, MAX_HINT)
+            # A stray "Retry-After: 3600" must not put the poller to sleep for an hour, nor "0" make it spin.
+            wait = min(max(task.retry_after, MIN_HINT), MAX_HINT)
         else:
             wait = next_gap(now, eta, overrun)
             overrun = overrun + 1 if now >= (eta or PRIOR_ETA) + window(eta or PRIOR_ETA) else 0

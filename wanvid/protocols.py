@@ -61,6 +61,11 @@ class Native:
         return body
 
     @staticmethod
+    def task_id_of(payload: dict[str, Any]) -> str | None:
+        task_id = _obj(payload.get("output")).get("task_id")
+        return task_id if isinstance(task_id, str) and task_id else None
+
+    @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
         rid = payload.get("request_id") if isinstance(payload.get("request_id"), str) else None
         out = _obj(payload.get("output"))
@@ -111,6 +116,11 @@ class Unified:
             "content": [{"type": "image_url", "role": "first_frame", "image_url": {"url": url("image")}}]
         }
         return body
+
+    @staticmethod
+    def task_id_of(payload: dict[str, Any]) -> str | None:
+        task_id = payload.get("id")
+        return task_id if isinstance(task_id, str) and task_id else None
 
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:

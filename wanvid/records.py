@@ -71,11 +71,32 @@ def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -
         changes["expires_at"] = expiry(task, known.created_at)
     if task.status.ended and known.ended_at is None:
         changes["ended_at"] = time.time()
+        changes["took"] = took(task)
     if changes["status"] == known.status and len(changes) == 1:
         return  # nothing new: no write on every poll
     journal.update(base_url, task.id, **changes)
     for name, value in changes.items():
         setattr(known, name, value)
+
+
+def took(task: Task) -> float | None:
+    """Seconds from submission to finish by the gateway's clock (its time zone cancels out), or None."""
+    start, end = _parse_time(task.submitted_at), _parse_time(task.finished_at)
+    if start is None or end is None or not 0 <= end - start < 24 * 3600:
+        return None
+    return end - start
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    bare = text.removesuffix(" UTC").strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(bare, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def expiry(task: Task, created_at: float) -> float:

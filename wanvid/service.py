@@ -13,8 +13,8 @@ from typing import Any
 from .body import StreamedBody, placeholder
 from .client import Client, request_id_of, retry_after
 from .download import Downloaded, PartStore, Progress, download
-from .errors import ApiError, NotFound, TaskFailed, WanvidError
-from .protocols import PROTOCOLS
+from .errors import ApiError, BadAnswer, NotFound, TaskFailed, WanvidError
+from .protocols import PROTOCOLS, Protocol
 from .request import Validated
 from .task import Status, Task
 
@@ -33,8 +33,12 @@ def body_for(v: Validated) -> dict[str, Any]:
 
 def submit(client: Client, v: Validated) -> Task:
     proto = PROTOCOLS[v.protocol]
-    payload = client.post_json(proto.create_path, streamed_body(v))
-    task = proto.parse_task(payload)
+    try:
+        payload = client.post_json(proto.create_path, streamed_body(v))
+        task = _created(proto, payload)
+    except BadAnswer as exc:
+        exc.hint = "the gateway may have created the task anyway; look at your tasks in the ope.ai console first"
+        raise
     if not task.id:
         raise ApiError(
             "the gateway accepted the request but sent no task id",
@@ -43,6 +47,17 @@ def submit(client: Client, v: Validated) -> Task:
         )
     task.model = task.model or v.request.model
     return task
+
+
+def _created(proto: Protocol, payload: dict[str, Any]) -> Task:
+    """The create answer as a task. An id with a missing or odd status is still a task that was paid for."""
+    try:
+        return proto.parse_task(payload)
+    except BadAnswer:
+        task_id = proto.task_id_of(payload)
+        if task_id is None:
+            raise
+        return Task(task_id, proto.name, Status.PENDING, "")
 
 
 def query(client: Client, protocol: str, task_id: str) -> Task:
