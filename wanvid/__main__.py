@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
+# The completion requests of the scripts in completions/ that complete.py answers without Typer.
+# WANVID_TYPER_COMPLETE=1 sends them through Typer instead (a debugging aid: Typer's own answer).
+FAST_COMPLETION = ("complete_bash", "complete_zsh", "complete_fish")
+
 
 def main() -> None:
+    instruction = os.environ.get("_WANVID_COMPLETE")
+    if instruction in FAST_COMPLETION and not os.environ.get("WANVID_TYPER_COMPLETE"):
+        from .complete import answer
+
+        status = answer(instruction.partition("_")[2])
+        if status is not None:
+            raise SystemExit(status)
     from .cli import run
 
     run()
