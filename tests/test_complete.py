@@ -387,13 +387,35 @@ def test_committed_table_matches_the_cli() -> None:
     assert TABLE.read_text() == table(), "run `make completions`"
 
 
-def test_journal_path_is_the_journals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert complete.journal_path() == str(journal_path())
-    monkeypatch.setenv("WANVID_DATA_DIR", "~/somewhere")
-    assert complete.journal_path() == str(journal_path())
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"WANVID_DATA_DIR": "~/somewhere"},
+        {"WANVID_DATA_DIR": "rel/dir/"},
+        {"XDG_DATA_HOME": "/xdg/data"},
+        {"XDG_DATA_HOME": "/xdg/data/", "HOME": "relative"},
+        {"XDG_DATA_HOME": "", "HOME": "/home/someone/"},
+        {"XDG_DATA_HOME": None, "HOME": "/"},
+        {"XDG_DATA_HOME": "relative/xdg", "HOME": "/home/someone"},
+        {"XDG_DATA_HOME": "  ", "HOME": "/home/someone"},
+        {"XDG_DATA_HOME": None, "HOME": ""},
+    ],
+)
+def test_journal_path_is_the_journals(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANVID_DATA_DIR")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     assert complete.journal_path() == str(journal_path())
+
+
+def test_journal_path_on_linux_does_not_import_platformdirs() -> None:
+    code = "import sys, wanvid.complete as c; c.journal_path(); print('platformdirs' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k not in ("WANVID_DATA_DIR", "XDG_DATA_HOME")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == ("False" if sys.platform == "linux" else "True")
 
 
 def test_task_query_is_cli_complete_task(journal: None) -> None:

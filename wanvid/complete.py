@@ -24,7 +24,7 @@ The answer is the one Typer would print, byte for byte, with the same exit statu
 Whenever a request needs something this module does not reproduce (``--version`` on the line, a
 parameter the generator marked "fallback", help text with markup from the journal, non-ASCII output,
 Windows), ``answer`` returns None and the caller lets Typer answer. Imports: the standard library
-(json, shlex; sqlite3 only for task ids) and platformdirs when WANVID_DATA_DIR is unset.
+only (json, shlex; sqlite3 for task ids; platformdirs only off Linux or for unusual XDG/HOME values).
 """
 
 from __future__ import annotations
@@ -422,10 +422,24 @@ def journal_path() -> str:
         if base.startswith("~"):
             raise Fallback  # pathlib's expanduser raises here; Typer's path reports that
     else:
-        from platformdirs import user_data_dir
-
-        base = user_data_dir("wanvid", appauthor=False)
+        base = _user_data_dir()
     return os.path.join(base, "journal.sqlite3")
+
+
+def _user_data_dir() -> str:
+    """platformdirs.user_data_dir("wanvid", appauthor=False) without importing platformdirs (~10 ms:
+    it imports tempfile) where every platformdirs 4.x agrees: Linux (not Android) with XDG_DATA_HOME
+    absolute, or unset or empty and HOME absolute. Anything else asks platformdirs."""
+    env = os.environ
+    if sys.platform == "linux" and not hasattr(sys, "getandroidapilevel") and "ANDROID_DATA" not in env:
+        xdg = env.get("XDG_DATA_HOME", "")
+        if os.path.isabs(xdg):
+            return os.path.join(xdg, "wanvid")
+        if not xdg and os.path.isabs(env.get("HOME", "")):
+            return os.path.join(os.path.expanduser("~/.local/share"), "wanvid")
+    from platformdirs import user_data_dir
+
+    return user_data_dir("wanvid", appauthor=False)
 
 
 def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
