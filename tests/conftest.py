@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
 
+from wanvid.cli import app
 from wanvid.sandbox import Sandbox
 
 TEST_KEY = "test-key-0123456789-never-print"
@@ -42,3 +45,29 @@ def sandbox() -> Iterator[Sandbox]:
     """A real gateway emulator on a free 127.0.0.1 port with fast task timings."""
     with Sandbox(queue_seconds=0.2, run_seconds=0.6) as sb:
         yield sb
+
+
+@pytest.fixture
+def gw(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox as the gateway of every in-process command (base URL and key in the environment)."""
+    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    return sandbox
+
+
+@pytest.fixture
+def cat(isolated: Path) -> Path:
+    path = isolated / "cat.png"
+    Image.new("RGB", (832, 480), "teal").save(path)
+    return path
+
+
+def wv(*args: str, input: str | None = None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Run wanvid in-process; fail the test if the key or a traceback shows up anywhere in the output."""
+    result = CliRunner().invoke(app, list(args), input=input, env=env)
+    everything = result.stdout + result.stderr
+    assert TEST_KEY not in everything, "the API key leaked into output"
+    assert "Traceback" not in everything
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result

@@ -9,32 +9,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from wanvid.cli import app
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY
+from .conftest import TEST_KEY, wv
 
 SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
 FAST = ["--poll-interval", "0.05"]
-
-
-def wv(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-    result = CliRunner().invoke(app, list(args), input=input, env=env)
-    everything = result.stdout + result.stderr
-    assert TEST_KEY not in everything, "the API key leaked into output"
-    assert "Traceback" not in everything
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-@pytest.fixture
-def gw(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
-    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-    return sandbox
 
 
 @pytest.fixture
@@ -45,13 +26,6 @@ def slow(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("WANVID_BASE_URL", sb.url)
         monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
         yield sb
-
-
-@pytest.fixture
-def cat(isolated: Path) -> Path:
-    path = isolated / "cat.png"
-    Image.new("RGB", (832, 480), "teal").save(path)
-    return path
 
 
 def created_bodies(sb: Sandbox, path: str = "/aliyun/v1/videos/generations") -> list:

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
-from typer.testing import CliRunner
 
-from wanvid.cli import app
 from wanvid.client import Client
 from wanvid.errors import UsageError
 from wanvid.journal import Journal, Part, journal_path
@@ -29,21 +27,11 @@ from wanvid.request import VideoRequest, validate
 from wanvid.sandbox import Sandbox, _Video, sample_mp4
 from wanvid.service import submit
 
-from .conftest import TEST_KEY
+from .conftest import TEST_KEY, wv
 
 SAMPLE = sample_mp4()
 FAST = ["--poll-interval", "0.05"]
 WANVID = [sys.executable, "-m", "wanvid"]
-
-
-def wv(*args: str, env: dict[str, str] | None = None):
-    result = CliRunner().invoke(app, list(args), env=env)
-    everything = result.stdout + result.stderr
-    assert TEST_KEY not in everything, "the API key leaked into output"
-    assert "Traceback" not in everything
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def proc_env(sb: Sandbox, **extra: str) -> dict[str, str]:
@@ -55,20 +43,6 @@ def run(sb: Sandbox, *args: str, timeout: float = 60, **extra: str) -> subproces
     assert TEST_KEY not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
-
-
-@pytest.fixture
-def gw(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("WANVID_BASE_URL", sandbox.url)
-    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-    return sandbox
-
-
-@pytest.fixture
-def cat(isolated: Path) -> Path:
-    path = isolated / "cat.png"
-    Image.new("RGB", (832, 480), "teal").save(path)
-    return path
 
 
 def finished_task(gw: Sandbox, cat: Path) -> str:
