@@ -100,7 +100,10 @@ SHELL_VARIANTS = [("bash", "get-args"), ("zsh", ""), ("fish", "get-args"), ("fis
 
 
 def answers(
-    line: str, extra: dict[str, str] | None = None, variants: list[tuple[str, str]] = SHELL_VARIANTS
+    line: str,
+    extra: dict[str, str] | None = None,
+    variants: list[tuple[str, str]] = SHELL_VARIANTS,
+    all_scripts: bool = False,
 ) -> list[dict[str, Any]]:
     """For each shell: Typer's answer and the fast path's through both entry points.
 
@@ -112,7 +115,7 @@ def answers(
         env = {"PYTHONHASHSEED": seed, **request_env(shell, line, action), **(extra or {})}
         jobs.append((shell, action, "typer", PYTHON_M, {**env, "WANVID_TYPER_COMPLETE": "1"}))
         jobs.append((shell, action, "fast -m", [sys.executable, "-X", "importtime", "-m", "wanvid"], env))
-        if SCRIPT.exists() and action != "is-args":  # the console script runs the same main()
+        if SCRIPT.exists() and (shell == "bash" or all_scripts):  # the console script runs the same main()
             jobs.append((shell, action, "fast script", [str(SCRIPT)], env))
     with ThreadPoolExecutor(4) as pool:
         procs = list(pool.map(lambda job: run(job[3], job[4]), jobs))
@@ -124,10 +127,11 @@ def assert_same(
     extra: dict[str, str] | None = None,
     fallback: tuple[str, ...] = (),
     variants: list[tuple[str, str]] = SHELL_VARIANTS,
+    all_scripts: bool = False,
 ) -> dict[tuple[str, str], str]:
     """The fast path's answers equal Typer's, and only the ``fallback`` shells had Typer answer them;
     return Typer's stdout per (shell, action)."""
-    got = answers(line, extra, variants)
+    got = answers(line, extra, variants, all_scripts)
     typer = {(r["shell"], r["action"]): r["proc"] for r in got if r["how"] == "typer"}
     for r in got:
         p = r["proc"]
@@ -207,7 +211,13 @@ LINES = [
 
 @pytest.mark.parametrize("line", LINES)
 def test_fast_path_answers_as_typer(line: str, journal: None) -> None:
+    # every shell through `python -m wanvid`, bash also through the console script (the same main())
     assert_same(line)
+
+
+@pytest.mark.parametrize("line", ["wanvid sta", "wanvid create --re", "wanvid create x.png --model ", "wanvid status "])
+def test_the_console_script_answers_as_typer_in_every_shell(line: str, journal: None) -> None:
+    assert_same(line, all_scripts=True)
 
 
 @pytest.mark.parametrize(
