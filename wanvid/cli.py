@@ -886,15 +886,14 @@ def _stem(ref: str) -> str:
 def _complete_task(incomplete: str) -> list[tuple[str, str]]:
     """Task ids from the journal, most recent first, with their status (no HTTP, no rich: it must be quick)."""
     try:
+        from .complete import TASKS_SQL  # one query for both completion paths
         from .journal import Journal
 
         journal = Journal()
         if not journal.path.exists():
             return []
         rows = journal.db_read(
-            "SELECT id, status, model, created_at FROM tasks WHERE id LIKE ? ESCAPE '\\' "
-            "ORDER BY created_at DESC LIMIT 50",
-            (incomplete.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+            TASKS_SQL, (incomplete.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
         )
     except WanvidError:
         return []
