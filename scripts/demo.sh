@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=demo-out
 mkdir -p "$out"
+export WANVID_DATA_DIR="$out/journal"  # the demo's tasks stay out of your own journal
 log=$(mktemp)
 wanvid sandbox --port 0 --queue-seconds 1 --run-seconds 4 >"$log" 2>/dev/null &
 pid=$!
@@ -14,4 +15,5 @@ url=$(head -n1 "$log")
 echo "demo: sandbox gateway at $url" >&2
 wanvid run examples/cat.png --prompt "the cat walks toward the camera" \
   --base-url "$url" --api-key demo-key -o "$out/cat.mp4" --force
-echo "demo: done — play $out/cat.mp4" >&2
+wanvid list --base-url "$url" --api-key demo-key >&2
+echo "demo: done — play $out/cat.mp4 (what made it: $out/cat.mp4.json)" >&2
