@@ -243,6 +243,9 @@ class _LiveDownload:
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
+            # No refresh thread: it would take the GIL from the copy loop. The download reports about ten
+            # times a second, and each report redraws.
+            auto_refresh=False,
         )
         self.bar = self.progress.add_task(name, total=None)
 
@@ -254,10 +257,10 @@ class _LiveDownload:
         self.progress.stop()
 
     def start(self, total: int | None) -> None:
-        self.progress.update(self.bar, total=total)
+        self.progress.update(self.bar, total=total, refresh=True)
 
     def advance(self, n: int) -> None:
-        self.progress.advance(self.bar, n)
+        self.progress.update(self.bar, advance=n, refresh=True)
 
 
 def _mb(n: int) -> str:
