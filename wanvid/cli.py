@@ -1068,24 +1068,14 @@ def list_(
     every: Annotated[bool, typer.Option("--all", help="Every profile and gateway, not only the current ones.")] = False,
 ) -> None:
     """Show the tasks this machine created, newest first, from the journal (alias: history)."""
-    from .journal import UNFINISHED
+    from .journal import STATES
     from .records import age
 
     wanted = status_filter.upper() if status_filter else None
-    known = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "EXPIRED", "NOT_FOUND", "UNFINISHED"}
-    if wanted is not None and wanted not in known:
-        raise UsageError(
-            f"--status {status_filter!r} is not a state", hint="use one of: " + ", ".join(sorted(known)).lower()
-        )
+    if wanted is not None and wanted not in STATES:
+        raise UsageError(f"--status {status_filter!r} is not a state", hint="use one of: " + ", ".join(STATES).lower())
     scope = {} if every else {"profile": ctx.profile_name, "base_url": ctx.base}
-    entries = ctx.journal.recent(**scope, limit=100_000)
-
-    def keep(e: "Entry") -> bool:
-        if wanted == "UNFINISHED":
-            return e.status in UNFINISHED and not e.expired()
-        return wanted is None or e.shown_status == wanted
-
-    entries = [e for e in entries if keep(e)][: max(0, limit)]
+    entries = ctx.journal.listed(wanted, **scope, limit=limit)
     now = time.time()
     rows = [
         (e.id, e.shown_status, e.model or "", f"{age(now - e.created_at)} ago", e.output_path or "") for e in entries

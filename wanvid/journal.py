@@ -79,6 +79,8 @@ _INDEXES = (
 )
 
 UNFINISHED = ("PENDING", "RUNNING", "UNRECOGNIZED")
+# What `list --status` filters on: the shown states, plus "UNFINISHED" for any of the above still alive.
+STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "EXPIRED", "NOT_FOUND", "UNFINISHED")
 
 
 @dataclass
@@ -121,6 +123,10 @@ class Entry:
         if self.status in ("FAILED", "CANCELED"):
             return self.status
         return "EXPIRED" if self.expired() else self.status
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status in UNFINISHED and not self.expired()
 
     def request_data(self) -> dict[str, Any]:
         return json.loads(self.request) if self.request else {}
@@ -264,14 +270,20 @@ class Journal:
         where, args = _where(profile=profile, base_url=base_url)
         return self._read(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
 
+    def listed(
+        self, state: str | None, *, profile: str | None = None, base_url: str | None = None, limit: int = 20
+    ) -> list[Entry]:
+        """The newest tasks in ``state`` (one of ``STATES``, as shown; None: any)."""
+        rows = self.recent(profile=profile, base_url=base_url, limit=1_000_000)
+        if state == "UNFINISHED":
+            rows = [e for e in rows if e.unfinished]
+        elif state is not None:
+            rows = [e for e in rows if e.shown_status == state]
+        return rows[: max(0, limit)]
+
     def unfinished(self, profile: str, base_url: str) -> list[Entry]:
-        now = time.time()
-        marks = ", ".join("?" for _ in UNFINISHED)
-        rows = self._read(
-            f"SELECT * FROM tasks WHERE profile = ? AND base_url = ? AND status IN ({marks}) ORDER BY created_at",
-            (profile, base_url, *UNFINISHED),
-        )
-        return [e for e in rows if not e.expired(now)]
+        """Every live unfinished task of a profile and gateway, oldest first."""
+        return self.listed("UNFINISHED", profile=profile, base_url=base_url, limit=1_000_000)[::-1]
 
     def same_request(self, request_hash: str, base_url: str, profile: str) -> Entry | None:
         """The newest task of this profile (so of its key) for an identical request that can still deliver:

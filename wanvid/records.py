@@ -112,7 +112,7 @@ def expiry(task: Task, created_at: float) -> float:
 
 def check_alive(entry: Entry | None) -> None:
     """Raise ``Expired`` (exit 5) for a task the journal knows has outlived its 24 h, before any request."""
-    if entry is None or not entry.expired() or entry.status in ("FAILED", "CANCELED"):
+    if entry is None or entry.shown_status != "EXPIRED":
         return
     when = datetime.fromtimestamp(entry.life_ends, UTC).strftime("%Y-%m-%d %H:%M UTC")
     error = Expired(
