@@ -24,6 +24,8 @@ import requests
 from wanvid.media import mp4_info
 from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
+from .conftest import wv
+
 KEY = "test-key-0123456789-never-print"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NATIVE_CREATE = "/aliyun/v1/videos/generations"
@@ -1026,6 +1028,222 @@ def test_task_list_counts_polls_and_downloads() -> None:
             2,
             1,
         )
+
+
+# ---- rate and task limits, load stats ---------------------------------------------------------------
+
+ZERO_STATS = {"in_flight": 0, "max_in_flight": 0, "max_active_tasks": 0, "throttled": 0, "creates": 0, "requests": 0}
+
+
+def stats(sb: Sandbox) -> dict[str, int]:
+    r = requests.get(sb.url + "/_sandbox/stats")
+    assert r.status_code == 200
+    body = dict(r.json())
+    assert set(body) == set(ZERO_STATS)
+    return body
+
+
+def set_faults(sb: Sandbox, **faults: Any) -> None:
+    r = requests.post(sb.url + "/_sandbox/faults", json=faults)
+    assert r.status_code == 200, r.text
+
+
+def test_rate_limit_answers_rate_quota_until_a_slot_frees(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    video_url = native_task(instant, task_id)["output"]["video_url"]
+    set_faults(instant, rate_limit=2)
+    query = f"{instant.url}/aliyun/v1/tasks/{task_id}"
+    assert [requests.get(query, headers=AUTH).status_code for _ in range(2)] == [200, 200]
+
+    r = requests.get(query, headers=AUTH)
+    assert r.status_code == 429
+    assert r.json()["error"] == {
+        "message": "Requests rate limit exceeded, please try again later.",
+        "type": "rate_limit_error",
+        "param": None,
+        "code": "Throttling.RateQuota",
+    }
+    assert r.json()["request_id"] == r.headers["X-Request-Id"]  # the native shape
+    assert re.fullmatch(r"\d+\.\d", r.headers["Retry-After"])
+    wait = float(r.headers["Retry-After"])
+    assert 0.1 <= wait <= 1.0
+
+    unified = requests.get(f"{instant.url}/v1/videos/{task_id}", headers=AUTH)
+    assert unified.status_code == 429 and unified.json()["error"]["code"] == "Throttling.RateQuota"
+    assert "request_id" not in unified.json() and float(unified.headers["Retry-After"]) <= wait
+    # Control routes and signed URLs are not API requests: they neither count nor get refused.
+    assert requests.get(instant.url + "/_sandbox/health").ok
+    assert requests.get(video_url).status_code == 200
+    # A refused request takes no other fault's turn.
+    instant.faults.throttle = 1
+    assert requests.get(query, headers=AUTH).json()["error"]["code"] == "Throttling.RateQuota"
+    assert instant.faults.throttle == 1
+    instant.faults.throttle = 0
+
+    time.sleep(wait)
+    assert requests.get(query, headers=AUTH).status_code == 200  # the very same request, now let through
+    assert stats(instant)["throttled"] == 3
+
+
+def test_rate_limited_create_makes_no_task(sandbox: Sandbox) -> None:
+    set_faults(sandbox, rate_limit=1)
+    first = create_unified(sandbox)
+    r = requests.post(sandbox.url + NATIVE_CREATE, json=native_body(), headers=AUTH)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "Throttling.RateQuota"
+    assert list(sandbox_tasks(sandbox)) == [first]
+    assert len(sandbox.requests(NATIVE_CREATE)) == 1  # still recorded, like every API request
+    expected = {"max_in_flight": 1, "max_active_tasks": 1, "throttled": 1, "creates": 1, "requests": 2}
+    assert stats(sandbox) == {**ZERO_STATS, **expected}
+
+
+def test_fractional_rate_limit_stretches_the_window(sandbox: Sandbox) -> None:
+    set_faults(sandbox, rate_limit=0.5)  # one request per 2 s
+    assert requests.get(sandbox.url + "/aliyun/v1/tasks/x", headers=AUTH).status_code == 200
+    r = requests.get(sandbox.url + "/aliyun/v1/tasks/x", headers=AUTH)
+    assert r.status_code == 429 and 1.5 < float(r.headers["Retry-After"]) <= 2.0
+
+
+def test_task_limit_refuses_creates_while_full() -> None:
+    with Sandbox(queue_seconds=0.1, run_seconds=0.2) as sb:
+        set_faults(sb, task_limit=2)
+        ids = [create_native(sb), create_unified(sb)]
+        r = requests.post(sb.url + NATIVE_CREATE, json=native_body(), headers=AUTH)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        error = r.json()["error"]
+        assert error["code"] == "Throttling.AllocationQuota" and error["type"] == "rate_limit_error"
+        assert error["message"].startswith("Allocated quota exceeded") and "task_limit is 2" in error["message"]
+        assert r.json()["request_id"] == r.headers["X-Request-Id"]
+        unified = requests.post(sb.url + "/v1/videos", json=unified_body(), headers=AUTH)
+        assert unified.status_code == 429 and unified.json()["error"]["code"] == "Throttling.AllocationQuota"
+        assert sorted(sandbox_tasks(sb)) == sorted(ids)  # refused creates made no task
+
+        statuses_until(lambda: sandbox_tasks(sb)[ids[0]]["status"], {"SUCCEEDED"})  # one ends, nobody polls
+        third = create_native(sb)
+        assert set(sandbox_tasks(sb)) == {*ids, third}
+        s = stats(sb)
+        assert (s["creates"], s["throttled"], s["max_active_tasks"]) == (3, 2, 2)
+
+
+def test_task_limit_holds_under_concurrent_creates() -> None:
+    with Sandbox(queue_seconds=5, run_seconds=5) as sb:
+        sb.faults.task_limit = 3
+        codes: list[int] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            r = requests.post(sb.url + NATIVE_CREATE, json=native_body(), headers=AUTH)
+            with lock:
+                codes.append(r.status_code)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+        assert sorted(codes) == [200] * 3 + [429] * 5
+        assert len(sb.tasks()) == 3 and sb.stats()["max_active_tasks"] == 3
+
+
+def test_stats_measure_overlapping_requests_and_tasks() -> None:
+    with Sandbox(queue_seconds=0.1, run_seconds=0.2) as sb:
+        assert stats(sb) == ZERO_STATS
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def create() -> None:
+            task_id = create_native(sb)
+            with lock:
+                ids.append(task_id)
+
+        threads = [threading.Thread(target=create) for _ in range(3)]  # three tasks at once, 0.3 s each
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+        for task_id in ids:
+            statuses_until(lambda task_id=task_id: sandbox_tasks(sb)[task_id]["status"], {"SUCCEEDED"})
+        assert stats(sb)["max_active_tasks"] == 3  # counted from the timings: nobody polled them
+        create_native(sb)  # alone: the peak stays
+        assert stats(sb)["max_active_tasks"] == 3
+
+        sb.faults.slow_download_bps = 100_000  # each download below takes about 0.5 s
+        url = f"{sb.url}/aliyun/v1/videos/{ids[0]}/content"
+        downloads = [
+            threading.Thread(target=lambda: requests.get(url, headers={**AUTH, "Range": "bytes=0-49999"}))
+            for _ in range(3)
+        ]
+        for t in downloads:
+            t.start()
+        live = 0
+        deadline = time.monotonic() + 2
+        while live < 2 and time.monotonic() < deadline:
+            live = stats(sb)["in_flight"]
+            time.sleep(0.01)
+        for t in downloads:
+            t.join(5)
+        assert live >= 2
+        # The pacing sleeps once more after the last write: the server may still hold a request a moment.
+        deadline = time.monotonic() + 1
+        while stats(sb)["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        s = stats(sb)
+        assert s["in_flight"] == 0 and s["max_in_flight"] >= 2
+        assert (s["creates"], s["requests"], s["throttled"]) == (4, 7, 0)
+        assert s == sb.stats()
+
+
+def test_reset_zeroes_the_stats(sandbox: Sandbox) -> None:
+    set_faults(sandbox, throttle=1, rate_limit=10, task_limit=5)
+    assert requests.post(sandbox.url + NATIVE_CREATE, json=native_body(), headers=AUTH).status_code == 429
+    create_native(sandbox)
+    assert stats(sandbox) == {
+        "in_flight": 0,
+        "max_in_flight": 1,
+        "max_active_tasks": 1,
+        "throttled": 1,
+        "creates": 1,
+        "requests": 2,
+    }
+    assert requests.post(sandbox.url + "/_sandbox/reset").json() == {"ok": True}
+    assert stats(sandbox) == ZERO_STATS
+    assert sandbox.faults == Faults()  # rate_limit and task_limit back to null
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("rate_limit", 0),
+        ("rate_limit", -1),
+        ("rate_limit", "5"),
+        ("rate_limit", True),
+        ("task_limit", 0),
+        ("task_limit", 1.5),
+        ("task_limit", "2"),
+        ("task_limit", False),
+    ],
+)
+def test_limit_faults_refuse_bad_values(sandbox: Sandbox, name: str, value: Any) -> None:
+    r = requests.post(sandbox.url + "/_sandbox/faults", json={name: value})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == name and r.json()["error"]["message"].startswith(f"{name} must be")
+    assert getattr(sandbox.faults, name) is None
+
+
+def test_limit_faults_over_http(sandbox: Sandbox) -> None:
+    for raw in (b'{"rate_limit": Infinity}', b'{"rate_limit": NaN}'):  # Python's json reads these
+        r = requests.post(sandbox.url + "/_sandbox/faults", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "rate_limit"
+    r = requests.post(sandbox.url + "/_sandbox/faults", json={"rate_limit": 2.5, "task_limit": 4})
+    assert r.status_code == 200 and (r.json()["rate_limit"], r.json()["task_limit"]) == (2.5, 4)
+    r = requests.post(sandbox.url + "/_sandbox/faults", json={"rate_limit": None, "task_limit": None})
+    assert r.status_code == 200 and (sandbox.faults.rate_limit, sandbox.faults.task_limit) == (None, None)
+
+
+def test_cli_sandbox_checks_limit_faults() -> None:
+    result = wv("sandbox", "--port", "0", "--fault", "rate_limit=0")
+    assert result.exit_code == 2 and "rate_limit must be a finite number > 0" in result.stderr
+    result = wv("sandbox", "--port", "0", "--fault", "task_limit=0")
+    assert result.exit_code == 2 and "task_limit must be an integer >= 1" in result.stderr
 
 
 # ---- control endpoints ------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ Owns everything a client can observe from the gateway without reaching it: route
 envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
 the time-driven task lifecycle (timings captured per task), signed result URLs on a *different host
 name* (``localhost``), the binary download with Range, ETag and If-Range, and faults: failed tasks,
-429/5xx, dropped connections, malformed answers, cut, slow, changed, huge or HTML "videos", expiry.
-Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests, reset) let tests and
-benchmarks steer and observe it. It backs the test suite, ``wanvid sandbox`` and users' own CI.
+429/5xx, a requests-per-second limit and a limit on unfinished tasks (429 Throttling.RateQuota /
+Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow, changed, huge or HTML
+"videos", expiry. Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests,
+stats, reset) let tests and benchmarks steer and observe it; ``GET /_sandbox/stats`` tells how hard a
+client pushed: API requests in flight now and at most, the most tasks unfinished at once, 429s sent,
+tasks created, API requests seen. It backs the test suite, ``wanvid sandbox`` and users' own CI.
 Standard library only.
 """
 
@@ -30,6 +33,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -159,6 +163,15 @@ class Faults:
     fail_after: float | None = None
     throttle: int = 0  # the next N API requests answer 429 Throttling ...
     retry_after: float = 1  # ... with this Retry-After (seconds, sent as given: "0.2")
+    # At most this many API requests (create, query, content; not /_sandbox/ or signed /_oss URLs) a
+    # second, from all clients together, over a sliding window: 1 s when it is a whole number, else
+    # ceil(rate_limit) requests per ceil(rate_limit) / rate_limit seconds (0.5: one per 2 s). A request
+    # over it answers 429 Throttling.RateQuota with Retry-After = the seconds until a slot frees (one
+    # decimal, rounded up, >= 0.1) and is not acted on: no task, no other fault's turn, no window slot.
+    rate_limit: float | None = None
+    # A create while this many tasks are unfinished (created, not yet SUCCEEDED/FAILED, not expired)
+    # answers 429 Throttling.AllocationQuota with Retry-After 1 and makes no task.
+    task_limit: int | None = None
     server_errors: int = 0  # the next N API requests answer server_error_status
     server_error_status: int = 500
     # The next N requests to the content routes answer content_error_status; signed /_oss URLs still
@@ -213,6 +226,11 @@ def _fault_value_error(name: str, value: Any) -> str | None:
         need = f"null or an integer from {low} (the sample plus a {_PAD_HEADER}-byte box header) to 2**63 - 1"
     elif name == "fail_after":
         ok, need = value is None or _is_seconds(value), "a finite number >= 0 or null"
+    elif name == "rate_limit":
+        ok = value is None or (_is_seconds(value) and value > 0)
+        need = "a finite number > 0 (API requests per second) or null (no limit)"
+    elif name == "task_limit":
+        ok, need = value is None or (is_int and value >= 1), "an integer >= 1 (unfinished tasks) or null (no limit)"
     else:  # expire, ignore_range, video_html
         ok, need = isinstance(value, bool), "true or false"
     return None if ok else f"{name} must be {need}"
@@ -261,9 +279,17 @@ class _Task(_NewTask):
 class _Reject(Exception):
     """An error answer raised from deep inside validation and turned into the envelope once."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.param = status, code, message, param
+        self.headers = headers
 
 
 def _bad(param: str | None, message: str) -> _Reject:
@@ -277,6 +303,35 @@ def _wall(ts: float) -> str:
 
 def _retry_after_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _rate_window(rate: float) -> tuple[int, float]:
+    """(requests, seconds) of the sliding window that allows ``rate`` requests a second: (n, 1.0) for a
+    whole n; else ceil(rate) requests per ceil(rate) / rate seconds, so slow rates still admit one."""
+    slots = max(1, math.ceil(rate))
+    return slots, 1.0 if slots == rate else slots / rate
+
+
+def _active_span(task: _Task) -> float:
+    """Seconds from creation during which the task is unfinished (PENDING or RUNNING): until it ends, or
+    until its TTL runs out first."""
+    return max(0.0, min(task.ends_after, task.ttl_seconds))
+
+
+def _max_overlap(tasks: Iterable[_Task]) -> int:
+    """The most tasks unfinished at one moment, from their own timings (polled or not)."""
+    events: list[tuple[float, int]] = []
+    for task in tasks:
+        span = _active_span(task)
+        if span > 0:  # a task finished at creation (zero timings) is never unfinished
+            events += [(task.created_mono, 1), (task.created_mono + span, -1)]
+    # At equal times -1 sorts first: a task ending as another is created does not overlap it.
+    events.sort()
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
 
 
 def _url_host(host: str) -> str:
@@ -630,6 +685,8 @@ class _Handler(BaseHTTPRequestHandler):
             kind, self._malformed = self._malformed, None
             self._send_malformed(kind, body)
             return
+        if status == 429:
+            self.sandbox._count_throttled()
         self.send_response(status)
         self.send_header("X-Request-Id", self._request_id)
         if content_type:
@@ -719,28 +776,45 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Reject(404, "NotFound", f"No route for {self.command} {path}")
             name, m = route
             sb = self.sandbox
-            content = name.endswith("_content")
-            # A dropped request gets no answer, so it takes no other fault's turn.
-            self._dropping = sb._take_drop()
-            fault = None if self._dropping else sb._take_api_fault(content=content)
-            if fault is None and not self._dropping and not content:
-                self._malformed = sb._take_malformed()
-            if fault is not None:
-                status, code, message, headers = fault
-                self._error(status, code, message, None, headers)
-                return
-            problem = self._auth_problem()
-            if problem:
-                raise _Reject(401, "InvalidApiKey", problem)
-            if raw and body is None and method == "POST":
-                raise _bad(None, "The request body is not valid JSON")
-            args = [unquote(g) for g in m.groups()]
-            if method == "POST":
-                getattr(self, name)(body, *args)
-            else:
-                getattr(self, name)(*args)
+            sb._api_started()
+            try:
+                self._api(name, m, method, raw, body)
+            except _Reject as exc:  # answered here, so the answer is written while still counted in flight
+                self._error(exc.status, exc.code, exc.message, exc.param, exc.headers)
+            finally:
+                sb._api_ended()
         except _Reject as exc:
-            self._error(exc.status, exc.code, exc.message, exc.param)
+            self._error(exc.status, exc.code, exc.message, exc.param, exc.headers)
+
+    def _api(self, name: str, m: re.Match[str], method: str, raw: bytes, body: Any) -> None:
+        """One request to a create, query or content route: limits, faults, auth, then the route."""
+        sb = self.sandbox
+        # The rate limiter stands in front of everything: a request over it is not acted on at all.
+        wait = sb._take_rate_slot()
+        if wait is not None:
+            message = "Requests rate limit exceeded, please try again later."
+            self._error(429, "Throttling.RateQuota", message, None, {"Retry-After": f"{wait:.1f}"})
+            return
+        content = name.endswith("_content")
+        # A dropped request gets no answer, so it takes no other fault's turn.
+        self._dropping = sb._take_drop()
+        fault = None if self._dropping else sb._take_api_fault(content=content)
+        if fault is None and not self._dropping and not content:
+            self._malformed = sb._take_malformed()
+        if fault is not None:
+            status, code, message, headers = fault
+            self._error(status, code, message, None, headers)
+            return
+        problem = self._auth_problem()
+        if problem:
+            raise _Reject(401, "InvalidApiKey", problem)
+        if raw and body is None and method == "POST":
+            raise _bad(None, "The request body is not valid JSON")
+        args = [unquote(g) for g in m.groups()]
+        if method == "POST":
+            getattr(self, name)(body, *args)
+        else:
+            getattr(self, name)(*args)
 
     def _auth_problem(self) -> str | None:
         header = self.headers.get("Authorization")
@@ -1013,6 +1087,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, sb._timing_dict())
         elif method == "GET" and path == "/_sandbox/tasks":
             self._send_json(200, sb.tasks())
+        elif method == "GET" and path == "/_sandbox/stats":
+            self._send_json(200, sb.stats())
         elif method == "POST" and path == "/_sandbox/reset":
             sb.reset()
             self._send_json(200, {"ok": True})
@@ -1060,9 +1136,16 @@ class Sandbox:
         self.status_style = status_style
         self.content_redirect = content_redirect
         self.faults = faults if faults is not None else Faults()
-        self._lock = threading.Lock()  # guards tasks, the request log and fault counters
+        self._lock = threading.Lock()  # guards tasks, the request log, fault counters and the stats below
         self._tasks: dict[str, _Task] = {}
         self._log: list[RecordedRequest] = []
+        # GET /_sandbox/stats (max_active_tasks is computed from the tasks' own timings instead).
+        self._in_flight = 0  # API requests being handled right now
+        self._max_in_flight = 0
+        self._throttled = 0  # 429 answers sent, any cause
+        self._creates = 0
+        self._api_requests = 0
+        self._admitted: deque[float] = deque()  # monotonic times of the requests rate_limit let through
         self._secret = secrets.token_bytes(16)
         # Bound here, not in start(), so the URL is known before serving (``wanvid sandbox`` prints it first).
         self._server = _Server((host, port), self)
@@ -1133,15 +1216,40 @@ class Sandbox:
             return [r for r in self._log if r.path.startswith(path_prefix)]
 
     def reset(self) -> None:
-        """Forget all tasks and recorded requests, clear every fault (the Faults object is kept) and
-        restore the constructor's timings."""
+        """Forget all tasks and recorded requests, clear every fault (the Faults object is kept), zero the
+        stats and restore the constructor's timings.
+
+        ``in_flight`` is a live gauge, so it is kept (requests still being answered end later);
+        ``max_in_flight`` restarts from it.
+        """
         with self._lock:
             self._tasks.clear()
             self._log.clear()
+            self._max_in_flight = self._in_flight
+            self._throttled = self._creates = self._api_requests = 0
+            self._admitted.clear()
             for name, value in dataclasses.asdict(Faults()).items():
                 setattr(self.faults, name, value)
             self.queue_seconds, self.run_seconds, self.ttl_seconds = self._initial_timing
             self._video_key, self._video_since = (None, 0), 0.0
+
+    def stats(self) -> dict[str, int]:
+        """Load counters since start or reset, as ``GET /_sandbox/stats`` shows them.
+
+        API requests are those of the create, query and content routes (not ``/_sandbox/``, not signed
+        ``/_oss`` URLs), throttled ones included. ``max_active_tasks`` is the most tasks unfinished at one
+        moment, each counted from its creation until its status turns SUCCEEDED or FAILED (or it expires
+        first), from the tasks' timings: it does not depend on anyone polling.
+        """
+        with self._lock:
+            return {
+                "in_flight": self._in_flight,
+                "max_in_flight": self._max_in_flight,
+                "max_active_tasks": _max_overlap(self._tasks.values()),
+                "throttled": self._throttled,
+                "creates": self._creates,
+                "requests": self._api_requests,
+            }
 
     def tasks(self) -> list[dict[str, Any]]:
         """Every task as ``GET /_sandbox/tasks`` shows it: status now, wall-clock times, polls, downloads."""
@@ -1200,6 +1308,42 @@ class Sandbox:
             for name, value in changes.items():
                 setattr(self.faults, name, value)
         return None
+
+    def _api_started(self) -> None:
+        with self._lock:
+            self._api_requests += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _api_ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _count_throttled(self) -> None:
+        with self._lock:
+            self._throttled += 1
+
+    def _take_rate_slot(self) -> float | None:
+        """Admit one API request under rate_limit (None), or return the seconds until a slot frees."""
+        rate = self.faults.rate_limit
+        if rate is None:
+            return None
+        problem = _fault_value_error("rate_limit", rate)  # set as an attribute, so not checked yet
+        if problem:
+            raise ValueError(problem)
+        slots, window = _rate_window(rate)
+        now = time.monotonic()
+        with self._lock:
+            admitted = self._admitted
+            while admitted and admitted[0] <= now - window:
+                admitted.popleft()
+            if len(admitted) < slots:
+                admitted.append(now)
+                return None
+            # Full: a slot frees when the oldest of the last ``slots`` admissions leaves the window (the
+            # ones before it too, which only matters when rate_limit was lowered meanwhile).
+            frees_at = admitted[len(admitted) - slots] + window
+        return max(0.1, math.ceil((frees_at - now) * 10) / 10)
 
     def _take_drop(self) -> bool:
         with self._lock:
@@ -1276,6 +1420,17 @@ class Sandbox:
             # Timings and failure faults are captured at creation: changing them later doesn't rewrite
             # running tasks.
             f = self.faults
+            limit = f.task_limit
+            if limit is not None:
+                # Checked under the same lock as the insert: concurrent creates can't both squeeze in.
+                now = time.monotonic()
+                unfinished = sum(1 for t in self._tasks.values() if now - t.created_mono < _active_span(t))
+                if unfinished >= limit:
+                    message = (
+                        "Allocated quota exceeded, please increase your quota limit. "
+                        f"({unfinished} unfinished tasks; the sandbox's task_limit is {limit})"
+                    )
+                    raise _Reject(429, "Throttling.AllocationQuota", message, None, {"Retry-After": "1"})
             failure: tuple[str, str] | None = None
             if f.fail_after is not None:
                 failure = (f.fail_code or "DataInspectionFailed", f.fail_message or _MODERATION_MESSAGE)
@@ -1298,6 +1453,7 @@ class Sandbox:
                 failure=failure,
             )
             self._tasks[task.id] = task
+            self._creates += 1
         return task
 
     def _has_task(self, task_id: str) -> bool:
