@@ -1,0 +1,391 @@
+"""One invocation's settings, journal and client (``Ctx``), and the steps commands share.
+
+A command body in ``wanvid.cli`` (and each row of ``wanvid.batch``) is a short sequence of these steps:
+``validated`` (flags to a checked request), ``submit_or_reuse`` (pay, or reuse a live task for the
+identical request, journaled before anything else), ``wait_task`` (poll until it ends), ``save_video``
+(download, verify, journal, sidecar). After a task is paid for, every error they raise names it and the
+command that picks it up again (``safe``). Nothing here knows about Typer; heavy modules (requests,
+rich, the journal) load inside the steps that need them.
+"""
+
+import math
+import os
+import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from . import config
+from .errors import FieldError, Interrupted, NotFound, Unavailable, UsageError, WaitTimeout, WanvidError
+from .output import Output
+from .request import Validated, VideoRequest, validate
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .download import Downloaded
+    from .journal import Entry, Journal
+    from .task import Task
+
+
+@dataclass
+class Ctx:
+    """The common options of one invocation, and what is derived from them."""
+
+    api_key: str | None
+    base_url: str | None
+    profile: str | None
+    protocol: str | None  # a flag's value (cli.ProtocolName is a str enum)
+    json_out: bool
+    quiet: bool
+    debug: bool
+    allow_insecure: bool
+    task_protocol: str | None = None  # the protocol the journal says a task was created with
+
+    @cached_property
+    def out(self) -> Output:
+        out = Output(json_mode=self.json_out, quiet=self.quiet)
+        # Every key this run could hold, masked out of any message even if it is malformed.
+        for candidate in (self.api_key, *(os.environ.get(n) for n in config.KEY_ENV_VARS)):
+            out.add_secret(candidate)
+        return out
+
+    @cached_property
+    def settings(self) -> config.Settings:
+        settings = config.resolve(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            profile=self.profile,
+            protocol=str(self.protocol) if self.protocol else None,
+        )
+        self.out.add_secret(settings.api_key.value)
+        return settings
+
+    @property
+    def protocol_name(self) -> str:
+        if self.task_protocol and self.settings.protocol.source != "flag":
+            return self.task_protocol  # a fact about the task beats env and config; only a flag overrides it
+        return self.settings.protocol.value or config.DEFAULT_PROTOCOL
+
+    @property
+    def base(self) -> str:
+        return (self.settings.base_url.value or config.DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def profile_name(self) -> str:
+        return self.settings.profile.value or config.DEFAULT_PROFILE
+
+    @cached_property
+    def journal(self) -> "Journal":
+        from .journal import Journal
+
+        return Journal()
+
+    def client(self) -> "Client":
+        from .client import Client
+
+        key = self.settings.require_key()
+        host = urlsplit(self.base).hostname or ""
+        if urlsplit(self.base).scheme == "http" and not _loopback(host):
+            if not self.allow_insecure:
+                raise UsageError(
+                    f"refusing to send the API key over plain http to {host}",
+                    hint="use an https:// base URL, or pass --allow-insecure if you trust every network in between",
+                )
+            self.out.warn(f"sending the API key over plain http to {host} (--allow-insecure)")
+        return Client(
+            self.base,
+            key,
+            on_retry=self.out.warn if self.out.progress else None,
+            log=self.out.debug if self.debug else None,
+        )
+
+    def again(self, *words: str, pin_protocol: bool = True) -> str:
+        """The exact command that picks up where this one stopped (never with the key in it)."""
+        cmd = ["wanvid", *words]
+        pin = self.protocol_name != "native" or self.settings.protocol.source != "default"
+        if pin_protocol and pin:
+            cmd += ["--protocol", self.protocol_name]  # so a different env or config cannot change it
+        if self.profile:
+            cmd += ["--profile", self.profile]
+        if self.base_url:
+            cmd += ["--base-url", self.base_url]
+        if self.allow_insecure:
+            cmd += ["--allow-insecure"]
+        return shlex.join(cmd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared steps.
+
+# Fields whose flag is not simply "--" + field with dashes.
+FLAGS = {"image": "IMAGE", "media": "IMAGE/--last-frame/--audio/--first-clip"}
+
+
+def validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
+    values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
+    try:
+        v = validate(VideoRequest(**values), ctx.protocol_name)
+    except FieldError as exc:
+        flag = FLAGS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        exc.message = f"{flag}: {exc.message}"
+        raise
+    for warning in v.warnings:
+        ctx.out.warn(warning)
+    return v
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_wait(timeout: float, poll_interval: float | None) -> None:
+    """Checked before anything is created: a bad wait option must not cost a task."""
+    if not math.isfinite(timeout) or timeout < 0:
+        raise UsageError("--timeout must be a number of seconds, 0 or more")
+    if poll_interval is not None and (not math.isfinite(poll_interval) or poll_interval <= 0):
+        raise UsageError("--poll-interval must be a number of seconds, more than 0")
+
+
+def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
+    """The journal's row for a task (the most recent one when no id is given); refuse an expired one."""
+    from .records import age, check_alive
+
+    if task_id is None:
+        entry = ctx.journal.latest(ctx.profile_name, ctx.base)
+        if entry is None:
+            raise UsageError(
+                f"the journal has no task of profile {ctx.profile_name!r} on {ctx.base}",
+                hint="give a TASK_ID; `wanvid list --all` shows every task this machine created",
+            )
+        ctx.out.info(f"task {entry.id} (the most recent, created {age(time.time() - entry.created_at)} ago)")
+    else:
+        entry = ctx.journal.get(ctx.base, task_id)
+    if entry is not None:
+        ctx.task_protocol = entry.protocol
+    check_alive(entry)
+    return entry, entry.id if entry else str(task_id)
+
+
+def submit_or_reuse(
+    ctx: Ctx, client: "Client", v: Validated, new: bool, output: Path | None = None
+) -> tuple["Task", "Entry", bool]:
+    """Create the task, or reuse a live one for the identical request; journal it before anything else."""
+    from .records import age, new_entry, task_from
+    from .service import submit
+
+    journal = ctx.journal
+    fingerprint = v.fingerprint(ctx.base)
+    reused = None if new else journal.same_request(fingerprint, ctx.base, ctx.profile_name)
+    if reused is not None:
+        ctx.out.note(
+            f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
+            "for the same request; pass --new to pay for another"
+        )
+        if output is not None:
+            journal.update(ctx.base, reused.id, output_path=str(output))
+        return task_from(reused), reused, True
+    with _interrupt_deferred():  # a Ctrl-C between the gateway's answer and the journal would lose the id
+        task = submit(client, v)
+        entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
+        entry.output_path = str(output) if output else None
+        try:
+            journal.record(entry)
+        except WanvidError as exc:
+            raise safe(exc, task.id, ctx.again("wait", task.id)) from None
+    return task, entry, False
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block is done, then deliver it."""
+    import signal
+
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def wait_task(
+    ctx: Ctx,
+    client: "Client",
+    task_id: str,
+    timeout: float,
+    poll_interval: float | None,
+    entry: "Entry | None",
+    resume: str = "",
+) -> "Task":
+    from .poller import wait_for
+    from .service import check_outcome
+
+    resume = resume or ctx.again("wait", task_id)
+
+    def poll() -> "Task":
+        return query_task(ctx, client, task_id, entry)
+
+    eta, age = _expected(ctx, entry)
+    client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
+    try:
+        with ctx.out.polling(task_id, eta=eta, age=age) as view:
+            task = wait_for(poll, timeout=timeout, interval=poll_interval, eta=eta, age=age, on_update=view.update)
+    except KeyboardInterrupt:
+        _exit_on_second_interrupt()
+        if entry is not None:  # the journal keeps it as unfinished, stamped with when we last looked
+            ctx.journal.update(ctx.base, task_id, status=entry.status)
+        raise safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
+    except Unavailable as exc:
+        if client.hit_deadline:
+            raise safe(WaitTimeout(f"gave up on task {task_id} at --timeout: {exc.message}"), task_id, resume) from None
+        raise safe(exc, task_id, resume) from None
+    except WanvidError as exc:
+        raise safe(exc, task_id, resume) from None
+    finally:
+        client.deadline = None
+    return check_outcome(task)
+
+
+def _expected(ctx: Ctx, entry: "Entry | None") -> tuple[float | None, float]:
+    """When the task should end (seconds after creation, from similar tasks in the journal) and its age."""
+    from .poller import PRIOR_ETA
+
+    if entry is None:
+        return None, 0.0
+    age = max(0.0, time.time() - entry.created_at)
+    typical = ctx.journal.typical_seconds(ctx.base, entry)
+    if typical is None:
+        ctx.out.info(f"no finished task like this one in the journal yet; expecting about {PRIOR_ETA:.0f}s")
+        return None, age
+    seconds, count = typical
+    ctx.out.info(f"expected to take about {seconds:.0f}s (the median of {count} similar task(s))")
+    return seconds, age
+
+
+def query_task(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") -> "Task":
+    """One status query whose answer, including "no such task", is written to the journal."""
+    from .records import remember
+    from .service import query
+
+    try:
+        task = query(client, ctx.protocol_name, task_id)
+    except NotFound as exc:
+        if entry is not None and exc.code is not None:  # the gateway says the task is gone, not the route
+            ctx.journal.update(ctx.base, task_id, status="NOT_FOUND")
+            exc.hint = "tasks and results live 24 h; to make the video again, run the same command with --new"
+        raise
+    remember(ctx.journal, ctx.base, task, entry)
+    return task
+
+
+def safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
+    """Name the paid-for task and the exact command that picks it up again."""
+    exc.task_id = task_id
+    safe = f"task {task_id} is safe; resume with: {resume}"
+    exc.hint = f"{exc.hint}; {safe}" if exc.hint and exc.exit_code in (7, 8) else safe
+    return exc
+
+
+def _exit_on_second_interrupt() -> None:
+    """After the first Ctrl-C wanvid tidies up (journal, message); a second one ends the process at once,
+    even inside a C call such as a wait for the journal's lock (the system's default action, not Python's)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def save_video(
+    ctx: Ctx,
+    client: "Client",
+    task: "Task",
+    dest: Path,
+    *,
+    force: bool,
+    metadata: bool,
+    entry: "Entry | None",
+    resume: str,
+) -> "Downloaded":
+    from .download import Progress
+    from .records import write_sidecar
+    from .service import fetch_video
+
+    try:
+        with ctx.out.downloading(dest.name) as view:
+            got = fetch_video(
+                client,
+                task,
+                dest,
+                force=force,
+                store=ctx.journal,
+                progress=Progress(view.start, view.advance, ctx.out.note),
+            )
+    except KeyboardInterrupt:
+        _exit_on_second_interrupt()
+        raise safe(Interrupted(f"download of task {task.id} stopped"), task.id, resume) from None
+    except WanvidError as exc:
+        raise safe(exc, task.id, resume) from None
+    if entry is not None:
+        ctx.journal.saved(entry, got.path, got.size)
+    if metadata:
+        write_sidecar(got.path, task, entry, size=got.size, info=got.info, source=got.source)
+    shown = f"{got.info.duration:.1f} s, {got.info.width}x{got.info.height}" if got.info.duration else "no duration"
+    ctx.out.info(f"saved {got.path} ({got.size:,} bytes; {shown})")
+    return got
+
+
+def saved_fields(got: "Downloaded", metadata: bool) -> dict[str, Any]:
+    """The JSON fields every command that saves a video reports."""
+    from .records import sidecar_path
+
+    return {
+        "path": str(got.path),
+        "bytes": got.size,
+        "video": {"duration": got.info.duration, "width": got.info.width, "height": got.info.height},
+        "metadata": str(sidecar_path(got.path)) if metadata else None,
+    }
+
+
+def fetch_cmd(ctx: Ctx, task_id: str, dest: Path, force: bool) -> str:
+    return ctx.again("download", task_id, "-o", str(dest), *(["--force"] if force else []))
+
+
+def target(output: str | None, default: str | Path) -> Path:
+    """The absolute output path (printed as the result, so scripts need not know our cwd)."""
+    if output is None:
+        return Path.cwd() / default
+    path = Path(output).expanduser().absolute()
+    if output.endswith(("/", os.sep)) and not path.is_dir():
+        raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
+    return path / Path(default).name if path.is_dir() else path
+
+
+def stem(ref: str) -> str:
+    from .media import is_remote
+
+    if ref.startswith("data:"):
+        return "video"
+    return Path(urlsplit(ref).path if is_remote(ref) else ref).stem or "video"
+
+
+def already_saved(ctx: Ctx, v: Validated, dest: Path) -> str | None:
+    """The task whose video for this very request wanvid saved at ``dest``, if the file is still as saved."""
+    saved = ctx.journal.output(dest)
+    if saved is None or not dest.is_file():
+        return None
+    task_id, request_hash, size = saved
+    return task_id if request_hash == v.fingerprint(ctx.base) and dest.stat().st_size == size else None
