@@ -26,6 +26,7 @@ _ENV_VARS = (
     "WANVID_DEBUG",
     "NO_COLOR",
     "CI",
+    "WANVID_HEARTBEAT",
 )
 
 

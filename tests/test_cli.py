@@ -187,10 +187,10 @@ def test_wait_prints_url_and_plain_progress_lines(gw, cat):
     r = wv("wait", task_id, *FAST)
     assert r.exit_code == 0
     assert r.stdout.startswith("http://localhost:") and r.stdout.count("\n") == 1
-    lines = [line for line in r.stderr.splitlines() if line.startswith("task ")]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("task=")]
     assert r.stderr.splitlines()[0].startswith("no finished task like this one in the journal yet; expecting")
-    states = [line.split(": ")[1].split()[0] for line in lines]
-    assert all(line.startswith(f"task {task_id}: ") for line in lines)
+    states = [line.split()[1].removeprefix("status=") for line in lines]
+    assert all(line.startswith(f"task={task_id} status=") for line in lines)
     assert states[-1] == "SUCCEEDED" and set(states) <= {"PENDING", "RUNNING", "SUCCEEDED"}
     assert len(states) == len(set(states))  # one line per status change, not per poll
     assert "\x1b[" not in r.stderr  # no ANSI without a terminal

@@ -218,7 +218,7 @@ def test_live_display_on_a_terminal_and_no_color(env):
     out, screen = _on_a_terminal(["wait", task_id, "--poll-interval", "0.1"], env)
     assert out.startswith("http://localhost:") and out.count("\n") == 1  # stdout: the result only
     assert "SUCCEEDED" in screen and "\x1b[" in screen  # a live rich display, not plain lines
-    assert f"task {task_id}: PENDING after" not in screen
+    assert f"task={task_id} status=PENDING" not in screen
     colour = re.compile(r"\x1b\[[0-9;]*(3[0-7]|9[0-7]|38;5;\d+|38;2;[\d;]+)m")
     assert colour.search(screen)
     task_id = run("create", str(CAT), env=env).stdout.strip()

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
@@ -33,6 +34,7 @@ DEFAULT_RETRIES = 4
 BACKOFF_BASE = 0.5
 MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+RELEASE_GAP = 0.1  # seconds between requests let go after a shared 429 hold
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
 AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
@@ -66,6 +68,48 @@ def max_retries_from_env() -> int:
     return int(raw) if raw.isdigit() else DEFAULT_RETRIES
 
 
+class Gate:
+    """One rate-limit budget shared by clients working side by side (the workers of a batch).
+
+    A 429's wait holds every client, not just the one that got it: retrying alone while the others
+    keep sending would only earn more 429s. Creates pass at least ``spacing`` seconds apart, so a batch
+    starts as a trickle, not a burst of POSTs.
+    """
+
+    def __init__(self, spacing: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spacing = spacing
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open_at = 0.0  # no request starts before this
+        self._next_create = 0.0  # nor a create before this
+        self._next_release = 0.0  # after a hold, requests leave RELEASE_GAP apart
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._open_at = max(self._open_at, self.clock() + seconds)
+
+    def wait(self, sleep: Callable[[float], None], *, create: bool = False) -> None:
+        """Sleep until a request may start; a create also takes the next slot of the spacing."""
+        with self._lock:
+            now = self.clock()
+            slot = now
+            if create:
+                slot = max(slot, self._next_create)
+                self._next_create = slot + self.spacing
+            if self._open_at > now:  # held after a 429: leave one by one, not all at once into the next 429
+                slot = max(slot, self._open_at, self._next_release)
+                self._next_release = slot + RELEASE_GAP
+        while (left := slot - self.clock()) > 0:
+            sleep(left)
+        while (left := self._open_at - self.clock()) > 0:  # held again meanwhile
+            sleep(left)
+
+    @property
+    def held(self) -> float:
+        """Seconds until requests may start again (0 when they may now)."""
+        return max(0.0, self._open_at - self.clock())
+
+
 class Client:
     def __init__(
         self,
@@ -90,6 +134,7 @@ class Client:
         self.log = log  # --debug: one line per request and answer, key redacted
         self.deadline: float | None = None  # monotonic time after which no retry is started
         self.hit_deadline = False  # the last error was raised because a retry would pass the deadline
+        self.gate: Gate | None = None  # shared with other clients of the same batch
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base_url + path_or_url
@@ -139,6 +184,8 @@ class Client:
         budget = self.max_retries if retries is None else retries
         attempt = 0
         while True:
+            if self.gate is not None:
+                self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
             started = time.monotonic()
             try:
                 resp = self.session.request(
@@ -168,6 +215,8 @@ class Client:
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 wait = self.backoff(attempt, retry_after(resp))
+                if resp.status_code == 429 and self.gate is not None:
+                    self.gate.hold(wait)  # everyone sharing the budget slows down, not just this request
                 if not retryable or self._give_up(attempt, wait, budget):
                     raise error_from_response(resp)
                 resp.close()

@@ -2,8 +2,10 @@
 
 Three modes: human (results plus progress), ``--json`` (exactly one JSON document on stdout, no
 progress) and ``--quiet`` (only the id or path on stdout, no progress). Live rich displays appear only
-when stderr is a terminal; otherwise progress is one plain line per status change, without ANSI.
-rich's live machinery is imported only when a display starts, keeping ``--help`` fast.
+when stderr is a terminal and ``CI`` is not set. Otherwise progress is a heartbeat for logs: one plain
+``key=value`` line per status change, and at most one every ``WANVID_HEARTBEAT`` seconds (30) while
+nothing changes, without ANSI. rich's live machinery is imported only when a display starts, keeping
+``--help`` fast.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Output:
 
     @property
     def live(self) -> bool:
-        return self.progress and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        return self.progress and sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
 
     # -- stdout: results only -------------------------------------------------------------------
     def result(self, text: str, data: Any, quiet_text: str | None = None) -> None:
@@ -126,12 +128,12 @@ class Output:
             yield _PlainPoll(task_id, eta, age, enabled=self.progress)
 
     @contextmanager
-    def downloading(self, name: str) -> Iterator[DownloadView]:
+    def downloading(self, name: str, task_id: str) -> Iterator[DownloadView]:
         if self.live:
             with _LiveDownload(name) as view:
                 yield view
         else:
-            plain = _PlainDownload(name, enabled=self.progress)
+            plain = _PlainDownload(name, task_id, enabled=self.progress)
             yield plain
             plain.finish()
 
@@ -157,23 +159,70 @@ def describe(task: Task) -> str:
     return text
 
 
-def _left(eta: float | None, age: float, task: Task) -> str:
-    """' (about 1m30s left)' while an expected finish lies ahead, else ''."""
+def _left(eta: float | None, age: float, task: Task) -> float | None:
+    """Seconds until the expected finish while it lies ahead, else None."""
     if eta is None or task.status.ended or eta - age < 1:
+        return None
+    return eta - age
+
+
+def _left_text(left: float | None) -> str:
+    """' (about 1m30s left)', or ''."""
+    if left is None:
         return ""
-    left = int(eta - age)
-    return f" (about {left // 60}m{left % 60:02d}s left)" if left >= 60 else f" (about {left}s left)"
+    n = int(left)
+    return f" (about {n // 60}m{n % 60:02d}s left)" if n >= 60 else f" (about {n}s left)"
+
+
+def heartbeat_seconds() -> float:
+    """The longest a log goes without a progress line while nothing changes (``WANVID_HEARTBEAT``)."""
+    try:
+        seconds = float(os.environ.get("WANVID_HEARTBEAT", ""))
+    except ValueError:
+        return HEARTBEAT
+    return seconds if seconds > 0 else HEARTBEAT
+
+
+HEARTBEAT = 30.0
+
+
+def fields(**values: Any) -> str:
+    """``key=value`` pairs for a log line; a value with spaces or quotes is JSON-quoted, None is left out."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not text or any(c in text for c in ' "=\\'):
+            text = json.dumps(text, ensure_ascii=False)
+        out.append(f"{key}={text}")
+    return " ".join(out)
 
 
 class _PlainPoll:
+    """``task=… status=RUNNING progress=40% elapsed=95s left=30s``: on each change, else every heartbeat."""
+
     def __init__(self, task_id: str, eta: float | None, age: float, *, enabled: bool) -> None:
-        self.task_id, self.eta, self.age, self.enabled, self.last = task_id, eta, age, enabled, ""
+        self.task_id, self.eta, self.age, self.enabled = task_id, eta, age, enabled
+        self.last, self.said_at, self.every = "", 0.0, heartbeat_seconds()
 
     def update(self, task: Task, elapsed: float) -> None:
-        if self.enabled and task.raw_status != self.last:
-            self.last = task.raw_status
-            left = _left(self.eta, self.age + elapsed, task)
-            _err(f"task {self.task_id}: {describe(task)} after {elapsed:.0f}s{left}")
+        now = time.monotonic()
+        state = task.raw_status  # progress moving is not a change worth a line; the heartbeat shows it
+        if not self.enabled or (state == self.last and now - self.said_at < self.every):
+            return
+        self.last, self.said_at = state, now
+        age = self.age + elapsed
+        left = _left(self.eta, age, task)
+        _err(
+            fields(
+                task=self.task_id,
+                status=task.status.value if task.status.value != "UNRECOGNIZED" else task.raw_status,
+                progress=f"{task.progress}%" if task.progress is not None and not task.status.ended else None,
+                elapsed=f"{age:.0f}s",
+                left=f"{left:.0f}s" if left is not None else None,
+            )
+        )
 
 
 class _LivePoll:
@@ -204,24 +253,36 @@ class _LivePoll:
         done = task.status.ended
         total = 100 if (task.progress is not None or done) else None
         completed = 100 if done else (task.progress or 0)
-        state = describe(task) + _left(self.eta, self.age + elapsed, task)
+        state = describe(task) + _left_text(_left(self.eta, self.age + elapsed, task))
         self.progress.update(self.bar, total=total, completed=completed, state=state)
 
 
 class _PlainDownload:
-    def __init__(self, name: str, *, enabled: bool) -> None:
-        self.name, self.enabled, self.size, self.t0 = name, enabled, 0, time.monotonic()
+    """A line when the download starts and ends, and a heartbeat with the bytes so far in between."""
+
+    def __init__(self, name: str, task_id: str, *, enabled: bool) -> None:
+        self.name, self.task_id, self.enabled, self.size = name, task_id, enabled, 0
+        self.total: int | None = None
+        self.t0 = self.said_at = time.monotonic()
+        self.every = heartbeat_seconds()
 
     def start(self, total: int | None) -> None:
+        self.total = total
         if self.enabled:
-            _err(f"downloading {self.name}" + (f" ({_mb(total)})" if total else ""))
+            self._say("DOWNLOADING", total=_mb(total) if total else None)
 
     def advance(self, n: int) -> None:
         self.size += n
+        if self.enabled and time.monotonic() - self.said_at >= self.every:
+            self._say("DOWNLOADING", received=_mb(self.size) + (f"/{_mb(self.total)}" if self.total else ""))
 
     def finish(self) -> None:
         if self.enabled and self.size:
-            _err(f"downloaded {_mb(self.size)} in {time.monotonic() - self.t0:.1f}s")
+            self._say("DOWNLOADED", received=_mb(self.size))
+
+    def _say(self, status: str, **more: Any) -> None:
+        self.said_at = now = time.monotonic()
+        _err(fields(task=self.task_id, status=status, file=self.name, **more, elapsed=f"{now - self.t0:.1f}s"))
 
 
 class _LiveDownload:
@@ -264,4 +325,4 @@ class _LiveDownload:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
+    return f"{n / 1_000_000:.1f}MB"

@@ -11,8 +11,9 @@ rich, the journal) load inside the steps that need them.
 import math
 import os
 import shlex
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -27,7 +28,7 @@ from .output import Output
 from .request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, Gate
     from .download import Downloaded
     from .journal import Entry, Journal
     from .task import Task
@@ -46,10 +47,15 @@ class Ctx:
     debug: bool
     allow_insecure: bool
     task_protocol: str | None = None  # the protocol the journal says a task was created with
+    # Set for a batch row's worker: its own display, a rate-limit budget shared with the other rows,
+    # and a sleep that ends (raising KeyboardInterrupt) when the batch is stopped.
+    view: Output | None = None
+    gate: "Gate | None" = None
+    sleep: Callable[[float], None] = time.sleep
 
     @cached_property
     def out(self) -> Output:
-        out = Output(json_mode=self.json_out, quiet=self.quiet)
+        out = self.view or Output(json_mode=self.json_out, quiet=self.quiet)
         # Every key this run could hold, masked out of any message even if it is malformed.
         for candidate in (self.api_key, *(os.environ.get(n) for n in config.KEY_ENV_VARS)):
             out.add_secret(candidate)
@@ -98,12 +104,15 @@ class Ctx:
                     hint="use an https:// base URL, or pass --allow-insecure if you trust every network in between",
                 )
             self.out.warn(f"sending the API key over plain http to {host} (--allow-insecure)")
-        return Client(
+        client = Client(
             self.base,
             key,
+            sleep=self.sleep,
             on_retry=self.out.warn if self.out.progress else None,
             log=self.out.debug if self.debug else None,
         )
+        client.gate = self.gate
+        return client
 
     def again(self, *words: str, pin_protocol: bool = True) -> str:
         """The exact command that picks up where this one stopped (never with the key in it)."""
@@ -213,6 +222,9 @@ def _interrupt_deferred() -> Iterator[None]:
     """Hold a Ctrl-C until the block is done, then deliver it."""
     import signal
 
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; a batch worker is stopped between steps instead
+        return
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
@@ -244,7 +256,15 @@ def wait_task(
     client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
     try:
         with ctx.out.polling(task_id, eta=eta, age=age) as view:
-            task = wait_for(poll, timeout=timeout, interval=poll_interval, eta=eta, age=age, on_update=view.update)
+            task = wait_for(
+                poll,
+                timeout=timeout,
+                interval=poll_interval,
+                eta=eta,
+                age=age,
+                on_update=view.update,
+                sleep=ctx.sleep,
+            )
     except KeyboardInterrupt:
         _exit_on_second_interrupt()
         if entry is not None:  # the journal keeps it as unfinished, stamped with when we last looked
@@ -306,7 +326,8 @@ def _exit_on_second_interrupt() -> None:
     even inside a C call such as a wait for the journal's lock (the system's default action, not Python's)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if threading.current_thread() is threading.main_thread():  # a batch's main thread handles its own
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def save_video(
@@ -325,7 +346,7 @@ def save_video(
     from .service import fetch_video
 
     try:
-        with ctx.out.downloading(dest.name) as view:
+        with ctx.out.downloading(dest.name, task.id) as view:
             got = fetch_video(
                 client,
                 task,
