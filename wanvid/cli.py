@@ -10,12 +10,14 @@ at the top: requests, rich's live displays and Pillow load inside the commands t
 
 import functools
 import inspect
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
+from enum import Enum, StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +26,7 @@ from . import __version__, config
 from .errors import (
     Interrupted,
     NotFound,
+    StorageError,
     TaskFailed,
     UsageError,
     WanvidError,
@@ -37,6 +40,7 @@ from .session import (
     fetch_cmd,
     known,
     query_task,
+    run_hook,
     save_video,
     saved_fields,
     stem,
@@ -448,6 +452,20 @@ OUT_PARAMS = [
         ],
         True,
     ),
+    _param(
+        "on_complete",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--on-complete",
+                metavar="CMD",
+                help="Run CMD through the shell after each video is saved, with WANVID_OUTPUT, WANVID_TASK_ID, "
+                "WANVID_MODEL, WANVID_BYTES, WANVID_METADATA (and WANVID_ROW in a batch) set; exit 9 if it fails.",
+                show_default=False,
+                rich_help_panel=OUT,
+            ),
+        ],
+    ),
 ]
 
 NEW_PARAM = _param(
@@ -647,7 +665,9 @@ def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float |
 
 
 @command(app, "download", OUT_PARAMS)
-def download(ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool) -> None:
+def download(
+    ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
+) -> None:
     """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
     from .download import check_target, default_name
     from .service import check_outcome
@@ -665,7 +685,10 @@ def download(ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bo
         )
     resume = fetch_cmd(ctx, task_id, dest, force)
     got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=resume)
+    hook_error = run_hook(ctx, on_complete, task, got)
     ctx.out.result(str(got.path), {"task_id": task.id, **saved_fields(got, metadata)})
+    if hook_error is not None:
+        raise hook_error
 
 
 @command(app, "run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS)
@@ -675,6 +698,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
+    hook = opts.pop("on_complete")
     check_wait(timeout, poll_interval)
     v = validated(ctx, opts)
     dest = target(output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
@@ -697,7 +721,139 @@ def run_(ctx: Ctx, **opts: Any) -> None:
         ctx, client, task.id, timeout, poll_interval, entry, resume=f"{ctx.again('wait', task.id)} && {fetch}"
     )
     got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=fetch)
+    hook_error = run_hook(ctx, hook, task, got)
     ctx.out.result(str(got.path), {"task": task.to_dict(), **saved_fields(got, metadata), "reused": reused})
+    if hook_error is not None:
+        raise hook_error  # after the result: the video is saved and scripts get its path
+
+
+@command(
+    app,
+    "batch",
+    [p for p in CREATE_PARAMS if p.name != "image"],
+    WAIT_PARAMS,
+    [p for p in OUT_PARAMS if p.name != "output"],
+)
+def batch_(
+    ctx: Ctx,
+    manifest: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MANIFEST",
+            help="A .csv (with a header row) or .jsonl file: one row per video, columns named like the video "
+            "options (image, prompt, seed...) plus output.",
+            show_default=False,
+        ),
+    ],
+    *,
+    output_dir: Annotated[
+        str, typer.Option("--output-dir", "-d", metavar="DIR", help="Where the videos go (created if missing).")
+    ] = ".",
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            metavar="TEMPLATE",
+            help="File name of each video; fields: {row} {stem} {model} {seed} {duration} {resolution} {task_id}.",
+        ),
+    ] = "{stem}.mp4",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-j", metavar="N", help="Rows in progress at once (1-32).")
+    ] = 4,
+    stagger: Annotated[
+        float, typer.Option("--stagger", metavar="SECONDS", help="Least time between two task submissions.")
+    ] = 0.5,
+    results: Annotated[
+        str | None,
+        typer.Option(
+            "--results",
+            metavar="PATH",
+            help="The results JSONL, one line per row [default: <output-dir>/<manifest name>.results.jsonl].",
+            show_default=False,
+        ),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Run the valid rows even if others are invalid (exit 2 at the end).")
+    ] = False,
+    timeout: float = 1800.0,
+    poll_interval: float | None = None,
+    force: bool = False,
+    metadata: bool = True,
+    on_complete: str | None = None,
+    **opts: Any,
+) -> None:
+    """Make a video for every row of a manifest, N at a time; rerunning it never pays for a row twice.
+
+    The video options given here are defaults for the rows that do not set them. Every row is checked
+    before anything is sent. Rows already saved are skipped, live tasks for the same request are reused,
+    and Ctrl-C leaves every submitted task resumable: run the same command again. Exit 0 when every row
+    succeeded, else the exit code of the worst failure.
+    """
+    from . import batch
+    from . import manifest as manifest_file
+    from .client import Gate
+
+    check_wait(timeout, poll_interval)
+    if not 1 <= concurrency <= 32:
+        raise UsageError("--concurrency must be from 1 to 32")
+    if not math.isfinite(stagger) or stagger < 0:
+        raise UsageError("--stagger must be a number of seconds, 0 or more")
+    out_dir = Path(output_dir).expanduser().absolute()
+    rows = manifest_file.read(manifest)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+    defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
+    items = batch.plan(ctx, rows, defaults, out_dir=out_dir, template=name, force=force)
+    for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):
+        ctx.out.warn(warning)
+    invalid = [item for item in items if item.problems]
+    for item in invalid:
+        ctx.out.note(f"row {item.row}: " + "; ".join(item.problems))
+    if invalid and not skip_invalid:
+        raise batch.InvalidRows(
+            f"{len(invalid)} of {len(items)} row(s) of {manifest} are invalid (listed above); nothing was sent",
+            "fix them, or pass --skip-invalid to run the valid rows",
+            invalid,
+        )
+    ctx.client()  # a missing key or an insecure URL stops the batch here, not once per row
+    results_path = Path(results).expanduser().absolute() if results else out_dir / f"{manifest.stem}.results.jsonl"
+    results_file = batch.ResultsFile(results_path)
+    labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
+    with ctx.out.batch(labels) as board:
+        done = batch.run(
+            ctx,
+            items,
+            board,
+            out_dir=out_dir,
+            concurrency=concurrency,
+            gate=Gate(spacing=stagger),
+            wait_opts={"timeout": timeout, "poll_interval": poll_interval},
+            force=force,
+            metadata=metadata,
+            hook=on_complete,
+            record=results_file.add,
+        )
+    results_file.close(done)
+    counts, code = batch.summary(done), batch.worst(done)
+    shown = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n and status != "rows")
+    ctx.out.info(f"{counts['rows']} row(s): {shown}; results in {results_path}")
+    doc = {
+        "manifest": str(manifest.absolute()),
+        "results": str(results_path),
+        "rows": [r.to_dict() for r in done],
+        "summary": counts,
+        "exit_code": code,
+    }
+    paths = "\n".join(r.output for r in done if r.output and r.status in ("saved", "already_saved"))
+    if ctx.out.mode == "human":
+        table = [(str(r.row), r.status, r.task_id or "", r.output or (r.error or {}).get("message", "")) for r in done]
+        ctx.out.table(("ROW", "STATUS", "TASK", "OUTPUT / ERROR"), table, doc)
+    else:
+        ctx.out.result(paths, doc, quiet_text=paths)
+    if code:
+        raise typer.Exit(code)
 
 
 @command(app, "list", aliases=("history",))

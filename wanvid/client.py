@@ -34,7 +34,9 @@ DEFAULT_RETRIES = 4
 BACKOFF_BASE = 0.5
 MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
-RELEASE_GAP = 0.1  # seconds between requests let go after a shared 429 hold
+RELEASE_GAP = 0.1  # seconds between requests sharing a Gate after a 429 ...
+MAX_GAP = 2.0  # ... doubling with each further 429 up to this
+CALM = 10.0  # ... for this long after the last 429
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
 AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
@@ -71,9 +73,11 @@ def max_retries_from_env() -> int:
 class Gate:
     """One rate-limit budget shared by clients working side by side (the workers of a batch).
 
-    A 429's wait holds every client, not just the one that got it: retrying alone while the others
-    keep sending would only earn more 429s. Creates pass at least ``spacing`` seconds apart, so a batch
-    starts as a trickle, not a burst of POSTs.
+    A 429's wait holds every client, not just the one that got it: retrying alone while the others keep
+    sending would only earn more 429s. For ``CALM`` seconds after a 429 every request takes a turn, the
+    turns ``gap`` apart; the gap doubles with each further 429 in that time (up to ``MAX_GAP``), so the
+    clients together settle under the gateway's limit instead of spending their retries against it.
+    Creates pass at least ``spacing`` seconds apart, so a batch starts as a trickle, not a burst of POSTs.
     """
 
     def __init__(self, spacing: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -82,11 +86,16 @@ class Gate:
         self._lock = threading.Lock()
         self._open_at = 0.0  # no request starts before this
         self._next_create = 0.0  # nor a create before this
-        self._next_release = 0.0  # after a hold, requests leave RELEASE_GAP apart
+        self._next_turn = 0.0  # while calming down, the next request's turn
+        self._calm_until = 0.0
+        self.gap = RELEASE_GAP
 
     def hold(self, seconds: float) -> None:
         with self._lock:
-            self._open_at = max(self._open_at, self.clock() + seconds)
+            now = self.clock()
+            self._open_at = max(self._open_at, now + seconds)
+            self.gap = min(self.gap * 2, MAX_GAP) if now < self._calm_until else RELEASE_GAP
+            self._calm_until = now + CALM
 
     def wait(self, sleep: Callable[[float], None], *, create: bool = False) -> None:
         """Sleep until a request may start; a create also takes the next slot of the spacing."""
@@ -96,18 +105,13 @@ class Gate:
             if create:
                 slot = max(slot, self._next_create)
                 self._next_create = slot + self.spacing
-            if self._open_at > now:  # held after a 429: leave one by one, not all at once into the next 429
-                slot = max(slot, self._open_at, self._next_release)
-                self._next_release = slot + RELEASE_GAP
+            if now < self._calm_until:  # throttled lately: one by one, not all at once into the next 429
+                slot = max(slot, self._open_at, self._next_turn)
+                self._next_turn = slot + self.gap
         while (left := slot - self.clock()) > 0:
             sleep(left)
         while (left := self._open_at - self.clock()) > 0:  # held again meanwhile
             sleep(left)
-
-    @property
-    def held(self) -> float:
-        """Seconds until requests may start again (0 when they may now)."""
-        return max(0.0, self._open_at - self.clock())
 
 
 class Client:

@@ -17,6 +17,7 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     ├── CorruptDownload (7)       the download is not the video: not an MP4, short, or broken
     ├── StorageError (8)          this machine cannot keep the result or the journal: disk full,
     │                             read-only directory, a corrupt or newer-schema journal
+    ├── HookFailed (9)            the video is saved, but the --on-complete command failed
     ├── WaitTimeout (124)         --timeout passed while the task still runs
     └── Interrupted (130)         Ctrl-C while waiting or downloading
 
@@ -119,6 +120,10 @@ class CorruptDownload(WanvidError):
 
 class StorageError(WanvidError):
     exit_code = 8
+
+
+class HookFailed(WanvidError):
+    exit_code = 9
 
 
 class WaitTimeout(WanvidError):

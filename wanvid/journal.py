@@ -335,6 +335,13 @@ class Journal:
         rows = self.db_read("SELECT task_id, request_hash, bytes FROM outputs WHERE path = ?", (str(path),))
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
+    def outputs_for(self, request_hash: str) -> list[tuple[str, str]]:
+        """(path, task id) of every video wanvid saved for this request, newest first."""
+        rows = self.db_read(
+            "SELECT path, task_id FROM outputs WHERE request_hash = ? ORDER BY saved_at DESC", (request_hash,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
     # -- partial downloads ------------------------------------------------------------------------
     def part(self, path: Path) -> Part | None:
         row = self.db_read("SELECT task_id, source, etag, total FROM parts WHERE path = ?", (str(path),))

@@ -127,6 +127,10 @@ class Output:
         else:
             yield _PlainPoll(task_id, eta, age, enabled=self.progress)
 
+    def batch(self, rows: Sequence[tuple[int, str]]) -> BatchBoard:
+        """The board of a batch: (row number, file name) for every row."""
+        return _LiveBoard(rows) if self.live else _PlainBoard(rows, events=self.progress)
+
     @contextmanager
     def downloading(self, name: str, task_id: str) -> Iterator[DownloadView]:
         if self.live:
@@ -326,3 +330,218 @@ class _LiveDownload:
 
 def _mb(n: int) -> str:
     return f"{n / 1_000_000:.1f}MB"
+
+
+# -- batch ----------------------------------------------------------------------------------------
+# A batch runs many rows at once. Workers report to one board; the main thread ticks it about twice a
+# second. On a terminal (and without CI) the board is a live rich table; otherwise each row's status
+# change is one key=value line and a summary heartbeat keeps a quiet log alive.
+
+FINAL = ("SAVED", "ALREADY_SAVED", "FAILED", "ERROR", "INTERRUPTED", "INVALID", "NOT_STARTED")
+
+
+class _RowState:
+    def __init__(self, name: str) -> None:
+        self.name, self.status, self.task_id = name, "WAITING", ""
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.progress: int | None = None
+        self.received = 0
+        self.total: int | None = None
+
+
+class BatchBoard:
+    """What every row of a batch is doing; thread-safe. Subclasses draw it."""
+
+    def __init__(self, rows: Sequence[tuple[int, str]]) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.rows = {number: _RowState(name) for number, name in rows}
+        self.t0 = time.monotonic()
+
+    def event(self, row: int, status: str, *, task_id: str | None = None, detail: str | None = None) -> None:
+        """A row's status (a task status, DOWNLOADING, or one of FINAL); ``detail``: its output or error."""
+        with self.lock:
+            state = self.rows[row]
+            changed = status != state.status
+            state.status, state.task_id = status, task_id or state.task_id
+            now = time.monotonic()
+            state.started = state.started or now
+            if status in FINAL:
+                state.ended = now
+        if changed:
+            self.changed(row, state, detail)
+
+    def polled(self, row: int, task: Task) -> None:
+        with self.lock:
+            self.rows[row].progress = task.progress
+        self.event(row, task.status.value if task.status.value != "UNRECOGNIZED" else task.raw_status)
+
+    def download(self, row: int, received: int, total: int | None) -> None:
+        with self.lock:
+            state = self.rows[row]
+            state.received, state.total = received, total
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return self.counts_locked()
+
+    def counts_locked(self) -> dict[str, int]:
+        statuses = [s.status for s in self.rows.values()]
+        done = sum(s in ("SAVED", "ALREADY_SAVED") for s in statuses)
+        bad = sum(s in FINAL for s in statuses) - done
+        waiting = statuses.count("WAITING")
+        active = len(statuses) - done - bad - waiting
+        return {"rows": len(statuses), "done": done, "failed": bad, "active": active, "waiting": waiting}
+
+    def elapsed(self, state: _RowState) -> float:
+        if state.started is None:
+            return 0.0
+        return (state.ended or time.monotonic()) - state.started
+
+    # Drawing: overridden.
+    def changed(self, row: int, state: _RowState, detail: str | None) -> None: ...
+    def note(self, row: int, text: str) -> None: ...
+    def tick(self) -> None: ...
+    def __enter__(self) -> BatchBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class _PlainBoard(BatchBoard):
+    def __init__(self, rows: Sequence[tuple[int, str]], *, events: bool) -> None:
+        super().__init__(rows)
+        self.events, self.every, self.said_at = events, heartbeat_seconds(), time.monotonic()
+        self.named: set[int] = set()
+
+    def say(self, text: str) -> None:
+        self.said_at = time.monotonic()
+        _err(text)
+
+    def changed(self, row: int, state: _RowState, detail: str | None) -> None:
+        if state.status in ("WAITING", "SUBMITTING"):
+            return
+        first = bool(state.task_id) and row not in self.named  # the row's task id: in every mode, once
+        if first:
+            self.named.add(row)
+        if self.events or first:
+            key = "error" if state.status in ("FAILED", "ERROR", "INTERRUPTED", "INVALID") else "output"
+            self.say(
+                fields(
+                    row=row,
+                    task=state.task_id or None,
+                    status=state.status,
+                    elapsed=f"{self.elapsed(state):.0f}s",
+                    **{key: detail},
+                )
+            )
+
+    def note(self, row: int, text: str) -> None:
+        self.say(f"row {row}: {text}")  # in every mode: task ids and reuse belong in a script's log
+
+    def tick(self) -> None:
+        if self.events and time.monotonic() - self.said_at >= self.every:
+            self.say(fields(batch="progress", **self.counts(), elapsed=f"{time.monotonic() - self.t0:.0f}s"))
+
+
+class _LiveBoard(BatchBoard):
+    """A rich table: the rows that are moving first, then failures, then the rest, cut to the screen."""
+
+    def __init__(self, rows: Sequence[tuple[int, str]]) -> None:
+        super().__init__(rows)
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> _LiveBoard:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+
+    def note(self, row: int, text: str) -> None:
+        self.live.console.print(printable(f"row {row}: {text}"), markup=False, highlight=False)
+
+    def render(self) -> Any:
+        from rich.table import Table
+
+        order = {"FAILED": 1, "ERROR": 1, "INTERRUPTED": 1, "INVALID": 1, "WAITING": 3}
+        with self.lock:
+            items = sorted(
+                self.rows.items(),
+                key=lambda kv: (
+                    0 if kv[1].status not in FINAL and kv[1].status != "WAITING" else order.get(kv[1].status, 2),
+                    kv[0],
+                ),
+            )
+            room = max(3, self.console.size.height - 6)
+            c = self.counts_locked()
+            table = Table("ROW", "FILE", "TASK", "STATUS", "ELAPSED", "DOWNLOAD", box=None, header_style="bold")
+            for number, s in items[:room]:
+                shown = s.status + (f" {s.progress}%" if s.progress is not None and s.status == "RUNNING" else "")
+                got = ""
+                if s.status == "DOWNLOADING" or (s.received and s.status == "SAVED"):
+                    got = _mb(s.received) + (f"/{_mb(s.total)}" if s.total else "")
+                elapsed = f"{self.elapsed(s):.0f}s" if s.started else ""
+                table.add_row(str(number), printable(s.name), s.task_id[:8], shown, elapsed, got)
+        hidden = len(items) - room
+        table.caption = (
+            f"{c['done']}/{c['rows']} done · {c['active']} active · {c['waiting']} waiting · {c['failed']} failed"
+            f" · {time.monotonic() - self.t0:.0f}s" + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
+        )
+        return table
+
+
+class RowOutput(Output):
+    """The Output a batch row's steps see: progress and notes go to the board, nothing to stdout.
+
+    ``check`` runs on every progress report and raises to stop the row (the batch was interrupted).
+    """
+
+    def __init__(self, board: BatchBoard, row: int, secrets: list[str], check: Any) -> None:
+        super().__init__(quiet=True)  # no per-row info lines or retry chatter; the board shows the state
+        self.board, self.row, self.check = board, row, check
+        self.secrets = list(secrets)
+
+    def note(self, text: str) -> None:
+        self.board.note(self.row, self.redact(text))
+
+    def warn(self, text: str) -> None:
+        self.board.note(self.row, self.redact(f"warning: {text}"))
+
+    @contextmanager
+    def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> Iterator[PollView]:
+        yield _RowPoll(self)
+
+    @contextmanager
+    def downloading(self, name: str, task_id: str) -> Iterator[DownloadView]:
+        self.board.event(self.row, "DOWNLOADING", task_id=task_id)
+        yield _RowDownload(self)
+
+
+class _RowPoll:
+    def __init__(self, out: RowOutput) -> None:
+        self.out = out
+
+    def update(self, task: Task, elapsed: float) -> None:
+        self.out.board.polled(self.out.row, task)
+
+
+class _RowDownload:
+    def __init__(self, out: RowOutput) -> None:
+        self.out, self.received = out, 0
+        self.total: int | None = None
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+        self.out.board.download(self.out.row, self.received, total)
+
+    def advance(self, n: int) -> None:
+        self.received += n
+        self.out.board.download(self.out.row, self.received, self.total)
+        self.out.check()

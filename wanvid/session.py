@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import config
-from .errors import FieldError, Interrupted, NotFound, Unavailable, UsageError, WaitTimeout, WanvidError
+from .errors import FieldError, HookFailed, Interrupted, NotFound, Unavailable, UsageError, WaitTimeout, WanvidError
 from .output import Output
 from .request import Validated, VideoRequest, validate
 
@@ -410,3 +410,50 @@ def already_saved(ctx: Ctx, v: Validated, dest: Path) -> str | None:
         return None
     task_id, request_hash, size = saved
     return task_id if request_hash == v.fingerprint(ctx.base) and dest.stat().st_size == size else None
+
+
+def run_hook(ctx: Ctx, command: str | None, task: "Task", got: "Downloaded", **extra: str) -> HookFailed | None:
+    """Run the user's ``--on-complete`` command for a saved video; return the error if it failed.
+
+    It runs through the shell with the video's facts in WANVID_* variables. Its output is passed on as
+    notes on stderr ("on-complete: ..."), after it ends: wanvid's stdout carries only the result (one
+    JSON document with --json), and a batch's live table must not be scribbled over.
+    """
+    import subprocess
+
+    if not command:
+        return None
+    from .records import sidecar_path
+
+    env = {
+        **os.environ,
+        "WANVID_OUTPUT": str(got.path),
+        "WANVID_TASK_ID": task.id,
+        "WANVID_MODEL": task.model or "",
+        "WANVID_BYTES": str(got.size),
+        "WANVID_METADATA": str(sidecar_path(got.path)) if sidecar_path(got.path).exists() else "",
+        **{f"WANVID_{k.upper()}": v for k, v in extra.items()},
+    }
+    try:
+        done = subprocess.run(
+            command,
+            shell=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        return HookFailed(f"--on-complete could not start: {exc.strerror}", hint=f"the video is saved at {got.path}")
+    for line in done.stdout.splitlines():
+        ctx.out.note(f"on-complete: {line}")
+    if done.returncode == 0:
+        return None
+    how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited {done.returncode}"
+    return HookFailed(
+        f"--on-complete command {how} for task {task.id}",
+        hint=f"the video is saved at {got.path}; rerunning the hook is up to you",
+    )

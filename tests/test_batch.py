@@ -1,0 +1,359 @@
+"""`wanvid batch` against a real sandbox: many rows, bounded concurrency, a shared 429 budget, reruns that
+never pay twice, validation of the whole manifest, name templates, results and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from PIL import Image
+from referencing import Registry, Resource
+
+from wanvid.batch import RowResult, worst
+from wanvid.client import Gate
+from wanvid.sandbox import Sandbox
+
+from .conftest import TEST_KEY, wv
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "docs" / "schema"
+FAST = ["--poll-interval", "0.1", "--stagger", "0.02"]
+WANVID = [sys.executable, "-m", "wanvid"]
+
+
+@pytest.fixture
+def quick() -> Iterator[Sandbox]:
+    with Sandbox(queue_seconds=0.1, run_seconds=0.3) as sb:
+        yield sb
+
+
+@pytest.fixture
+def env_gw(quick: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    monkeypatch.setenv("WANVID_BASE_URL", quick.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    return quick
+
+
+def images(folder: Path, n: int) -> list[Path]:
+    """``n`` different product shots (different bytes, so different requests)."""
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"shot{i:02d}.png"
+        Image.new("RGB", (832, 480), (i * 5 % 256, 80, 120)).save(path)
+        paths.append(path)
+    return paths
+
+
+def csv_manifest(path: Path, rows: list[dict[str, object]]) -> Path:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = [",".join(keys)] + [",".join(str(row.get(k, "")) for k in keys) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def results(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def validator(name: str) -> Draft202012Validator:
+    registry: Registry = Registry().with_resources(
+        (p.name, Resource.from_contents(json.loads(p.read_text()))) for p in SCHEMAS.glob("*.json")
+    )
+    return Draft202012Validator(json.loads((SCHEMAS / name).read_text()), registry=registry)
+
+
+def creates(sb: Sandbox) -> int:
+    return sum(1 for r in sb.requests() if r.method == "POST")
+
+
+# -- the issue's acceptance tests ----------------------------------------------------------------
+
+
+def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(env_gw, tmp_path):
+    env_gw.faults.rate_limit = 12  # API requests per second, all clients together: 429 + Retry-After above it
+    shots = images(tmp_path / "shots", 50)
+    manifest = csv_manifest(tmp_path / "shots.csv", [{"image": f"shots/{p.name}", "prompt": "spin"} for p in shots])
+    r = wv("batch", str(manifest), "-d", "out", "--concurrency", "4", "--json", *FAST)
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    validator("batch.json").validate(doc)
+    assert doc["summary"]["saved"] == 50 and doc["exit_code"] == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == [f"{p.stem}.mp4" for p in shots]
+    stats = env_gw.stats()
+    assert stats["throttled"] > 0  # the limit really bit
+    assert stats["creates"] == 50  # and no row was paid for twice
+    assert stats["max_active_tasks"] <= 4 and stats["max_in_flight"] <= 4
+    lines = results(tmp_path / "out" / "shots.results.jsonl")
+    assert [line["row"] for line in lines] == list(range(1, 51))
+    row_schema = validator("batch-row.json")
+    for line in lines:
+        row_schema.validate(line)
+
+
+def test_interrupted_batch_rerun_pays_no_row_twice(quick, tmp_path):
+    shots = images(tmp_path / "shots", 12)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"shots/{p.name}"} for p in shots])
+    env = {
+        **os.environ,
+        "WANVID_BASE_URL": quick.url,
+        "WANVID_API_KEY": TEST_KEY,
+        "WANVID_DATA_DIR": str(tmp_path / "data"),
+    }
+    quick.run_seconds = 1.5  # rows are still running when Ctrl-C comes
+    cmd = [*WANVID, "batch", str(manifest), "-d", str(tmp_path / "out"), "-j", "3", "--json", *FAST]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out_file = tmp_path / "out" / "m.results.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (out_file.exists() and len(out_file.read_text().splitlines()) >= 3):
+        time.sleep(0.05)
+    time.sleep(0.3)  # a fresh wave of rows has been submitted and is running
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and TEST_KEY not in stdout + stderr
+    first = json.loads(stdout)
+    states = {row["status"] for row in first["rows"]}
+    assert "interrupted" in states and "not_started" in states and "saved" in states
+    interrupted = [row for row in first["rows"] if row["status"] == "interrupted"]
+    assert all(row["task_id"] and "resume with" in row["error"]["hint"] for row in interrupted)
+    paid = creates(quick)
+    assert paid < 12
+
+    quick.run_seconds = 0.3
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    by_row = {row["row"]: row for row in second["rows"]}
+    assert creates(quick) == 12  # each row paid for exactly once over both runs
+    for row in first["rows"]:
+        if row["status"] == "saved":
+            assert by_row[row["row"]]["status"] == "already_saved"
+        if row["status"] == "interrupted":
+            assert by_row[row["row"]]["task_id"] == row["task_id"] and by_row[row["row"]]["reused"] is True
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == [f"{p.stem}.mp4" for p in shots]
+
+
+def test_every_invalid_row_is_listed_and_nothing_is_sent(env_gw, tmp_path):
+    shots = images(tmp_path, 3)
+    manifest = csv_manifest(
+        tmp_path / "m.csv",
+        [
+            {"image": shots[0].name, "duration": "5"},
+            {"image": "missing.png", "duration": "5"},
+            {"image": shots[1].name, "duration": "99"},
+            {"image": shots[2].name, "duration": "five"},
+            {"image": shots[2].name, "duration": "10"},
+        ],
+    )
+    r = wv("batch", str(manifest), *FAST)
+    assert r.exit_code == 2
+    assert env_gw.requests() == []  # nothing sent, not even for the valid rows
+    listed = [line for line in r.stderr.splitlines() if line.startswith("row ")]
+    assert [line.split(":")[0] for line in listed] == ["row 2", "row 3", "row 4"]
+    assert "missing.png" in listed[0] and "duration" in listed[1] and "'five' is not a whole number" in listed[2]
+    assert "3 of 5 row(s)" in r.stderr and "--skip-invalid" in r.stderr
+
+    r = wv("batch", str(manifest), "--skip-invalid", "--json", *FAST)
+    assert r.exit_code == 2  # not every row succeeded
+    doc = json.loads(r.stdout)
+    validator("batch.json").validate(doc)
+    assert [row["status"] for row in doc["rows"]] == ["saved", "invalid", "invalid", "invalid", "saved"]
+    assert creates(env_gw) == 2
+
+
+def test_invalid_manifest_json_lists_rows(env_gw, tmp_path):
+    images(tmp_path, 1)
+    (tmp_path / "m.jsonl").write_text(
+        '{"image": "shot00.png", "seed": 1}\nnot json\n[1]\n{"image": "shot00.png", "sede": 2}\n'
+    )
+    r = wv("batch", "m.jsonl", "--json")
+    assert r.exit_code == 2
+    doc = json.loads(r.stdout)
+    assert doc["error"]["exit_code"] == 2
+    assert [row["row"] for row in doc["rows"]] == [2, 3, 4]
+    assert (
+        "not valid JSON" in doc["rows"][0]["problems"][0] and "unknown column 'sede'" in doc["rows"][2]["problems"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("image,promt\ncat.png,x\n", "unknown column 'promt'"),
+        ("", "has no header row"),
+        ("image,prompt\n", "has no rows"),
+    ],
+)
+def test_manifest_level_errors(env_gw, tmp_path, content, message):
+    (tmp_path / "m.csv").write_text(content)
+    r = wv("batch", "m.csv")
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert env_gw.requests() == []
+
+
+def test_missing_manifest_is_a_usage_error(env_gw):
+    r = wv("batch", "nope.csv")
+    assert r.exit_code == 2 and "manifest nope.csv does not exist" in r.stderr
+
+
+# -- names, defaults, results --------------------------------------------------------------------
+
+
+def test_command_line_options_are_defaults_rows_override_them(env_gw, tmp_path):
+    shots = images(tmp_path, 2)
+    (tmp_path / "m.jsonl").write_text(
+        json.dumps({"image": shots[0].name, "prompt": "left"})
+        + "\n"
+        + json.dumps({"image": shots[1].name, "prompt": "right", "duration": 10, "seed": "7", "watermark": "yes"})
+        + "\n"
+    )
+    r = wv("batch", "m.jsonl", "--model", "wan2.6-i2v", "--duration", "5", "--seed", "3", *FAST)
+    assert r.exit_code == 0, r.stderr
+    bodies = sorted((q.json for q in env_gw.requests() if q.method == "POST"), key=lambda b: b["input"]["prompt"])
+    assert [b["model"] for b in bodies] == ["wan2.6-i2v", "wan2.6-i2v"]
+    assert bodies[0]["parameters"]["duration"] == 5 and bodies[0]["parameters"]["seed"] == 3
+    assert bodies[1]["parameters"]["duration"] == 10 and bodies[1]["parameters"]["seed"] == 7
+    assert bodies[1]["parameters"]["watermark"] is True and "watermark" not in bodies[0]["parameters"]
+
+
+def test_name_template_fields_and_collisions(env_gw, tmp_path):
+    shot = images(tmp_path, 1)[0]
+    rows = [{"image": shot.name, "seed": s} for s in (1, 2)]
+    manifest = csv_manifest(tmp_path / "m.csv", rows)
+    r = wv("batch", str(manifest), "--name", "{stem}.mp4", *FAST)
+    assert r.exit_code == 2 and "row 2: writes the same file as row 1 (shot00.mp4); put {row} in --name" in r.stderr
+    r = wv("batch", str(manifest), "--name", "{stem}-{colour}.mp4")
+    assert r.exit_code == 2 and "unknown field {colour}" in r.stderr
+    r = wv("batch", str(manifest), "--name", "../{stem}.mp4")
+    assert r.exit_code == 2 and "must be a file name" in r.stderr
+    r = wv("batch", str(manifest), "--name", "{row}-{stem}-{seed}-{model}.mp4", "-d", "v", *FAST)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "v").glob("*.mp4")) == [
+        "1-shot00-1-wan2.7-i2v.mp4",
+        "2-shot00-2-wan2.7-i2v.mp4",
+    ]
+    assert creates(env_gw) == 2
+
+
+def test_task_id_names_are_found_again_on_rerun(env_gw, tmp_path):
+    shots = images(tmp_path, 2)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "-q", *FAST)
+    assert r.exit_code == 0, r.stderr
+    saved = r.stdout.split()
+    ids = sorted(q.path.rsplit("/", 1)[-1] for q in env_gw.requests() if q.method == "GET" and "/tasks/" in q.path)
+    assert {Path(p).stem for p in saved} <= set(ids) and len(saved) == 2
+    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "--json", *FAST)
+    assert r.exit_code == 0 and creates(env_gw) == 2
+    assert [row["status"] for row in json.loads(r.stdout)["rows"]] == ["already_saved", "already_saved"]
+
+
+def test_output_column_and_existing_files(env_gw, tmp_path):
+    shots = images(tmp_path, 2)
+    manifest = csv_manifest(
+        tmp_path / "m.csv", [{"image": shots[0].name, "output": "hero.mp4"}, {"image": shots[1].name}]
+    )
+    (tmp_path / "shot01.mp4").write_bytes(b"not ours")
+    r = wv("batch", str(manifest), *FAST)
+    assert r.exit_code == 2 and "row 2: output" in r.stderr and "already exists" in r.stderr
+    assert (tmp_path / "shot01.mp4").read_bytes() == b"not ours"
+    r = wv("batch", str(manifest), "--force", *FAST)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "hero.mp4").stat().st_size > 1000 and (tmp_path / "shot01.mp4").stat().st_size > 1000
+
+
+def test_failed_rows_give_the_worst_exit_code_and_the_others_still_run(env_gw, tmp_path):
+    shots = images(tmp_path, 3)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    env_gw.faults.fail_code, env_gw.faults.fail_message = "DataInspectionFailed", "inappropriate content"
+    r = wv("batch", str(manifest), "--json", *FAST)
+    assert r.exit_code == 3
+    doc = json.loads(r.stdout)
+    validator("batch.json").validate(doc)
+    assert doc["summary"]["failed"] == 3 and doc["exit_code"] == 3
+    assert all("DataInspectionFailed" in row["error"]["message"] for row in doc["rows"])
+
+
+def test_an_auth_failure_stops_starting_rows(tmp_path, monkeypatch):
+    with Sandbox(queue_seconds=0.1, run_seconds=0.3, api_key="the-right-key-123") as sb:
+        monkeypatch.setenv("WANVID_BASE_URL", sb.url)
+        monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+        shots = images(tmp_path, 8)
+        manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+        r = wv("batch", str(manifest), "-j", "2", "--json", *FAST)
+        assert r.exit_code == 4
+        doc = json.loads(r.stdout)
+        assert doc["summary"]["not_started"] >= 5  # only the rows already started tried at all
+        assert len(sb.requests()) <= 2
+
+
+def test_worst_ranks_failure_classes():
+    def rows(*codes: int) -> list[RowResult]:
+        return [RowResult(i, "error", error={"exit_code": c} if c else None) for i, c in enumerate(codes)]
+
+    assert worst(rows(0, 0)) == 0
+    assert worst(rows(0, 3, 2)) == 3  # a failed task outranks an invalid row
+    assert worst(rows(3, 6, 5)) == 6  # the network outranks single tasks
+    assert worst(rows(6, 4)) == 4  # the account outranks the network
+    assert worst(rows(4, 130)) == 130  # an interrupted batch is unfinished whatever else happened
+
+
+def test_on_complete_runs_per_row_with_the_row_in_the_environment(env_gw, tmp_path):
+    shots = images(tmp_path, 3)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    log = tmp_path / "hook.log"
+    hook = f'echo "$WANVID_ROW $WANVID_TASK_ID $WANVID_OUTPUT" >> {log}; echo hello-from-hook'
+    r = wv("batch", str(manifest), "--on-complete", hook, "-q", *FAST)
+    assert r.exit_code == 0, r.stderr
+    lines = sorted(log.read_text().splitlines())
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
+    assert all(Path(line.split()[2]).is_file() for line in lines)
+    assert "hello-from-hook" in r.stderr and "hello-from-hook" not in r.stdout
+
+
+# -- the live table and the shared budget ------------------------------------------------------
+
+
+def test_live_table_on_a_terminal(quick, tmp_path):
+    from .test_subprocess import _on_a_terminal
+
+    shots = images(tmp_path / "s", 3)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"s/{p.name}"} for p in shots])
+    env = {"WANVID_BASE_URL": quick.url, "WANVID_API_KEY": TEST_KEY, "WANVID_DATA_DIR": str(tmp_path / "d")}
+    out, screen = _on_a_terminal(["batch", str(manifest), "-d", str(tmp_path / "o"), *FAST], env)
+    assert "\x1b[" in screen and "ROW" in screen and "DOWNLOAD" in screen and "3/3 done" in screen
+    assert "row=1" not in screen  # no plain lines on a terminal
+    assert out.count("saved") == 3
+
+
+def test_gate_shares_a_429_and_spaces_creates():
+    gate = Gate(spacing=0.2)
+    gate.hold(0.3)
+    started: list[float] = []
+    t0 = time.monotonic()
+
+    def worker() -> None:
+        gate.wait(time.sleep)
+        started.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert min(started) >= 0.29  # nobody went through the hold
+    assert max(started) - min(started) >= 0.19  # and they left one by one (RELEASE_GAP apart)
+    t0 = time.monotonic()
+    for _ in range(3):
+        gate.wait(time.sleep, create=True)
+    assert time.monotonic() - t0 >= 0.39  # three creates: two gaps of 0.2 s
