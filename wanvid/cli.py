@@ -131,6 +131,7 @@ COMMON_PARAMS = [
                 metavar="NAME",
                 help="Config profile [default: WANVID_PROFILE or 'default'].",
                 show_default=False,
+                autocompletion=lambda incomplete: [p for p in config.profiles() if p.startswith(incomplete)],
                 rich_help_panel=COMMON,
             ),
         ],

@@ -76,6 +76,15 @@ def load_file() -> dict[str, Any]:
     return data
 
 
+def profiles() -> list[str]:
+    """The profiles the config file names (for tab completion; an unreadable file names none)."""
+    try:
+        table = load_file().get("profiles", {})
+    except UsageError:
+        return []
+    return sorted(name for name, value in table.items() if isinstance(value, dict)) if isinstance(table, dict) else []
+
+
 def _profile_table(data: dict[str, Any], profile: str) -> dict[str, Any]:
     table = data.get("profiles", {}).get(profile, {})
     return table if isinstance(table, dict) else {}
