@@ -337,7 +337,7 @@ class _Worker:
             ctx, client, task.id, self.wait_opts["timeout"], self.wait_opts["poll_interval"], entry, resume
         )
         got = save_video(ctx, client, task, dest, force=self.force, metadata=self.metadata, entry=entry, resume=fetch)
-        hook_error = run_hook(ctx, self.hook, task, got, row=str(item.row))
+        hook_error = run_hook(ctx, self.hook, task, got, entry, row=str(item.row))
         if hook_error is not None:
             hook_error.task_id = task.id
             self.board.event(item.row, "ERROR", task_id=task.id, detail=hook_error.message)

@@ -686,7 +686,7 @@ def download(
         )
     resume = fetch_cmd(ctx, task_id, dest, force)
     got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=resume)
-    hook_error = run_hook(ctx, on_complete, task, got)
+    hook_error = run_hook(ctx, on_complete, task, got, entry)
     ctx.out.result(str(got.path), {"task_id": task.id, **saved_fields(got, metadata)})
     if hook_error is not None:
         raise hook_error
@@ -722,7 +722,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
         ctx, client, task.id, timeout, poll_interval, entry, resume=f"{ctx.again('wait', task.id)} && {fetch}"
     )
     got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=fetch)
-    hook_error = run_hook(ctx, hook, task, got)
+    hook_error = run_hook(ctx, hook, task, got, entry)
     ctx.out.result(str(got.path), {"task": task.to_dict(), **saved_fields(got, metadata), "reused": reused})
     if hook_error is not None:
         raise hook_error  # after the result: the video is saved and scripts get its path

@@ -412,7 +412,9 @@ def already_saved(ctx: Ctx, v: Validated, dest: Path) -> str | None:
     return task_id if request_hash == v.fingerprint(ctx.base) and dest.stat().st_size == size else None
 
 
-def run_hook(ctx: Ctx, command: str | None, task: "Task", got: "Downloaded", **extra: str) -> HookFailed | None:
+def run_hook(
+    ctx: Ctx, command: str | None, task: "Task", got: "Downloaded", entry: "Entry | None", **extra: str
+) -> HookFailed | None:
     """Run the user's ``--on-complete`` command for a saved video; return the error if it failed.
 
     It runs through the shell with the video's facts in WANVID_* variables. Its output is passed on as
@@ -429,7 +431,7 @@ def run_hook(ctx: Ctx, command: str | None, task: "Task", got: "Downloaded", **e
         **os.environ,
         "WANVID_OUTPUT": str(got.path),
         "WANVID_TASK_ID": task.id,
-        "WANVID_MODEL": task.model or "",
+        "WANVID_MODEL": task.model or (entry.model if entry else None) or "",  # native answers omit it
         "WANVID_BYTES": str(got.size),
         "WANVID_METADATA": str(sidecar_path(got.path)) if sidecar_path(got.path).exists() else "",
         **{f"WANVID_{k.upper()}": v for k, v in extra.items()},

@@ -1,7 +1,8 @@
-"""Progress for logs: without a terminal, or with CI set, one key=value line per change plus a heartbeat."""
+"""wanvid in scripts and CI: heartbeat progress lines for logs (no terminal, or CI set), and --on-complete."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -65,3 +66,43 @@ def test_quiet_and_json_have_no_heartbeat(slow_gw):
     task_id = run("create", str(CAT), "-q", env=slow_gw).stdout.strip()
     got = run("wait", task_id, "--poll-interval", "0.1", "--json", env=slow_gw)
     assert got.returncode == 0 and not _progress_lines(got.stderr)
+
+
+# -- --on-complete ------------------------------------------------------------------------------
+
+
+def test_on_complete_gets_the_video_in_its_environment(gw, cat, tmp_path):
+    from .conftest import wv
+
+    seen = tmp_path / "seen.txt"
+    hook = f'printf "%s\\n" "$WANVID_OUTPUT" "$WANVID_TASK_ID" "$WANVID_BYTES" "$WANVID_METADATA" > {seen}; echo done'
+    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.05", "--on-complete", hook, "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)  # still exactly one JSON document: the hook's output went to stderr
+    output, task_id, size, metadata = seen.read_text().splitlines()
+    assert output == doc["path"] == str(tmp_path / "v.mp4")
+    assert task_id == doc["task"]["id"] and int(size) == doc["bytes"] == (tmp_path / "v.mp4").stat().st_size
+    assert metadata == doc["metadata"]
+    assert "on-complete: done" in r.stderr
+
+
+def test_a_failing_hook_is_exit_9_with_the_video_kept(gw, cat, tmp_path):
+    from .conftest import wv
+
+    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.05", "--on-complete", "echo nope >&2; exit 3")
+    assert r.exit_code == 9
+    assert r.stdout.strip() == str(tmp_path / "v.mp4") and (tmp_path / "v.mp4").stat().st_size > 1000
+    assert "on-complete: nope" in r.stderr and "--on-complete command exited 3 for task" in r.stderr
+    task_id = r.stderr.split("created task ")[1].split()[0]
+    r = wv("download", task_id, "-o", "again.mp4", "--on-complete", "kill -9 $$")
+    assert r.exit_code == 9 and "killed by signal 9" in r.stderr and (tmp_path / "again.mp4").is_file()
+
+
+def test_on_complete_as_a_process(slow_gw, tmp_path):
+    slow_gw = {**slow_gw}
+    got = run(
+        "run", str(CAT), "-o", str(tmp_path / "p.mp4"), "--poll-interval", "0.1", "-q",
+        "--on-complete", 'test -s "$WANVID_OUTPUT" && echo "ok $WANVID_MODEL"', env=slow_gw,
+    )  # fmt: skip
+    assert got.returncode == 0 and got.stdout == f"{tmp_path / 'p.mp4'}\n"
+    assert "on-complete: ok wan2.7-i2v" in got.stderr
