@@ -463,3 +463,19 @@ def test_a_huge_poll_hint_is_bounded():
 
     wait_for(fetch, timeout=None, clock=lambda: now[0], sleep=sleep)
     assert sleeps == [MAX_HINT, MAX_HINT]
+
+
+def test_parser_errors_are_one_line_with_the_help_to_read(gw, cat):
+    for args, words in [
+        (("run", "--bogus"), "No such option: --bogus"),
+        (("create", str(cat), "--resolution", "999p"), "Invalid value for '--resolution'"),
+        (("batch",), "Missing argument 'MANIFEST'"),
+        (("list", "-n", "many"), "Invalid value for '--limit' / '-n': 'many' is not a valid int"),
+    ]:
+        r = wv(*args)
+        assert r.exit_code == 2 and r.stdout == ""
+        assert r.stderr.startswith(f"error: {words}") and r.stderr.count("\n") == 1
+        assert r.stderr.rstrip().endswith(f"see: wanvid {args[0]} --help")
+    r = wv()
+    assert r.exit_code == 2 and r.stderr.startswith("Usage: wanvid") and "Commands" in r.stderr
+    assert gw.requests() == []

@@ -263,13 +263,12 @@ def test_invalid_flag_value_is_an_error_document(gw, cat):
     assert gw.requests() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values Click itself rejects (not one of a choice, not an int) exit 2 before wanvid's error "
-    "boundary: usage text on stderr, nothing on stdout; docs/json.md says so",
-)
 def test_a_value_click_rejects_is_an_error_document(gw, cat):
-    parsed(wv("create", str(cat), "--resolution", "999p", "--json"), "error.json", exit_code=2)
+    doc = parsed(wv("create", str(cat), "--resolution", "999p", "--json"), "error.json", exit_code=2)
+    assert "--resolution" in doc["error"]["message"] and doc["error"]["hint"] == "see: wanvid create --help"
+    doc = parsed(wv("list", "--limit", "abc", "--json"), "error.json", exit_code=2)
+    assert "--limit" in doc["error"]["message"]
+    assert gw.requests() == []
 
 
 def test_failed_task_is_an_error_document_with_the_task(gw, cat):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__, config
 from .errors import (
@@ -32,7 +33,7 @@ from .errors import (
     WanvidError,
 )
 from .models import DEFAULT_MODEL, MODELS
-from .output import describe
+from .output import Output, describe
 from .session import (
     Ctx,
     already_saved,
@@ -54,7 +55,37 @@ if TYPE_CHECKING:
     from .client import Client
     from .task import Task
 
+
+class _Group(TyperGroup):
+    """The root command: a usage error Click finds itself (an unknown option, a value not among the
+    choices, a missing argument) is reported like every other error: one line, exit 2, and the error
+    document on stdout with --json."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **kw: Any) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **kw)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **kw)
+        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `wanvid` or `wanvid config` alone: the help
+                sys.stderr.write(exc.format_message() + "\n")
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            error = UsageError(exc.format_message(), hint=f"see: {ctx.command_path if ctx else 'wanvid'} --help")
+            error.exit_code = exc.exit_code
+            before_dashes = argv[: argv.index("--")] if "--" in argv else argv
+            Output(json_mode="--json" in before_dashes).error(error)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("\nerror: aborted\n")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="wanvid",
     help="Turn a still image into a video with Alibaba's Wan models (wan2.7-i2v, wan2.6-i2v) "
     "through the ope.ai gateway.",
