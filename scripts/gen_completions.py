@@ -6,9 +6,11 @@ The table is what wanvid/complete.py answers a tab-completion request from witho
 every command and subcommand (hidden aliases included), its parser (the option strings the real click
 parser knows, with their actions), its parameters in the order click walks them, their help as Typer
 prints it for zsh and fish (escaped, markup and emoji rendered by rich, not yet wrapped: that depends
-on the terminal width at completion time), and how each one completes its value. Anything this
-generator does not recognise is written as "fallback": the fast path then hands such a request to
-Typer instead of guessing.
+on the terminal width at completion time), and how each one completes its value: "none", "choice"
+(the choices), "items" (the models, listed here), "tasks" (task ids from the journal) or "profiles"
+(profile names from the config file; the autocompletion is tried on sample config files here and must
+answer as complete.profiles() does). Anything this generator does not recognise is written as
+"fallback": the fast path then hands such a request to Typer instead of guessing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,10 +101,54 @@ def _callback(param: Any) -> str:
     return "always"
 
 
-def _completes(param: Any) -> dict[str, Any]:
+# Config files the profiles autocompletion is tried on, with the names it must offer: tables only,
+# sorted, none from a file that is not valid TOML or UTF-8 (or is missing: None).
+PROFILE_SAMPLES: list[tuple[bytes | None, list[str]]] = [
+    (
+        b'[profiles.prod]\napi_key = "k"\n[profiles.Dev]\n[profiles.dev-eu]\nprotocol = "unified"\n'
+        b'[profiles."with space"]\n[profiles.default]\n[other.x]\n',
+        ["Dev", "default", "dev-eu", "prod", "with space"],
+    ),
+    (b'profiles = { b = {}, a = { base_url = "u" }, c = "not a table" }\n', ["a", "b"]),
+    (b'profiles = "not a table"\n', []),
+    (b"[profiles.a\n", []),
+    (b"[profiles.\xff]\n", []),
+    (b"", []),
+    (None, []),
+]
+PROFILE_PREFIXES = ["", "d", "D", "dev", "dev-eu", "p", "x", "with "]
+
+
+def _completes_profiles(param: Any, ctx: Any) -> bool:
+    """Whether the parameter's autocompletion offers config.profiles() that start with the word, as
+    complete.py's "profiles" does, for every sample config file and prefix (no help)."""
+    saved = os.environ.get("WANVID_CONFIG_DIR")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["WANVID_CONFIG_DIR"] = tmp
+            path = Path(tmp) / "config.toml"
+            for content, names in PROFILE_SAMPLES:
+                if content is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(content)
+                for prefix in PROFILE_PREFIXES:
+                    got = [(item.value, item.help) for item in param.shell_complete(ctx, prefix)]
+                    if got != [(name, None) for name in names if name.startswith(prefix)]:
+                        return False
+    finally:
+        if saved is None:
+            os.environ.pop("WANVID_CONFIG_DIR", None)
+        else:
+            os.environ["WANVID_CONFIG_DIR"] = saved
+    return True
+
+
+def _completes(param: Any, ctx: Any) -> dict[str, Any]:
     """How a parameter completes its value: the fast path's vocabulary, or "fallback"."""
     from typer._click.types import ParamType
     from typer._types import TyperChoice
+    from typer.models import TyperPath
 
     from wanvid import cli
 
@@ -112,9 +159,11 @@ def _completes(param: Any) -> dict[str, Any]:
             return {"kind": "items", "items": items}
         if any(f.__module__ == "wanvid.cli" and "_complete_task" in f.__code__.co_names for f in fns):
             return {"kind": "tasks"}
+        if any(f.__module__ == "wanvid.cli" and "profiles" in f.__code__.co_names for f in fns):
+            return {"kind": "profiles"} if _completes_profiles(param, ctx) else {"kind": "fallback"}
         return {"kind": "fallback"}
     kind = type(param.type)
-    if kind.shell_complete is ParamType.shell_complete:
+    if kind.shell_complete in (ParamType.shell_complete, TyperPath.shell_complete):  # no candidates
         return {"kind": "none"}
     if isinstance(param.type, TyperChoice) and kind.shell_complete is TyperChoice.shell_complete:
         return {
@@ -145,7 +194,7 @@ def _command(cmd: Any, ctx: Any) -> dict[str, Any]:
                 "multiple": bool(p.multiple),
                 "hidden": bool(p.hidden),
                 "help": _help(p.help),
-                "completes": _completes(p),
+                "completes": _completes(p, ctx),
                 "callback": _callback(p),
             }
             if p is help_option:
@@ -161,7 +210,7 @@ def _command(cmd: Any, ctx: Any) -> dict[str, Any]:
                     "kind": "argument",
                     "dest": p.name,
                     "nargs": p.nargs,
-                    "completes": _completes(p),
+                    "completes": _completes(p, ctx),
                     "callback": _callback(p),
                 }
             )

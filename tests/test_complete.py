@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from wanvid import complete
+from wanvid import complete, config
 from wanvid.journal import SCHEMA, Entry, Journal, journal_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,36 @@ def record(tasks: list[tuple[str, str, str | None, float]]) -> None:
 @pytest.fixture
 def journal() -> Iterator[None]:
     record(TASKS)
+    yield
+
+
+# two profiles (and a table that is not one) in the config file the tests' WANVID_CONFIG_DIR points to
+PROFILES_TOML = """\
+[profiles.staging]
+base_url = "http://staging.example"
+
+[profiles.default]
+api_key = "not-a-real-key"
+protocol = "unified"
+
+[defaults]
+model = "wan2.7-i2v"
+"""
+
+
+def write_config(content: bytes | str) -> Path:
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.fixture
+def profiles() -> Iterator[None]:
+    write_config(PROFILES_TOML)
     yield
 
 
@@ -160,6 +190,7 @@ LINES = [
     "wanvid his",  # a hidden alias is not offered...
     "wanvid history --",  # ...but completes after it
     "wanvid history --status ",
+    "wanvid ba",
     # option names
     "wanvid -",
     "wanvid --",
@@ -172,6 +203,12 @@ LINES = [
     "wanvid create --bogus --mo",
     "wanvid config set-key --",
     "wanvid create --prompt 'a cat walks' -",
+    "wanvid batch --",
+    "wanvid batch rows.csv -",
+    "wanvid batch rows.csv -j 4 --con",
+    "wanvid batch rows.csv --skip-invalid --s",
+    "wanvid run x.png --on",
+    "wanvid download --on",
     # option values
     "wanvid create x.png --model ",
     "wanvid create x.png -m wan2.",
@@ -185,6 +222,21 @@ LINES = [
     "wanvid create -qm ",
     "wanvid create -qmwan",
     "wanvid create --model",
+    "wanvid batch rows.csv --resolution ",
+    "wanvid batch rows.csv --resolution 7",
+    "wanvid batch rows.csv --model ",
+    "wanvid batch rows.csv -m wan2.7",
+    "wanvid run x.png --protocol ",
+    "wanvid batch rows.csv --protocol=n",
+    "wanvid batch rows.csv --concurrency ",
+    # profile names (the config file of the profiles fixture)
+    "wanvid status --profile ",
+    "wanvid status --profile s",
+    "wanvid create x.png --profile=d",
+    "wanvid batch rows.csv --profile ",
+    "wanvid config show --profile def",
+    "wanvid config set-key --profile nothing",
+    "wanvid status --profile staging ",
     # task ids
     "wanvid status ",
     "wanvid download 3e",
@@ -200,6 +252,8 @@ LINES = [
     "wanvid status --json -q ",
     # positional arguments without completions
     "wanvid config set ",
+    "wanvid batch ",
+    "wanvid batch rows",
     "wanvid create ",
     "wanvid create x.png ",
     # odd input
@@ -210,13 +264,16 @@ LINES = [
 
 
 @pytest.mark.parametrize("line", LINES)
-def test_fast_path_answers_as_typer(line: str, journal: None) -> None:
+def test_fast_path_answers_as_typer(line: str, journal: None, profiles: None) -> None:
     # every shell through `python -m wanvid`, bash also through the console script (the same main())
     assert_same(line)
 
 
-@pytest.mark.parametrize("line", ["wanvid sta", "wanvid create --re", "wanvid create x.png --model ", "wanvid status "])
-def test_the_console_script_answers_as_typer_in_every_shell(line: str, journal: None) -> None:
+@pytest.mark.parametrize(
+    "line",
+    ["wanvid sta", "wanvid create --re", "wanvid create x.png --model ", "wanvid status ", "wanvid run --profile "],
+)
+def test_the_console_script_answers_as_typer_in_every_shell(line: str, journal: None, profiles: None) -> None:
     assert_same(line, all_scripts=True)
 
 
@@ -281,7 +338,7 @@ def bash(line: str) -> list[str]:
 
 
 def test_subcommands_are_offered_without_hidden_aliases() -> None:
-    assert bash("wanvid ") == ["create", "status", "wait", "download", "run", "list", "sandbox", "config"]
+    assert bash("wanvid ") == ["create", "status", "wait", "download", "run", "batch", "list", "sandbox", "config"]
     assert bash("wanvid sta") == ["status"]
     assert bash("wanvid config s") == ["set-key", "set", "show"]
     assert bash("wanvid history --st") == ["--status"]
@@ -310,6 +367,121 @@ def test_choices_and_models() -> None:
     assert bash("wanvid create x.png --model=wan2.6") == ["wan2.6-i2v"]
     fish = run(PYTHON_M, request_env("fish", "wanvid create x.png --model ")).stdout
     assert fish == "wan2.7-i2v\t5000-char prompt\nwan2.6-i2v\t1500-char prompt\n"
+
+
+def test_batch_offers_its_own_options() -> None:
+    options = bash("wanvid batch --")
+    for name in ("--output-dir", "--name", "--concurrency", "--stagger", "--results", "--skip-invalid"):
+        assert name in options
+    for name in ("--on-complete", "--force", "--no-metadata", "--timeout", "--resolution", "--profile", "--help"):
+        assert name in options
+    assert "--image" not in options and "--all" not in options
+    assert bash("wanvid batch rows.csv --con") == ["--concurrency"]
+    assert bash("wanvid batch rows.csv -j 2 --con") == []  # given already (as -j)
+    assert bash("wanvid batch rows.csv --s") == ["--stagger", "--skip-invalid", "--seed", "--shot-type", "--size"]
+    assert bash("wanvid run x.png --on") == ["--on-complete"]
+    assert bash("wanvid download --on") == ["--on-complete"]
+    assert bash("wanvid batch ") == []  # the manifest: the shell completes file names
+
+
+def test_batch_completes_choices_and_models() -> None:
+    assert bash("wanvid batch rows.csv --resolution ") == ["720P", "1080P"]
+    assert bash("wanvid batch rows.csv --protocol N") == ["native"]
+    assert bash("wanvid batch rows.csv -m wan2.7") == ["wan2.7-i2v"]
+
+
+def test_profiles_come_from_the_config_file(profiles: None) -> None:
+    assert bash("wanvid status --profile ") == ["default", "staging"]  # sorted, tables only
+    assert bash("wanvid status --profile s") == ["staging"]
+    assert bash("wanvid batch rows.csv --profile=d") == ["default"]
+    assert bash("wanvid config set-key --profile x") == []
+    zsh = run(PYTHON_M, request_env("zsh", "wanvid create --profile ")).stdout
+    assert zsh == '_arguments \'*: :(("default"\n"staging"))\'\n'
+    fish = run(PYTHON_M, request_env("fish", "wanvid wait --profile st")).stdout
+    assert fish == "staging\n"
+
+
+def test_profile_names_are_taken_as_they_are() -> None:
+    write_config('[profiles."it\\"s"]\n[profiles."a:b $c"]\n[profiles."`x\\u0027"]\n[profiles.""]\n')
+    assert bash("wanvid status --profile ") == ["", "`x'", "a:b $c", 'it"s']
+    for line in ("wanvid status --profile ", "wanvid status --profile a", "wanvid status --profile=i"):
+        assert_same(line)
+    write_config('[profiles."\u00e9t\u00e9"]\n[profiles.ascii]\n')
+    printed = [("bash", "get-args"), ("zsh", ""), ("fish", "get-args")]  # click.echo's encoding: Typer's
+    assert_same("wanvid status --profile ", fallback=("bash", "zsh", "fish"), variants=printed)
+    assert_same("wanvid status --profile ", variants=[("fish", "is-args")])  # an exit status only
+    assert_same("wanvid status --profile a")
+
+
+def test_no_config_file_gives_no_profiles() -> None:
+    path = config.config_path()
+    assert not path.exists()
+    assert bash("wanvid status --profile ") == []
+    out = assert_same("wanvid status --profile ")
+    assert out["zsh", ""] == "_files\n"
+    assert not path.exists() and not path.parent.exists()  # completion creates nothing
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[profiles.staging\nbase_url = 1\n",
+        b"[profiles.default]\n[profiles.default]\n",
+        b"[profiles.\xff]\n",
+        b"\x00\x01\x02 not toml",
+        b'profiles = "a string"\n',
+        b"profiles = [1, 2]\n",
+        b"",
+        "directory",
+        "dir-is-a-file",
+    ],
+    ids=[
+        "unclosed-table",
+        "duplicate-table",
+        "not-utf8",
+        "binary",
+        "profiles-string",
+        "profiles-array",
+        "empty",
+        "a-dir",
+        "dir-is-a-file",
+    ],
+)
+def test_an_unusable_config_file_gives_no_profiles_and_no_error(content: bytes | str) -> None:
+    if content == "directory":
+        config.config_path().mkdir(parents=True)
+    elif content == "dir-is-a-file":  # WANVID_CONFIG_DIR names a file
+        config.config_dir().parent.mkdir(parents=True, exist_ok=True)
+        config.config_dir().write_text("[profiles.x]\n")
+    else:
+        assert isinstance(content, bytes)
+        write_config(content)
+    for shell in ("bash", "zsh", "fish"):
+        proc = run(PYTHON_M, request_env(shell, "wanvid status --profile "))
+        assert proc.returncode == 0 and proc.stderr == ""
+        assert proc.stdout == {"bash": "\n", "zsh": "_files\n", "fish": "\n"}[shell]
+    assert_same("wanvid status --profile ")
+    assert_same("wanvid batch --profile d")
+
+
+def test_an_unreadable_config_file_gives_no_profiles(profiles: None) -> None:
+    path = config.config_path()
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: the file stays readable")
+        assert bash("wanvid status --profile ") == []
+        assert_same("wanvid status --profile ")
+    finally:
+        path.chmod(0o600)
+
+
+def test_a_config_dir_pathlib_cannot_expand_falls_back_to_typer(profiles: None) -> None:
+    env = {**request_env("bash", "wanvid status --profile "), "WANVID_CONFIG_DIR": "~no-such-user-wanvid/x"}
+    fast = run([sys.executable, "-X", "importtime", "-m", "wanvid"], env)
+    typer = run(PYTHON_M, {**env, "WANVID_TYPER_COMPLETE": "1"})
+    assert (fast.stdout, fast.returncode) == (typer.stdout, typer.returncode)
+    assert "typer" in imported(fast.stderr)
 
 
 def test_task_ids_most_recent_first_with_their_status(journal: None) -> None:
@@ -368,8 +540,15 @@ def test_no_journal_gives_no_task_ids() -> None:
     assert not journal_path().exists()  # completion creates nothing
 
 
-def test_the_fast_path_imports_no_heavy_stack(journal: None) -> None:
-    for shell, line in [("bash", "wanvid status "), ("zsh", "wanvid create --"), ("fish", "wanvid create --model ")]:
+def test_the_fast_path_imports_no_heavy_stack(journal: None, profiles: None) -> None:
+    for shell, line in [
+        ("bash", "wanvid status "),
+        ("zsh", "wanvid create --"),
+        ("fish", "wanvid create --model "),
+        ("bash", "wanvid status --profile "),
+        ("zsh", "wanvid batch rows.csv --profile d"),
+        ("fish", "wanvid batch --"),
+    ]:
         proc = run([sys.executable, "-X", "importtime", "-m", "wanvid"], request_env(shell, line))
         modules = imported(proc.stderr)
         assert "wanvid.complete" in modules and proc.stdout.strip()
@@ -428,6 +607,59 @@ def test_journal_path_on_linux_does_not_import_platformdirs() -> None:
     assert out.stdout.strip() == ("False" if sys.platform == "linux" else "True")
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"WANVID_CONFIG_DIR": "~/somewhere"},
+        {"WANVID_CONFIG_DIR": "rel/dir/"},
+        {"WANVID_CONFIG_DIR": "/abs/conf/"},
+        {"WANVID_CONFIG_DIR": ""},
+        {"WANVID_CONFIG_DIR": None},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": "/xdg/config"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": "/xdg/config/", "HOME": "relative"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": "", "HOME": "/home/someone/"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": None, "HOME": "/"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": "relative/xdg", "HOME": "/home/someone"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": "  ", "HOME": "/home/someone"},
+        {"WANVID_CONFIG_DIR": None, "XDG_CONFIG_HOME": None, "HOME": ""},
+        {"WANVID_CONFIG_DIR": None, "XDG_DATA_HOME": "/xdg/data", "HOME": "/home/someone"},
+    ],
+)
+def test_config_path_is_the_configs(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert complete.config_path() == str(config.config_path())
+
+
+def test_config_path_on_linux_does_not_import_platformdirs() -> None:
+    code = "import sys, wanvid.complete as c; c.config_path(); print('platformdirs' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k not in ("WANVID_CONFIG_DIR", "XDG_CONFIG_HOME")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == ("False" if sys.platform == "linux" else "True")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        PROFILES_TOML,
+        "profiles = { b = {}, a = { protocol = 'native' }, c = 'x' }\n",
+        '[profiles.z]\n[profiles.Z]\n[profiles.a.b]\n[profiles."\u00e9t\u00e9"]\n',
+        "[[profiles]]\nname = 'x'\n",
+        "profiles = 1\n",
+        "[profiles\n",
+        "x = 1979-05-27T07:32:00Z\n[profiles.d]\n",
+        None,
+    ],
+)
+def test_profiles_are_config_profiles(content: str | None) -> None:
+    if content is not None:
+        write_config(content)
+    assert complete.profiles() == config.profiles()
+
+
 def test_task_query_is_cli_complete_task(journal: None) -> None:
     from wanvid.cli import _complete_task
 
@@ -458,10 +690,12 @@ FUZZ_WORDS = [
     "-h", "--help", "--all", "'a b'", "--prompt", "-p", "--dry-run", "--new", "-o", "out.mp4", "--force",
     "--install-completion", "--show-completion", "--limit=3", "--shot-type", "s", "3E", "%", "'open",
     "--prompt-extend", "-n5", "--all", "unset", "path", "--stdin", "--port", "0", "--fail=x",
+    "batch", "rows.csv", "-j", "--concurrency", "-d", "--skip-invalid", "--on-complete", "--profile", "--profile=",
+    "staging", "s", "d",
 ]  # fmt: skip
 
 
-def test_fuzz_fast_path_equals_typer_in_process(journal: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzz_fast_path_equals_typer_in_process(journal: None, profiles: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer.main
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
@@ -473,7 +707,7 @@ def test_fuzz_fast_path_equals_typer_in_process(journal: None, monkeypatch: pyte
     variants = [*SHELL_VARIANTS, ("fish", "")]
     for i in range(2000):
         words = [rng.choice(FUZZ_WORDS) for _ in range(rng.randint(0, 5))]
-        line = " ".join(["wanvid", *words]) + rng.choice([" ", "", " 3", " -", " --m", " wan", " t", "="])
+        line = " ".join(["wanvid", *words]) + rng.choice([" ", "", " 3", " -", " --m", " wan", " t", "=", " s"])
         shell, action = variants[i % len(variants)]
         for name in ("COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS", "_TYPER_COMPLETE_FISH_ACTION"):
             monkeypatch.delenv(name, raising=False)

@@ -17,14 +17,18 @@ The answer is the one Typer would print, byte for byte, with the same exit statu
   ``_resolve_incomplete`` do (option name, option value, positional argument, or subcommand); an
   option already on the line is not offered again unless it may repeat;
 - candidates come from the table (subcommands with their short help, options with theirs, choices,
-  models) or, for task ids, from the journal with ``cli._complete_task``'s query, opened read-only;
+  models), for task ids from the journal with ``cli._complete_task``'s query, opened read-only, and
+  for profile names (``--profile``) from the config file as ``config.profiles()`` reads it (tomllib;
+  a missing, unreadable or invalid file names none);
 - help is printed as Typer prints it for zsh and fish: the table holds it escaped and rendered by
   rich (markup, emoji); only the wrapping to the terminal width is done here, as rich does it.
 
 Whenever a request needs something this module does not reproduce (``--version`` on the line, a
 parameter the generator marked "fallback", help text with markup from the journal, non-ASCII output,
-Windows), ``answer`` returns None and the caller lets Typer answer. Imports: the standard library
-only (json, shlex; sqlite3 for task ids; platformdirs only off Linux or for unusual XDG/HOME values).
+Windows, a ``WANVID_DATA_DIR`` or ``WANVID_CONFIG_DIR`` whose ``~`` pathlib cannot expand), ``answer``
+returns None and the caller lets Typer answer. Imports: the standard library only (json, shlex; sqlite3
+for task ids; tomllib for profiles, only when the config file opens; platformdirs only off Linux or
+for unusual XDG/HOME values).
 """
 
 from __future__ import annotations
@@ -407,6 +411,8 @@ def _param_items(param: Param, incomplete: str, schema: int) -> list[Item]:
             for task_id, text in tasks(incomplete, schema)
             if task_id.startswith(incomplete)
         ]
+    if kind == "profiles":  # the --profile autocompletion: config.profiles(), filtered by prefix
+        return [(name, None) for name in profiles() if name.startswith(incomplete)]
     raise Fallback
 
 
@@ -416,30 +422,43 @@ def _param_items(param: Param, incomplete: str, schema: int) -> list[Item]:
 
 def journal_path() -> str:
     """journal.journal_path(), without importing pathlib and the journal module."""
-    moved = os.environ.get("WANVID_DATA_DIR")
+    return os.path.join(_app_dir("WANVID_DATA_DIR", "data"), "journal.sqlite3")
+
+
+def _app_dir(variable: str, kind: str) -> str:
+    """journal.data_dir() (``kind`` "data") or config.config_dir() ("config"): the directory that
+    ``variable`` moves it to, else the platform's user directory of that kind."""
+    moved = os.environ.get(variable)
     if moved:
         base = os.path.expanduser(moved)
         if base.startswith("~"):
             raise Fallback  # pathlib's expanduser raises here; Typer's path reports that
-    else:
-        base = _user_data_dir()
-    return os.path.join(base, "journal.sqlite3")
+        return base
+    return _user_dir(kind)
 
 
-def _user_data_dir() -> str:
-    """platformdirs.user_data_dir("wanvid", appauthor=False) without importing platformdirs (~10 ms:
-    it imports tempfile) where every platformdirs 4.x agrees: Linux (not Android) with XDG_DATA_HOME
-    absolute, or unset or empty and HOME absolute. Anything else asks platformdirs."""
+# platformdirs' Unix user directories: the XDG variable, and the default under the home directory
+_XDG = {"data": ("XDG_DATA_HOME", "~/.local/share"), "config": ("XDG_CONFIG_HOME", "~/.config")}
+
+
+def _user_dir(kind: str) -> str:
+    """platformdirs.user_data_dir or user_config_dir("wanvid", appauthor=False) without importing
+    platformdirs (~10 ms: it imports tempfile) where every platformdirs 4.x agrees: Linux (not
+    Android) with the XDG variable absolute, or unset or empty and HOME absolute. Anything else asks
+    platformdirs."""
     env = os.environ
+    variable, default = _XDG[kind]
     if sys.platform == "linux" and not hasattr(sys, "getandroidapilevel") and "ANDROID_DATA" not in env:
-        xdg = env.get("XDG_DATA_HOME", "")
+        xdg = env.get(variable, "")
         if os.path.isabs(xdg):
             return os.path.join(xdg, "wanvid")
         if not xdg and os.path.isabs(env.get("HOME", "")):
-            return os.path.join(os.path.expanduser("~/.local/share"), "wanvid")
-    from platformdirs import user_data_dir
+            return os.path.join(os.path.expanduser(default), "wanvid")
+    import platformdirs
 
-    return user_data_dir("wanvid", appauthor=False)
+    if kind == "data":
+        return platformdirs.user_data_dir("wanvid", appauthor=False)
+    return platformdirs.user_config_dir("wanvid", appauthor=False)
 
 
 def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
@@ -470,6 +489,36 @@ def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
             raise Fallback  # Typer's str.startswith would fail on it
         out.append((task_id, f"{status} {model or ''}".strip()))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile names from the config file.
+
+
+def config_path() -> str:
+    """config.config_path(), without importing pathlib and the config module."""
+    return os.path.join(_app_dir("WANVID_CONFIG_DIR", "config"), "config.toml")
+
+
+def profiles() -> list[str]:
+    """config.profiles(): the sorted names of the config file's ``[profiles.NAME]`` tables; none when
+    the file is missing, unreadable or not valid TOML (config.load_file's errors, which profiles()
+    turns into no names). Anything else it raises, Typer raises too: ``answer`` lets Typer answer."""
+    try:
+        f = open(config_path(), "rb")  # noqa: SIM115 (tomllib is imported only once this succeeds)
+    except OSError:
+        return []
+    with f:
+        import tomllib
+
+        try:
+            data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return []
+    table = data.get("profiles", {})
+    if not isinstance(table, dict):
+        return []
+    return sorted(name for name, value in table.items() if isinstance(value, dict))
 
 
 class _JournalHelp(str):
