@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check wanvid tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4  # 4 workers on 2 cores: most tests wait on the sandbox's task timings
 
 ## demo: start the built-in gateway, animate examples/cat.png into demo-out/cat.mp4, stop the gateway
 demo: $(STAMP)

@@ -80,10 +80,23 @@ def creates(sb: Sandbox) -> int:
 
 
 def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(env_gw, tmp_path):
-    env_gw.faults.rate_limit = 12  # API requests per second, all clients together: 429 + Retry-After above it
+    env_gw.faults.rate_limit = 25  # API requests per second, all clients together: 429 + Retry-After above it
+    env_gw.faults.throttle, env_gw.faults.retry_after = 6, 0.3  # and a burst of 429s, whatever the machine's pace
     shots = images(tmp_path / "shots", 50)
     manifest = csv_manifest(tmp_path / "shots.csv", [{"image": f"shots/{p.name}", "prompt": "spin"} for p in shots])
-    r = wv("batch", str(manifest), "-d", "out", "--concurrency", "4", "--json", *FAST)
+    r = wv(
+        "batch",
+        str(manifest),
+        "-d",
+        "out",
+        "--concurrency",
+        "4",
+        "--json",
+        "--poll-interval",
+        "0.25",
+        "--stagger",
+        "0.02",
+    )
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     validator("batch.json").validate(doc)

@@ -36,6 +36,7 @@ MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 RELEASE_GAP = 0.1  # seconds between requests sharing a Gate after a 429 ...
 MAX_GAP = 2.0  # ... doubling with each further 429 up to this
+MIN_GAP = 0.02  # ... and shrinking with each other answer down to this
 CALM = 10.0  # ... for this long after the last 429
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
@@ -76,7 +77,8 @@ class Gate:
     A 429's wait holds every client, not just the one that got it: retrying alone while the others keep
     sending would only earn more 429s. For ``CALM`` seconds after a 429 every request takes a turn, the
     turns ``gap`` apart; the gap doubles with each further 429 in that time (up to ``MAX_GAP``), so the
-    clients together settle under the gateway's limit instead of spending their retries against it.
+    clients together settle under the gateway's limit instead of spending their retries against it; each
+    answer that is not a 429 halves it (down to ``MIN_GAP``), so they find the limit again.
     Creates pass at least ``spacing`` seconds apart, so a batch starts as a trickle, not a burst of POSTs.
     """
 
@@ -93,9 +95,15 @@ class Gate:
     def hold(self, seconds: float) -> None:
         with self._lock:
             now = self.clock()
+            if now >= self._open_at:  # 429s of requests sent before the hold count as one
+                self.gap = min(self.gap * 2, MAX_GAP) if now < self._calm_until else RELEASE_GAP
             self._open_at = max(self._open_at, now + seconds)
-            self.gap = min(self.gap * 2, MAX_GAP) if now < self._calm_until else RELEASE_GAP
             self._calm_until = now + CALM
+
+    def passed(self) -> None:
+        """An answer that was not a 429: the gateway has room, the turns may come closer."""
+        with self._lock:
+            self.gap = max(MIN_GAP, self.gap / 2)
 
     def wait(self, sleep: Callable[[float], None], *, create: bool = False) -> None:
         """Sleep until a request may start; a create also takes the next slot of the spacing."""
@@ -216,11 +224,15 @@ class Client:
                 if self.log:
                     _log_exchange(self.log, resp, time.monotonic() - started)
                 if resp.status_code < 400:
+                    if self.gate is not None:
+                        self.gate.passed()
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 wait = self.backoff(attempt, retry_after(resp))
-                if resp.status_code == 429 and self.gate is not None:
+                if self.gate is not None and resp.status_code == 429:
                     self.gate.hold(wait)  # everyone sharing the budget slows down, not just this request
+                elif self.gate is not None:
+                    self.gate.passed()
                 if not retryable or self._give_up(attempt, wait, budget):
                     raise error_from_response(resp)
                 resp.close()

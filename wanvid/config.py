@@ -80,7 +80,7 @@ def profiles() -> list[str]:
     """The profiles the config file names (for tab completion; an unreadable file names none)."""
     try:
         table = load_file().get("profiles", {})
-    except UsageError:
+    except (UsageError, RuntimeError):  # RuntimeError: a WANVID_CONFIG_DIR with a ~user that does not exist
         return []
     return sorted(name for name, value in table.items() if isinstance(value, dict)) if isinstance(table, dict) else []
 
