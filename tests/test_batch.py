@@ -31,16 +31,10 @@ WANVID = [sys.executable, "-m", "wanvid"]
 
 
 @pytest.fixture
-def quick() -> Iterator[Sandbox]:
+def sandbox() -> Iterator[Sandbox]:
+    """Quicker tasks than conftest's (``gw`` uses this one): a batch runs many of them."""
     with Sandbox(queue_seconds=0.1, run_seconds=0.3) as sb:
         yield sb
-
-
-@pytest.fixture
-def env_gw(quick: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("WANVID_BASE_URL", quick.url)
-    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-    return quick
 
 
 def images(folder: Path, n: int) -> list[Path]:
@@ -79,9 +73,9 @@ def creates(sb: Sandbox) -> int:
 # -- the issue's acceptance tests ----------------------------------------------------------------
 
 
-def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(env_gw, tmp_path):
-    env_gw.faults.rate_limit = 25  # API requests per second, all clients together: 429 + Retry-After above it
-    env_gw.faults.throttle, env_gw.faults.retry_after = 6, 0.3  # and a burst of 429s, whatever the machine's pace
+def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(gw, tmp_path):
+    gw.faults.rate_limit = 25  # API requests per second, all clients together: 429 + Retry-After above it
+    gw.faults.throttle, gw.faults.retry_after = 6, 0.3  # and a burst of 429s, whatever the machine's pace
     shots = images(tmp_path / "shots", 50)
     manifest = csv_manifest(tmp_path / "shots.csv", [{"image": f"shots/{p.name}", "prompt": "spin"} for p in shots])
     r = wv(
@@ -102,7 +96,7 @@ def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(env_gw,
     validator("batch.json").validate(doc)
     assert doc["summary"]["saved"] == 50 and doc["exit_code"] == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == [f"{p.stem}.mp4" for p in shots]
-    stats = env_gw.stats()
+    stats = gw.stats()
     assert stats["throttled"] > 0  # the limit really bit
     assert stats["creates"] == 50  # and no row was paid for twice
     assert stats["max_active_tasks"] <= 4 and stats["max_in_flight"] <= 4
@@ -113,16 +107,16 @@ def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(env_gw,
         row_schema.validate(line)
 
 
-def test_interrupted_batch_rerun_pays_no_row_twice(quick, tmp_path):
+def test_interrupted_batch_rerun_pays_no_row_twice(sandbox, tmp_path):
     shots = images(tmp_path / "shots", 12)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"shots/{p.name}"} for p in shots])
     env = {
         **os.environ,
-        "WANVID_BASE_URL": quick.url,
+        "WANVID_BASE_URL": sandbox.url,
         "WANVID_API_KEY": TEST_KEY,
         "WANVID_DATA_DIR": str(tmp_path / "data"),
     }
-    quick.run_seconds = 1.5  # rows are still running when Ctrl-C comes
+    sandbox.run_seconds = 1.5  # rows are still running when Ctrl-C comes
     cmd = [*WANVID, "batch", str(manifest), "-d", str(tmp_path / "out"), "-j", "3", "--json", *FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out_file = tmp_path / "out" / "m.results.jsonl"
@@ -139,15 +133,15 @@ def test_interrupted_batch_rerun_pays_no_row_twice(quick, tmp_path):
     assert "interrupted" in states and "not_started" in states and "saved" in states
     interrupted = [row for row in first["rows"] if row["status"] == "interrupted"]
     assert all(row["task_id"] and "resume with" in row["error"]["hint"] for row in interrupted)
-    paid = creates(quick)
+    paid = creates(sandbox)
     assert paid < 12
 
-    quick.run_seconds = 0.3
+    sandbox.run_seconds = 0.3
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     by_row = {row["row"]: row for row in second["rows"]}
-    assert creates(quick) == 12  # each row paid for exactly once over both runs
+    assert creates(sandbox) == 12  # each row paid for exactly once over both runs
     for row in first["rows"]:
         if row["status"] == "saved":
             assert by_row[row["row"]]["status"] == "already_saved"
@@ -156,7 +150,7 @@ def test_interrupted_batch_rerun_pays_no_row_twice(quick, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == [f"{p.stem}.mp4" for p in shots]
 
 
-def test_every_invalid_row_is_listed_and_nothing_is_sent(env_gw, tmp_path):
+def test_every_invalid_row_is_listed_and_nothing_is_sent(gw, tmp_path):
     shots = images(tmp_path, 3)
     manifest = csv_manifest(
         tmp_path / "m.csv",
@@ -170,7 +164,7 @@ def test_every_invalid_row_is_listed_and_nothing_is_sent(env_gw, tmp_path):
     )
     r = wv("batch", str(manifest), *FAST)
     assert r.exit_code == 2
-    assert env_gw.requests() == []  # nothing sent, not even for the valid rows
+    assert gw.requests() == []  # nothing sent, not even for the valid rows
     listed = [line for line in r.stderr.splitlines() if line.startswith("row ")]
     assert [line.split(":")[0] for line in listed] == ["row 2", "row 3", "row 4"]
     assert "missing.png" in listed[0] and "duration" in listed[1] and "'five' is not a whole number" in listed[2]
@@ -181,10 +175,10 @@ def test_every_invalid_row_is_listed_and_nothing_is_sent(env_gw, tmp_path):
     doc = json.loads(r.stdout)
     validator("batch.json").validate(doc)
     assert [row["status"] for row in doc["rows"]] == ["saved", "invalid", "invalid", "invalid", "saved"]
-    assert creates(env_gw) == 2
+    assert creates(gw) == 2
 
 
-def test_invalid_manifest_json_lists_rows(env_gw, tmp_path):
+def test_invalid_manifest_json_lists_rows(gw, tmp_path):
     images(tmp_path, 1)
     (tmp_path / "m.jsonl").write_text(
         '{"image": "shot00.png", "seed": 1}\nnot json\n[1]\n{"image": "shot00.png", "sede": 2}\n'
@@ -207,14 +201,14 @@ def test_invalid_manifest_json_lists_rows(env_gw, tmp_path):
         ("image,prompt\n", "has no rows"),
     ],
 )
-def test_manifest_level_errors(env_gw, tmp_path, content, message):
+def test_manifest_level_errors(gw, tmp_path, content, message):
     (tmp_path / "m.csv").write_text(content)
     r = wv("batch", "m.csv")
     assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert env_gw.requests() == []
+    assert gw.requests() == []
 
 
-def test_missing_manifest_is_a_usage_error(env_gw):
+def test_missing_manifest_is_a_usage_error(gw):
     r = wv("batch", "nope.csv")
     assert r.exit_code == 2 and "manifest nope.csv does not exist" in r.stderr
 
@@ -222,7 +216,7 @@ def test_missing_manifest_is_a_usage_error(env_gw):
 # -- names, defaults, results --------------------------------------------------------------------
 
 
-def test_command_line_options_are_defaults_rows_override_them(env_gw, tmp_path):
+def test_command_line_options_are_defaults_rows_override_them(gw, tmp_path):
     shots = images(tmp_path, 2)
     (tmp_path / "m.jsonl").write_text(
         json.dumps({"image": shots[0].name, "prompt": "left"})
@@ -232,14 +226,14 @@ def test_command_line_options_are_defaults_rows_override_them(env_gw, tmp_path):
     )
     r = wv("batch", "m.jsonl", "--model", "wan2.6-i2v", "--duration", "5", "--seed", "3", *FAST)
     assert r.exit_code == 0, r.stderr
-    bodies = sorted((q.json for q in env_gw.requests() if q.method == "POST"), key=lambda b: b["input"]["prompt"])
+    bodies = sorted((q.json for q in gw.requests() if q.method == "POST"), key=lambda b: b["input"]["prompt"])
     assert [b["model"] for b in bodies] == ["wan2.6-i2v", "wan2.6-i2v"]
     assert bodies[0]["parameters"]["duration"] == 5 and bodies[0]["parameters"]["seed"] == 3
     assert bodies[1]["parameters"]["duration"] == 10 and bodies[1]["parameters"]["seed"] == 7
     assert bodies[1]["parameters"]["watermark"] is True and "watermark" not in bodies[0]["parameters"]
 
 
-def test_name_template_fields_and_collisions(env_gw, tmp_path):
+def test_name_template_fields_and_collisions(gw, tmp_path):
     shot = images(tmp_path, 1)[0]
     rows = [{"image": shot.name, "seed": s} for s in (1, 2)]
     manifest = csv_manifest(tmp_path / "m.csv", rows)
@@ -255,23 +249,23 @@ def test_name_template_fields_and_collisions(env_gw, tmp_path):
         "1-shot00-1-wan2.7-i2v.mp4",
         "2-shot00-2-wan2.7-i2v.mp4",
     ]
-    assert creates(env_gw) == 2
+    assert creates(gw) == 2
 
 
-def test_task_id_names_are_found_again_on_rerun(env_gw, tmp_path):
+def test_task_id_names_are_found_again_on_rerun(gw, tmp_path):
     shots = images(tmp_path, 2)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
     r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "-q", *FAST)
     assert r.exit_code == 0, r.stderr
     saved = r.stdout.split()
-    ids = sorted(q.path.rsplit("/", 1)[-1] for q in env_gw.requests() if q.method == "GET" and "/tasks/" in q.path)
+    ids = sorted(q.path.rsplit("/", 1)[-1] for q in gw.requests() if q.method == "GET" and "/tasks/" in q.path)
     assert {Path(p).stem for p in saved} <= set(ids) and len(saved) == 2
     r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "--json", *FAST)
-    assert r.exit_code == 0 and creates(env_gw) == 2
+    assert r.exit_code == 0 and creates(gw) == 2
     assert [row["status"] for row in json.loads(r.stdout)["rows"]] == ["already_saved", "already_saved"]
 
 
-def test_output_column_and_existing_files(env_gw, tmp_path):
+def test_output_column_and_existing_files(gw, tmp_path):
     shots = images(tmp_path, 2)
     manifest = csv_manifest(
         tmp_path / "m.csv", [{"image": shots[0].name, "output": "hero.mp4"}, {"image": shots[1].name}]
@@ -285,10 +279,10 @@ def test_output_column_and_existing_files(env_gw, tmp_path):
     assert (tmp_path / "hero.mp4").stat().st_size > 1000 and (tmp_path / "shot01.mp4").stat().st_size > 1000
 
 
-def test_failed_rows_give_the_worst_exit_code_and_the_others_still_run(env_gw, tmp_path):
+def test_failed_rows_give_the_worst_exit_code_and_the_others_still_run(gw, tmp_path):
     shots = images(tmp_path, 3)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-    env_gw.faults.fail_code, env_gw.faults.fail_message = "DataInspectionFailed", "inappropriate content"
+    gw.faults.fail_code, gw.faults.fail_message = "DataInspectionFailed", "inappropriate content"
     r = wv("batch", str(manifest), "--json", *FAST)
     assert r.exit_code == 3
     doc = json.loads(r.stdout)
@@ -321,7 +315,7 @@ def test_worst_ranks_failure_classes():
     assert worst(rows(4, 130)) == 130  # an interrupted batch is unfinished whatever else happened
 
 
-def test_on_complete_runs_per_row_with_the_row_in_the_environment(env_gw, tmp_path):
+def test_on_complete_runs_per_row_with_the_row_in_the_environment(gw, tmp_path):
     shots = images(tmp_path, 3)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
     log = tmp_path / "hook.log"
@@ -337,12 +331,12 @@ def test_on_complete_runs_per_row_with_the_row_in_the_environment(env_gw, tmp_pa
 # -- the live table and the shared budget ------------------------------------------------------
 
 
-def test_live_table_on_a_terminal(quick, tmp_path):
+def test_live_table_on_a_terminal(sandbox, tmp_path):
     from .test_subprocess import _on_a_terminal
 
     shots = images(tmp_path / "s", 3)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"s/{p.name}"} for p in shots])
-    env = {"WANVID_BASE_URL": quick.url, "WANVID_API_KEY": TEST_KEY, "WANVID_DATA_DIR": str(tmp_path / "d")}
+    env = {"WANVID_BASE_URL": sandbox.url, "WANVID_API_KEY": TEST_KEY, "WANVID_DATA_DIR": str(tmp_path / "d")}
     out, screen = _on_a_terminal(["batch", str(manifest), "-d", str(tmp_path / "o"), *FAST], env)
     assert "\x1b[" in screen and "ROW" in screen and "DOWNLOAD" in screen and "3/3 done" in screen
     assert "row=1" not in screen  # no plain lines on a terminal
