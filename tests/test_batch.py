@@ -67,7 +67,8 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def creates(sb: Sandbox) -> int:
-    return sum(1 for r in sb.requests() if r.method == "POST")
+    """Tasks the sandbox made (a create answered 429 made none)."""
+    return sb.stats()["creates"]
 
 
 # -- the issue's acceptance tests ----------------------------------------------------------------
@@ -131,6 +132,7 @@ def test_interrupted_batch_rerun_pays_no_row_twice(sandbox, tmp_path):
     first = json.loads(stdout)
     states = {row["status"] for row in first["rows"]}
     assert "interrupted" in states and "not_started" in states and "saved" in states
+    assert all(row["error"]["exit_code"] == 130 for row in first["rows"] if row["status"] == "not_started")
     interrupted = [row for row in first["rows"] if row["status"] == "interrupted"]
     assert all(row["task_id"] and "resume with" in row["error"]["hint"] for row in interrupted)
     paid = creates(sandbox)
@@ -364,3 +366,79 @@ def test_gate_shares_a_429_and_spaces_creates():
     for _ in range(3):
         gate.wait(time.sleep, create=True)
     assert time.monotonic() - t0 >= 0.39  # three creates: two gaps of 0.2 s
+
+
+# -- from the independent review ---------------------------------------------------------------
+
+
+def test_a_tight_rate_limit_slows_the_batch_but_loses_no_row(gw, tmp_path):
+    gw.faults.rate_limit = 4  # far below what 8 workers polling every 0.3 s would send
+    shots = images(tmp_path, 10)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    r = wv("batch", str(manifest), "-j", "8", "--json", "--poll-interval", "0.3", "--stagger", "0")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0, [row["error"] for row in doc["rows"] if row["error"]]
+    assert doc["summary"]["saved"] == 10 and gw.stats()["throttled"] > 0 and creates(gw) == 10
+
+
+def test_row_errors_never_carry_the_key(gw, tmp_path):
+    gw.faults.fail_code, gw.faults.fail_message = "Echo", f"your key {TEST_KEY} is not allowed here"
+    shots = images(tmp_path, 2)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    r = wv("batch", str(manifest), *FAST)  # wv fails the test if the key reaches stdout or stderr
+    assert r.exit_code == 3 and "your key **** is not allowed" in r.stdout + r.stderr
+    text = (tmp_path / "m.results.jsonl").read_text()
+    assert TEST_KEY not in text and "****" in text
+
+
+def test_csv_cells_keep_their_newlines_and_whole_floats_are_numbers(gw, tmp_path):
+    images(tmp_path, 1)
+    (tmp_path / "m.csv").write_text('image,prompt,duration\nshot00.png,"line one\nline two",5.0\n')
+    r = wv("batch", "m.csv", *FAST)
+    assert r.exit_code == 0, r.stderr
+    (body,) = [q.json for q in gw.requests() if q.method == "POST"]
+    assert body["input"]["prompt"] == "line one\nline two" and body["parameters"]["duration"] == 5
+
+
+def test_templates_that_cannot_be_filled_are_row_problems_not_crashes(gw, tmp_path):
+    shots = images(tmp_path, 2)
+    manifest = csv_manifest(
+        tmp_path / "m.csv", [{"image": shots[0].name, "output": "clip {final}.mp4"}, {"image": shots[1].name}]
+    )
+    r = wv("batch", str(manifest), "--name", "{stem:d}.mp4")
+    assert r.exit_code == 2 and "unexpected" not in r.stderr
+    assert "row 1: output uses unknown field {final}" in r.stderr and "row 2: cannot fill in the name" in r.stderr
+    assert gw.requests() == []
+    r = wv("batch", str(manifest), "--name", "{task_id:.8}.mp4", "-q", "--skip-invalid", *FAST)
+    assert r.exit_code == 2  # row 1 is still invalid
+    (saved,) = r.stdout.split()
+    assert len(Path(saved).stem) == 8
+
+
+def test_an_error_after_paying_keeps_the_task_and_the_file_in_the_results(gw, tmp_path):
+    shots = images(tmp_path, 1)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": shots[0].name}])
+    (tmp_path / "shot00.mp4.json").mkdir()  # the sidecar cannot be written
+    r = wv("batch", str(manifest), "--json", *FAST)
+    (row,) = json.loads(r.stdout)["rows"]
+    assert r.exit_code != 0 and row["status"] == "error"
+    assert row["task_id"] and row["output"] == str(tmp_path / "shot00.mp4")
+
+
+def test_a_rerun_finds_saved_rows_however_the_directory_is_spelt(gw, tmp_path):
+    shots = images(tmp_path, 2)
+    manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+    (tmp_path / "sub").mkdir()
+    assert wv("batch", str(manifest), "-d", "out", *FAST).exit_code == 0
+    r = wv("batch", str(manifest), "-d", "sub/../out/", "--json", *FAST)
+    assert r.exit_code == 0 and {row["status"] for row in json.loads(r.stdout)["rows"]} == {"already_saved"}
+    assert creates(gw) == 2
+
+
+def test_results_may_not_overwrite_the_manifest(gw, tmp_path):
+    images(tmp_path, 1)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"image": "shot00.png"}\n')
+    r = wv("batch", "m.jsonl", "--results", "m.jsonl")
+    assert r.exit_code == 2 and "is the manifest" in r.stderr
+    assert manifest.read_text() == '{"image": "shot00.png"}\n' and gw.requests() == []

@@ -16,13 +16,17 @@ from __future__ import annotations
 import json
 import os
 import string
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_any
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .client import READ_TIMEOUT
 from .errors import AuthError, FieldError, Interrupted, TaskFailed, UsageError, WanvidError
 from .manifest import Row
 from .output import BatchBoard, RowOutput
@@ -51,8 +55,9 @@ class Item:
     problems: list[str] = field(default_factory=list)
 
     def name(self, out_dir: Path, task_id: str | None = None) -> Path | None:
-        """The output path, or None when the template needs a task id not known yet."""
-        if "{task_id}" in self.template.replace(" ", "") and task_id is None:
+        """The output path, or None when the template needs a task id not known yet; a UsageError when the
+        template cannot be filled in or its result is not a plain file name."""
+        if "task_id" in fields_of(self.template) and task_id is None:
             return None
         assert self.v is not None
         r = self.v.request
@@ -65,7 +70,13 @@ class Item:
             "resolution": r.resolution,
             "task_id": task_id,
         }
-        return out_dir / self.template.format_map(values)
+        try:
+            name = self.template.format_map(values)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise UsageError(f"cannot fill in the name {self.template!r}: {exc}") from None
+        if not name or name in (".", "..") or "/" in name or os.sep in name:
+            raise UsageError(f"the name {self.template!r} gives {name!r}, which is not a file name")
+        return out_dir / name
 
 
 @dataclass
@@ -107,21 +118,28 @@ class InvalidRows(UsageError):
         return doc
 
 
-def check_template(template: str) -> list[str]:
-    """The fields a ``--name`` template uses; a UsageError if it uses others or could leave the directory."""
+def fields_of(template: str) -> list[str]:
+    """The field names a template uses (``{seed:04d}`` uses ``seed``); [] if it is not a template."""
     try:
-        used = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError:
+        return []
+
+
+def check_template(template: str, what: str = "--name") -> list[str]:
+    """The fields a name template uses; a UsageError if it uses others or could leave the directory."""
+    try:
+        list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise UsageError(
-            f"--name {template!r} is not a template: {exc}", hint='e.g. --name "{stem}-{row}.mp4"'
-        ) from None
+        raise UsageError(f"{what} {template!r} is not a template: {exc}", hint='e.g. "{stem}-{row}.mp4"') from None
+    used = fields_of(template)
     unknown = [n for n in used if n not in NAME_FIELDS]
     if unknown:
         raise UsageError(
-            f"--name uses unknown field {{{unknown[0]}}}", hint="fields: " + ", ".join(f"{{{n}}}" for n in NAME_FIELDS)
+            f"{what} uses unknown field {{{unknown[0]}}}", hint="fields: " + ", ".join(f"{{{n}}}" for n in NAME_FIELDS)
         )
     if "/" in template or os.sep in template:
-        raise UsageError("--name must be a file name, not a path", hint="use --output-dir for the directory")
+        raise UsageError(f"{what} must be a file name, not a path", hint="use --output-dir for the directory")
     return used
 
 
@@ -151,16 +169,18 @@ def _plan_row(
     except UsageError as exc:
         item.problems.append(exc.message)
         return item
-    if "output" in row.values:
-        if "/" in item.template or os.sep in item.template:
-            item.problems.append("output must be a file name; the directory is --output-dir")
-            return item
-    else:
+    what = "output" if "output" in row.values else "--name"
+    try:
+        if what == "output":
+            used = check_template(item.template, "output")
         unset = [n for n in used if n in ("seed", "duration", "resolution") and getattr(item.v.request, n) is None]
         if unset:
-            item.problems.append(f"--name uses {{{unset[0]}}}, which this row does not set")
-            return item
-    item.dest = item.name(out_dir)
+            raise UsageError(f"{what} uses {{{unset[0]}}}, which this row does not set")
+        item.name(out_dir, "0" * 36)  # a template with {task_id} must work once the id is known: try it now
+        item.dest = item.name(out_dir)
+    except UsageError as exc:
+        item.problems.append(exc.message)
+        return item
     item.done = _saved_before(ctx, item, out_dir)
     if item.dest is not None and item.done is None:
         from .download import check_target
@@ -247,22 +267,24 @@ def run(
                 finish(future.result())
             board.tick()
     except KeyboardInterrupt:
-        from .session import _exit_on_second_interrupt
+        import signal
 
-        _exit_on_second_interrupt()
         stop.set()
+        signal.signal(signal.SIGINT, worker.second_interrupt)
         ctx.out.note("interrupted: no new row starts; running rows stop at their next step and stay resumable")
-        for future in pending:
+        for future in futures:
             future.cancel()
-        for future in pending:
-            if not future.cancelled():
+        for future, item in futures.items():  # rows that ended meanwhile, and those still stopping
+            if item.row not in results and not future.cancelled():
                 finish(future.result())
     finally:
+        stop.set()  # whatever ended the loop, no worker must go on (shutdown would wait for it)
         pool.shutdown(wait=True, cancel_futures=True)
     for item in todo:
         if item.row not in results:
             board.event(item.row, "NOT_STARTED")
-            finish(RowResult(item.row, "not_started"))
+            error = _error(Interrupted("the batch was interrupted before this row started")) if stop.is_set() else None
+            finish(RowResult(item.row, "not_started", error=error))
     return [results[item.row] for item in items]
 
 
@@ -284,6 +306,31 @@ class _Worker:
     ) -> None:
         self.ctx, self.board, self.stop, self.abort, self.gate = ctx, board, stop, abort, gate
         self.out_dir, self.wait_opts, self.force, self.metadata, self.hook = out_dir, wait_opts, force, metadata, hook
+        self.paying = threading.Condition()  # rows between sending a create and journaling its answer
+        self.unjournaled = 0
+
+    @contextmanager
+    def submitting(self) -> Iterator[None]:
+        with self.paying:
+            self.unjournaled += 1
+        try:
+            yield
+        finally:
+            with self.paying:
+                self.unjournaled -= 1
+                self.paying.notify_all()
+
+    def second_interrupt(self, signum: int, frame: object) -> None:
+        """A second Ctrl-C ends the batch now, but not between a gateway's create answer and the journal:
+        that task is paid for, and only the journal lets a rerun find it. (A third one ends it at once.)"""
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        with self.paying:
+            if self.unjournaled:
+                sys.stderr.write(f"waiting for {self.unjournaled} new task(s) to be journaled\n")
+            self.paying.wait_for(lambda: self.unjournaled == 0, timeout=READ_TIMEOUT + 5)
+        os._exit(130)
 
     def nap(self, seconds: float) -> None:
         if self.stop.wait(seconds):
@@ -299,29 +346,32 @@ class _Worker:
             return RowResult(item.row, "not_started")
         view = RowOutput(self.board, item.row, self.ctx.out.secrets, self.check)
         ctx = replace(self.ctx, view=view, gate=self.gate, sleep=self.nap)
+        known: dict[str, str] = {}  # the task id and output path, as soon as they exist
         try:
-            return self._steps(ctx, item)
+            return self._steps(ctx, item, known)
         except TaskFailed as exc:
-            return self._ended(item, "failed", exc)
+            return self._ended(ctx, item, "failed", exc, known)
         except Interrupted as exc:
-            return self._ended(item, "interrupted", exc)
+            return self._ended(ctx, item, "interrupted", exc, known)
         except WanvidError as exc:
             if isinstance(exc, AuthError):
                 self.abort.set()
-            return self._ended(item, "error", exc)
-        except KeyboardInterrupt:  # stopped before a task existed
-            return self._ended(item, "interrupted", Interrupted("stopped before the row's task was created"))
+            return self._ended(ctx, item, "error", exc, known)
+        except KeyboardInterrupt:
+            return self._ended(ctx, item, "interrupted", Interrupted("the batch was interrupted"), known)
         except Exception as exc:  # a bug in one row must not take the others down
-            return self._ended(item, "error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"))
+            return self._ended(ctx, item, "error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"), known)
         finally:
             if "journal" in ctx.__dict__:
                 ctx.journal.close()
 
-    def _steps(self, ctx: Ctx, item: Item) -> RowResult:
+    def _steps(self, ctx: Ctx, item: Item, known: dict[str, str]) -> RowResult:
         assert item.v is not None
         self.board.event(item.row, "SUBMITTING")
         client = ctx.client()
-        task, entry, reused = submit_or_reuse(ctx, client, item.v, False, output=item.dest)
+        with self.submitting():
+            task, entry, reused = submit_or_reuse(ctx, client, item.v, False, output=item.dest)
+        known["task_id"] = task.id
         self.board.event(item.row, task.status.value, task_id=task.id)
         dest = item.dest or item.name(self.out_dir, task.id)
         assert dest is not None
@@ -331,23 +381,29 @@ class _Worker:
             if done is not None:
                 self.board.event(item.row, "ALREADY_SAVED", task_id=done, detail=str(dest))
                 return RowResult(item.row, "already_saved", done, str(dest), reused=True)
+        known["dest"] = str(dest)
         fetch = fetch_cmd(ctx, task.id, dest, self.force)
         resume = f"{ctx.again('wait', task.id)} && {fetch}"
         task = wait_task(
             ctx, client, task.id, self.wait_opts["timeout"], self.wait_opts["poll_interval"], entry, resume
         )
         got = save_video(ctx, client, task, dest, force=self.force, metadata=self.metadata, entry=entry, resume=fetch)
+        known["output"] = str(got.path)
         hook_error = run_hook(ctx, self.hook, task, got, entry, row=str(item.row))
         if hook_error is not None:
-            hook_error.task_id = task.id
-            self.board.event(item.row, "ERROR", task_id=task.id, detail=hook_error.message)
-            return RowResult(item.row, "error", task.id, str(got.path), _error(hook_error), reused)
+            return self._ended(ctx, item, "error", hook_error, known, reused)
         self.board.event(item.row, "SAVED", task_id=task.id, detail=str(got.path))
         return RowResult(item.row, "saved", task.id, str(got.path), None, reused)
 
-    def _ended(self, item: Item, status: str, exc: WanvidError) -> RowResult:
+    def _ended(
+        self, ctx: Ctx, item: Item, status: str, exc: WanvidError, known: dict[str, str], reused: bool = False
+    ) -> RowResult:
+        exc.task_id = exc.task_id or known.get("task_id")
+        exc.message, exc.hint = ctx.out.redact(exc.message), exc.hint and ctx.out.redact(exc.hint)
         self.board.event(item.row, status.upper(), task_id=exc.task_id, detail=exc.message)
-        return RowResult(item.row, status, exc.task_id, None, _error(exc))
+        # A step after the rename can fail (the sidecar, the journal): the video is there all the same.
+        saved = known.get("output") or (known["dest"] if "dest" in known and Path(known["dest"]).is_file() else None)
+        return RowResult(item.row, status, exc.task_id, saved, _error(exc), reused)
 
 
 def _error(exc: WanvidError) -> dict[str, Any]:

@@ -830,7 +830,7 @@ def batch_(
         raise UsageError("--concurrency must be from 1 to 32")
     if not math.isfinite(stagger) or stagger < 0:
         raise UsageError("--stagger must be a number of seconds, 0 or more")
-    out_dir = Path(output_dir).expanduser().absolute()
+    out_dir = Path(output_dir).expanduser().resolve()  # resolved: the journal knows saved videos by path
     rows = manifest_file.read(manifest)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -850,7 +850,9 @@ def batch_(
             invalid,
         )
     ctx.client()  # a missing key or an insecure URL stops the batch here, not once per row
-    results_path = Path(results).expanduser().absolute() if results else out_dir / f"{manifest.stem}.results.jsonl"
+    results_path = Path(results).expanduser().resolve() if results else out_dir / f"{manifest.stem}.results.jsonl"
+    if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
+        raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
     results_file = batch.ResultsFile(results_path)
     labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
     with ctx.out.batch(labels) as board:

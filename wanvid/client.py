@@ -38,6 +38,7 @@ RELEASE_GAP = 0.1  # seconds between requests sharing a Gate after a 429 ...
 MAX_GAP = 2.0  # ... doubling with each further 429 up to this
 MIN_GAP = 0.02  # ... and shrinking with each other answer down to this
 CALM = 10.0  # ... for this long after the last 429
+SHARED_429_FACTOR = 5  # 429s under a Gate may be retried this many times the usual budget
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
 AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
@@ -78,7 +79,7 @@ class Gate:
     sending would only earn more 429s. For ``CALM`` seconds after a 429 every request takes a turn, the
     turns ``gap`` apart; the gap doubles with each further 429 in that time (up to ``MAX_GAP``), so the
     clients together settle under the gateway's limit instead of spending their retries against it; each
-    answer that is not a 429 halves it (down to ``MIN_GAP``), so they find the limit again.
+    answer that is not a 429 shortens it by a tenth (down to ``MIN_GAP``), so they find the limit again.
     Creates pass at least ``spacing`` seconds apart, so a batch starts as a trickle, not a burst of POSTs.
     """
 
@@ -103,7 +104,7 @@ class Gate:
     def passed(self) -> None:
         """An answer that was not a 429: the gateway has room, the turns may come closer."""
         with self._lock:
-            self.gap = max(MIN_GAP, self.gap / 2)
+            self.gap = max(MIN_GAP, self.gap * 0.9)
 
     def wait(self, sleep: Callable[[float], None], *, create: bool = False) -> None:
         """Sleep until a request may start; a create also takes the next slot of the spacing."""
@@ -194,7 +195,7 @@ class Client:
     ) -> requests.Response:
         url = self.url(path_or_url)
         budget = self.max_retries if retries is None else retries
-        attempt = 0
+        attempt = throttled = 0
         while True:
             if self.gate is not None:
                 self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
@@ -228,11 +229,21 @@ class Client:
                         self.gate.passed()
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
-                wait = self.backoff(attempt, retry_after(resp))
-                if self.gate is not None and resp.status_code == 429:
-                    self.gate.hold(wait)  # everyone sharing the budget slows down, not just this request
-                elif self.gate is not None:
+                shared = self.gate is not None and resp.status_code == 429
+                if shared:
+                    # A 429 under a shared Gate is the pace being found, not a fault: it has its own, larger
+                    # budget, so that rows already paid for are not lost to their neighbours' traffic.
+                    wait = self.backoff(throttled, retry_after(resp))
+                    self.gate.hold(wait)  # type: ignore[union-attr]  # everyone sharing it slows down
+                    if not retryable or self._give_up(throttled, wait, self.max_retries * SHARED_429_FACTOR):
+                        raise error_from_response(resp)
+                    resp.close()
+                    throttled += 1
+                    self.sleep(wait)
+                    continue
+                if self.gate is not None:
                     self.gate.passed()
+                wait = self.backoff(attempt, retry_after(resp))
                 if not retryable or self._give_up(attempt, wait, budget):
                     raise error_from_response(resp)
                 resp.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,7 @@ def read(path: Path) -> list[Row]:
 
 
 def _csv(text: str, path: Path) -> list[dict[str, Any] | str]:
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # the csv module splits lines, keeping quoted newlines
     if not reader.fieldnames or not any(name.strip() for name in reader.fieldnames):
         raise UsageError(f"manifest {path} has no header row", hint="the first line names the columns: image,prompt")
     unknown = [name for name in reader.fieldnames if name.strip() and _canonical(name) not in COLUMNS]
@@ -86,7 +87,8 @@ def _csv(text: str, path: Path) -> list[dict[str, Any] | str]:
 
 def _jsonl(text: str) -> list[dict[str, Any] | str]:
     rows: list[dict[str, Any] | str] = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): JSON text may hold a raw U+2028 or form feed
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -125,12 +127,14 @@ def _canonical(key: str) -> str:
 
 def _typed(name: str, value: Any, base: Path) -> Any:
     if name in INT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"{value!r} is not a whole number")
+        # 5.0 too: spreadsheets and pandas write a column of whole numbers with a blank as floats
         try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a whole number") from None
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number.is_integer():
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(number)
     if name in BOOL_FIELDS:
         if isinstance(value, bool):
             return value

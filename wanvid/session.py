@@ -201,7 +201,7 @@ def submit_or_reuse(
     if reused is not None:
         ctx.out.note(
             f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
-            "for the same request; pass --new to pay for another"
+            "for the same request" + ("" if ctx.view else "; pass --new to pay for another")
         )
         if output is not None:
             journal.update(ctx.base, reused.id, output_path=str(output))
