@@ -15,11 +15,13 @@ url=$(head -n1 "$log")
 echo "demo: sandbox gateway at $url" >&2
 wanvid run examples/cat.png --prompt "the cat walks toward the camera" \
   --base-url "$url" --api-key demo-key -o "$out/cat.mp4" --force
-# A small batch: three takes of the same image with different seeds, two at a time. Run `make demo`
-# again and the batch pays for nothing: every row is already saved.
+# A small batch: three takes of the same image with different seeds, two at a time; then the same
+# batch again, which pays for nothing: the journal knows every row is saved.
 printf 'image,prompt,seed\n../examples/cat.png,the cat looks left,1\n../examples/cat.png,the cat looks right,2\n../examples/cat.png,the cat yawns,3\n' \
   >"$out/takes.csv"
 wanvid batch "$out/takes.csv" --base-url "$url" --api-key demo-key -d "$out/takes" --name "cat-{seed}.mp4" \
   --concurrency 2 --stagger 0.2 --poll-interval 1 --force >&2
+echo "demo: the same batch again" >&2
+wanvid batch "$out/takes.csv" --base-url "$url" --api-key demo-key -d "$out/takes" --name "cat-{seed}.mp4" -q >/dev/null
 wanvid list --base-url "$url" --api-key demo-key >&2
 echo "demo: done — play $out/cat.mp4 (what made it: $out/cat.mp4.json) and $out/takes/cat-*.mp4" >&2
