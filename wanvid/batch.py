@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .client import READ_TIMEOUT
 from .errors import AuthError, FieldError, Interrupted, TaskFailed, UsageError, WanvidError
 from .manifest import Row
-from .output import BatchBoard, RowOutput
+from .output import FINAL, GOOD, BatchBoard, RowOutput
 from .request import Validated, VideoRequest, validate
 from .session import Ctx, already_saved, fetch_cmd, run_hook, save_video, stem, submit_or_reuse, wait_task
 
@@ -40,7 +40,7 @@ DEFAULT_NAME = "{stem}.mp4"
 NAME_FIELDS = ("row", "stem", "model", "seed", "duration", "resolution", "task_id")
 # Worst first: what a script should look at first when several rows failed differently.
 SEVERITY = (130, 1, 4, 8, 6, 124, 7, 9, 5, 3, 2)
-STATUSES = ("saved", "already_saved", "failed", "error", "invalid", "interrupted", "not_started")
+STATUSES = tuple(status.lower() for status in FINAL)  # how a row ends; the board shows them in capitals
 
 
 @dataclass
@@ -246,14 +246,16 @@ def run(
     results: dict[int, RowResult] = {}
 
     def finish(result: RowResult) -> None:
+        """Every row ends here, once: on the board, in the results file and in what run returns."""
         results[result.row] = result
+        detail = result.output if result.status.upper() in GOOD else (result.error or {}).get("message")
+        board.event(result.row, result.status.upper(), task_id=result.task_id, detail=detail)
         record(result)
 
     for item in items:
         if item.problems:
             finish(RowResult(item.row, "invalid", error=_problem(item)))
         elif item.done is not None:
-            board.event(item.row, "ALREADY_SAVED", task_id=item.done, detail=str(item.dest))
             finish(RowResult(item.row, "already_saved", item.done, str(item.dest), reused=True))
     todo = [item for item in items if item.row not in results]
     worker = _Worker(ctx, board, stop, abort, gate, out_dir, wait_opts, force, metadata, hook)
@@ -282,7 +284,6 @@ def run(
         pool.shutdown(wait=True, cancel_futures=True)
     for item in todo:
         if item.row not in results:
-            board.event(item.row, "NOT_STARTED")
             error = _error(Interrupted("the batch was interrupted before this row started")) if stop.is_set() else None
             finish(RowResult(item.row, "not_started", error=error))
     return [results[item.row] for item in items]
@@ -342,7 +343,6 @@ class _Worker:
 
     def run(self, item: Item) -> RowResult:
         if self.stop.is_set() or self.abort.is_set():
-            self.board.event(item.row, "NOT_STARTED")
             return RowResult(item.row, "not_started")
         view = RowOutput(self.board, item.row, self.ctx.out.secrets, self.check)
         ctx = replace(self.ctx, view=view, gate=self.gate, sleep=self.nap)
@@ -379,7 +379,6 @@ class _Worker:
             ctx.journal.update(ctx.base, task.id, output_path=str(dest))
             done = already_saved(ctx, item.v, dest)
             if done is not None:
-                self.board.event(item.row, "ALREADY_SAVED", task_id=done, detail=str(dest))
                 return RowResult(item.row, "already_saved", done, str(dest), reused=True)
         known["dest"] = str(dest)
         fetch = fetch_cmd(ctx, task.id, dest, self.force)
@@ -392,7 +391,6 @@ class _Worker:
         hook_error = run_hook(ctx, self.hook, task, got, entry, row=str(item.row))
         if hook_error is not None:
             return self._ended(ctx, item, "error", hook_error, known, reused)
-        self.board.event(item.row, "SAVED", task_id=task.id, detail=str(got.path))
         return RowResult(item.row, "saved", task.id, str(got.path), None, reused)
 
     def _ended(
@@ -400,7 +398,6 @@ class _Worker:
     ) -> RowResult:
         exc.task_id = exc.task_id or known.get("task_id")
         exc.message, exc.hint = ctx.out.redact(exc.message), exc.hint and ctx.out.redact(exc.hint)
-        self.board.event(item.row, status.upper(), task_id=exc.task_id, detail=exc.message)
         # A step after the rename can fail (the sidecar, the journal): the video is there all the same.
         saved = known.get("output") or (known["dest"] if "dest" in known and Path(known["dest"]).is_file() else None)
         return RowResult(item.row, status, exc.task_id, saved, _error(exc), reused)
@@ -428,6 +425,17 @@ def summary(results: list[RowResult]) -> dict[str, int]:
     for r in results:
         counts[r.status] += 1
     return counts
+
+
+def document(manifest: Path, results_path: Path, results: list[RowResult]) -> dict[str, Any]:
+    """The batch result of ``--json`` (docs/schema/batch.json)."""
+    return {
+        "manifest": str(manifest.absolute()),
+        "results": str(results_path),
+        "rows": [r.to_dict() for r in results],
+        "summary": summary(results),
+        "exit_code": worst(results),
+    }
 
 
 class ResultsFile:

@@ -870,24 +870,17 @@ def batch_(
             record=results_file.add,
         )
     results_file.close(done)
-    counts, code = batch.summary(done), batch.worst(done)
-    shown = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n and status != "rows")
-    ctx.out.info(f"{counts['rows']} row(s): {shown}; results in {results_path}")
-    doc = {
-        "manifest": str(manifest.absolute()),
-        "results": str(results_path),
-        "rows": [r.to_dict() for r in done],
-        "summary": counts,
-        "exit_code": code,
-    }
+    doc = batch.document(manifest, results_path, done)
+    shown = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["summary"].items() if n and k != "rows")
+    ctx.out.info(f"{len(done)} row(s): {shown}; results in {results_path}")
     paths = "\n".join(r.output for r in done if r.output and r.status in ("saved", "already_saved"))
     if ctx.out.mode == "human":
         table = [(str(r.row), r.status, r.task_id or "", r.output or (r.error or {}).get("message", "")) for r in done]
         ctx.out.table(("ROW", "STATUS", "TASK", "OUTPUT / ERROR"), table, doc)
     else:
         ctx.out.result(paths, doc, quiet_text=paths)
-    if code:
-        raise typer.Exit(code)
+    if doc["exit_code"]:
+        raise typer.Exit(doc["exit_code"])
 
 
 @command(app, "list", aliases=("history",))

@@ -229,24 +229,22 @@ class Client:
                         self.gate.passed()
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
+                # A 429 under a shared Gate is the pace being found, not a fault: it is counted apart, with a
+                # larger budget, so that rows already paid for are not lost to their neighbours' traffic.
                 shared = self.gate is not None and resp.status_code == 429
+                tries, limit = (throttled, budget * SHARED_429_FACTOR) if shared else (attempt, budget)
+                wait = self.backoff(tries, retry_after(resp))
+                if self.gate is not None and shared:
+                    self.gate.hold(wait)  # everyone sharing the budget slows down, not just this request
+                elif self.gate is not None:
+                    self.gate.passed()
+                if not retryable or self._give_up(tries, wait, limit):
+                    raise error_from_response(resp)
+                resp.close()
                 if shared:
-                    # A 429 under a shared Gate is the pace being found, not a fault: it has its own, larger
-                    # budget, so that rows already paid for are not lost to their neighbours' traffic.
-                    wait = self.backoff(throttled, retry_after(resp))
-                    self.gate.hold(wait)  # type: ignore[union-attr]  # everyone sharing it slows down
-                    if not retryable or self._give_up(throttled, wait, self.max_retries * SHARED_429_FACTOR):
-                        raise error_from_response(resp)
-                    resp.close()
                     throttled += 1
                     self.sleep(wait)
                     continue
-                if self.gate is not None:
-                    self.gate.passed()
-                wait = self.backoff(attempt, retry_after(resp))
-                if not retryable or self._give_up(attempt, wait, budget):
-                    raise error_from_response(resp)
-                resp.close()
             attempt += 1
             self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
 

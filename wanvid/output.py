@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .errors import WanvidError
-from .task import Task
+from .task import Status, Task
 
 
 class PollView(Protocol):
@@ -155,9 +155,14 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def status_word(task: Task) -> str:
+    """The task's status, or the server's own word when it is none wanvid knows."""
+    return task.status.value if task.status is not Status.UNRECOGNIZED else task.raw_status
+
+
 def describe(task: Task) -> str:
     """One line about a task's state, as shown while polling."""
-    text = task.status.value if task.status.value != "UNRECOGNIZED" else f"{task.raw_status} (unrecognised)"
+    text = status_word(task) + (" (unrecognised)" if task.status is Status.UNRECOGNIZED else "")
     if task.progress is not None and not task.status.ended:
         text += f" {task.progress}%"
     return text
@@ -178,16 +183,26 @@ def _left_text(left: float | None) -> str:
     return f" (about {n // 60}m{n % 60:02d}s left)" if n >= 60 else f" (about {n}s left)"
 
 
-def heartbeat_seconds() -> float:
-    """The longest a log goes without a progress line while nothing changes (``WANVID_HEARTBEAT``)."""
-    try:
-        seconds = float(os.environ.get("WANVID_HEARTBEAT", ""))
-    except ValueError:
-        return HEARTBEAT
-    return seconds if seconds > 0 else HEARTBEAT
-
-
 HEARTBEAT = 30.0
+
+
+class _Pulse:
+    """When a log last had a progress line from us; another is due ``WANVID_HEARTBEAT`` s (30) later even
+    if nothing changed, so a quiet log still shows life."""
+
+    def __init__(self) -> None:
+        try:
+            every = float(os.environ.get("WANVID_HEARTBEAT", ""))
+        except ValueError:
+            every = HEARTBEAT
+        self.every = every if every > 0 else HEARTBEAT
+        self.at = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.at >= self.every
+
+    def beat(self) -> None:
+        self.at = time.monotonic()
 
 
 def fields(**values: Any) -> str:
@@ -208,20 +223,20 @@ class _PlainPoll:
 
     def __init__(self, task_id: str, eta: float | None, age: float, *, enabled: bool) -> None:
         self.task_id, self.eta, self.age, self.enabled = task_id, eta, age, enabled
-        self.last, self.said_at, self.every = "", 0.0, heartbeat_seconds()
+        self.last, self.pulse = "", _Pulse()
 
     def update(self, task: Task, elapsed: float) -> None:
-        now = time.monotonic()
         state = task.raw_status  # progress moving is not a change worth a line; the heartbeat shows it
-        if not self.enabled or (state == self.last and now - self.said_at < self.every):
+        if not self.enabled or (state == self.last and not self.pulse.due()):
             return
-        self.last, self.said_at = state, now
+        self.last = state
+        self.pulse.beat()
         age = self.age + elapsed
         left = _left(self.eta, age, task)
         _err(
             fields(
                 task=self.task_id,
-                status=task.status.value if task.status.value != "UNRECOGNIZED" else task.raw_status,
+                status=status_word(task),
                 progress=f"{task.progress}%" if task.progress is not None and not task.status.ended else None,
                 elapsed=f"{age:.0f}s",
                 left=f"{left:.0f}s" if left is not None else None,
@@ -267,8 +282,7 @@ class _PlainDownload:
     def __init__(self, name: str, task_id: str, *, enabled: bool) -> None:
         self.name, self.task_id, self.enabled, self.size = name, task_id, enabled, 0
         self.total: int | None = None
-        self.t0 = self.said_at = time.monotonic()
-        self.every = heartbeat_seconds()
+        self.t0, self.pulse = time.monotonic(), _Pulse()
 
     def start(self, total: int | None) -> None:
         self.total = total
@@ -277,7 +291,7 @@ class _PlainDownload:
 
     def advance(self, n: int) -> None:
         self.size += n
-        if self.enabled and time.monotonic() - self.said_at >= self.every:
+        if self.enabled and self.pulse.due():
             self._say("DOWNLOADING", received=_mb(self.size) + (f"/{_mb(self.total)}" if self.total else ""))
 
     def finish(self) -> None:
@@ -285,7 +299,8 @@ class _PlainDownload:
             self._say("DOWNLOADED", received=_mb(self.size))
 
     def _say(self, status: str, **more: Any) -> None:
-        self.said_at = now = time.monotonic()
+        self.pulse.beat()
+        now = time.monotonic()
         _err(fields(task=self.task_id, status=status, file=self.name, **more, elapsed=f"{now - self.t0:.1f}s"))
 
 
@@ -337,7 +352,9 @@ def _mb(n: int) -> str:
 # second. On a terminal (and without CI) the board is a live rich table; otherwise each row's status
 # change is one key=value line and a summary heartbeat keeps a quiet log alive.
 
-FINAL = ("SAVED", "ALREADY_SAVED", "FAILED", "ERROR", "INTERRUPTED", "INVALID", "NOT_STARTED")
+# How a row ends (batch.RowResult.status, in capitals); the first two are successes.
+FINAL = ("SAVED", "ALREADY_SAVED", "FAILED", "ERROR", "INVALID", "INTERRUPTED", "NOT_STARTED")
+GOOD = FINAL[:2]
 
 
 class _RowState:
@@ -376,7 +393,7 @@ class BatchBoard:
     def polled(self, row: int, task: Task) -> None:
         with self.lock:
             self.rows[row].progress = task.progress
-        self.event(row, task.status.value if task.status.value != "UNRECOGNIZED" else task.raw_status)
+        self.event(row, status_word(task))
 
     def download(self, row: int, received: int, total: int | None) -> None:
         with self.lock:
@@ -389,7 +406,7 @@ class BatchBoard:
 
     def counts_locked(self) -> dict[str, int]:
         statuses = [s.status for s in self.rows.values()]
-        done = sum(s in ("SAVED", "ALREADY_SAVED") for s in statuses)
+        done = sum(s in GOOD for s in statuses)
         bad = sum(s in FINAL for s in statuses) - done
         waiting = statuses.count("WAITING")
         active = len(statuses) - done - bad - waiting
@@ -413,11 +430,11 @@ class BatchBoard:
 class _PlainBoard(BatchBoard):
     def __init__(self, rows: Sequence[tuple[int, str]], *, events: bool) -> None:
         super().__init__(rows)
-        self.events, self.every, self.said_at = events, heartbeat_seconds(), time.monotonic()
+        self.events, self.pulse = events, _Pulse()
         self.named: set[int] = set()
 
     def say(self, text: str) -> None:
-        self.said_at = time.monotonic()
+        self.pulse.beat()
         _err(text)
 
     def changed(self, row: int, state: _RowState, detail: str | None) -> None:
@@ -427,7 +444,7 @@ class _PlainBoard(BatchBoard):
         if first:
             self.named.add(row)
         if self.events or first:
-            key = "error" if state.status in ("FAILED", "ERROR", "INTERRUPTED", "INVALID") else "output"
+            key = "output" if state.status in GOOD else "error"
             self.say(
                 fields(
                     row=row,
@@ -442,7 +459,7 @@ class _PlainBoard(BatchBoard):
         self.say(f"row {row}: {text}")  # in every mode: task ids and reuse belong in a script's log
 
     def tick(self) -> None:
-        if self.events and time.monotonic() - self.said_at >= self.every:
+        if self.events and self.pulse.due():
             self.say(fields(batch="progress", **self.counts(), elapsed=f"{time.monotonic() - self.t0:.0f}s"))
 
 
@@ -470,15 +487,11 @@ class _LiveBoard(BatchBoard):
     def render(self) -> Any:
         from rich.table import Table
 
-        order = {"FAILED": 1, "ERROR": 1, "INTERRUPTED": 1, "INVALID": 1, "WAITING": 3}
+        def place(status: str) -> int:  # moving rows first, then failures, then successes, then waiting ones
+            return 3 if status == "WAITING" else 0 if status not in FINAL else 2 if status in GOOD else 1
+
         with self.lock:
-            items = sorted(
-                self.rows.items(),
-                key=lambda kv: (
-                    0 if kv[1].status not in FINAL and kv[1].status != "WAITING" else order.get(kv[1].status, 2),
-                    kv[0],
-                ),
-            )
+            items = sorted(self.rows.items(), key=lambda kv: (place(kv[1].status), kv[0]))
             room = max(3, self.console.size.height - 6)
             c = self.counts_locked()
             table = Table("ROW", "FILE", "TASK", "STATUS", "ELAPSED", "DOWNLOAD", box=None, header_style="bold")
