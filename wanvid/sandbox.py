@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -708,6 +708,23 @@ class _Handler(BaseHTTPRequestHandler):
         kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
         return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
+    def _change(
+        self,
+        what: str,
+        body: Any,
+        merge: Callable[[dict[str, Any]], tuple[str | None, str] | None],
+        show: Callable[[], dict[str, Any]],
+    ) -> None:
+        """A control POST: a JSON object of ``what`` fields merged in, answered with the settings now."""
+        if not isinstance(body, dict):
+            self._error(400, "InvalidParameter", f"Send a JSON object of {what} fields")
+            return
+        problem = merge(body)
+        if problem:
+            self._error(400, "InvalidParameter", problem[1], problem[0])
+            return
+        self._send_json(200, show())
+
     def _error(
         self,
         status: int,
@@ -1066,25 +1083,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "GET" and path == "/_sandbox/faults":
             self._send_json(200, sb._faults_dict())
         elif method == "POST" and path == "/_sandbox/faults":
-            if not isinstance(body, dict):
-                self._error(400, "InvalidParameter", "Send a JSON object of fault fields")
-                return
-            problem = sb._merge_faults(body)
-            if problem:
-                self._error(400, "InvalidParameter", problem[1], problem[0])
-                return
-            self._send_json(200, sb._faults_dict())
+            self._change("fault", body, sb._merge_faults, sb._faults_dict)
         elif method == "GET" and path == "/_sandbox/timing":
             self._send_json(200, sb._timing_dict())
         elif method == "POST" and path == "/_sandbox/timing":
-            if not isinstance(body, dict):
-                self._error(400, "InvalidParameter", "Send a JSON object of timing fields")
-                return
-            problem = sb._merge_timing(body)
-            if problem:
-                self._error(400, "InvalidParameter", problem[1], problem[0])
-                return
-            self._send_json(200, sb._timing_dict())
+            self._change("timing", body, sb._merge_timing, sb._timing_dict)
         elif method == "GET" and path == "/_sandbox/tasks":
             self._send_json(200, sb.tasks())
         elif method == "GET" and path == "/_sandbox/stats":
