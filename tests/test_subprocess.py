@@ -258,6 +258,28 @@ def test_every_command_as_a_process(env, tmp_path):
     assert run("config", "path", env=cfg).stdout == stored.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "--help"],
+        ["config", "--help"],
+        ["config", "path", "--help"],
+        ["history", "--help"],
+        ["stauts"],  # a typo: Click's suggestion needs every command
+        ["status", "--bogus"],
+        ["--version"],
+    ],
+)
+def test_a_process_answers_as_the_whole_app_does(args, tmp_path):
+    """A process builds only the command its first word names (cli.run); nothing the user sees may change."""
+    env = {**os.environ, "COLUMNS": "100", "WANVID_CONFIG_DIR": str(tmp_path)}
+    whole_app = "import sys; from wanvid.cli import app; sys.argv[0] = 'wanvid'; app(prog_name='wanvid')"
+    whole = subprocess.run([sys.executable, "-c", whole_app, *args], capture_output=True, text=True, env=env)
+    proc = run(*args, env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (whole.returncode, whole.stdout, whole.stderr)
+    assert proc.stdout or proc.stderr
+
+
 def test_a_reader_that_goes_away_is_not_an_error_report():
     proc = subprocess.Popen(
         [*WANVID, "create", str(CAT), "--dry-run"],

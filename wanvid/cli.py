@@ -8,6 +8,7 @@ code. Only typer and light modules are imported
 at the top: requests, rich's live displays and Pillow load inside the commands that need them.
 """
 
+import copy
 import functools
 import inspect
 import math
@@ -1115,4 +1116,21 @@ def main(
 
 
 def run() -> None:
-    app(prog_name="wanvid")
+    """The console entry point (``wanvid.__main__``)."""
+    _only_the_named_command(app, sys.argv[1:2])(prog_name="wanvid")
+
+
+def _only_the_named_command(root: typer.Typer, first: list[str]) -> typer.Typer:
+    """``root`` with only the command (or group) the first word names, when it names one.
+
+    Typer turns the signature of every registered command into Click parameters at each start, about
+    10 ms for all of them, although a run uses one. Anything else first (an option, a typo, nothing)
+    keeps them all, so the help listing and Click's "No such command" stay whole. A shallow copy, so
+    ``app`` itself (which tests drive in-process) is never changed."""
+    names = {c.name for c in root.registered_commands} | {g.name for g in root.registered_groups}
+    if not first or first[0] not in names:
+        return root
+    solo = copy.copy(root)
+    solo.registered_commands = [c for c in root.registered_commands if c.name == first[0]]
+    solo.registered_groups = [g for g in root.registered_groups if g.name == first[0]]
+    return solo

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +60,22 @@ def config_path() -> Path:
 def load_file() -> dict[str, Any]:
     path = config_path()
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
+    # Imported only once there is a file to parse: `--help` reads no config, and with the key in the
+    # environment (CI) there is often no file (~4 ms of a 200 ms `wanvid status`).
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"config file {path} is not valid TOML ({exc})",
             hint=f"fix or delete {path}, then run `wanvid config set-key`",
         ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
-    return data
 
 
 def profiles() -> list[str]:
@@ -165,6 +167,8 @@ def save(profile: str, **values: str | None) -> Path:
     path = config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".tmp")  # created 0600
     try:
         with os.fdopen(fd, "wb") as f:

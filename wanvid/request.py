@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +70,8 @@ class Media:
         if self.local:
             return {"path": str(self.local.path.resolve()), "sha256": self.local.sha256, "bytes": self.local.size_bytes}
         if self.ref[:5].lower() == "data:":
+            import hashlib  # here, not at the top: `wanvid --help` imports this module (~4 ms)
+
             return {"data_uri_sha256": hashlib.sha256(self.ref.encode()).hexdigest(), "chars": len(self.ref)}
         return self.ref
 
@@ -98,6 +98,8 @@ class Validated:
             if isinstance(value, dict) and "path" in value:
                 doc[name] = value["sha256"]
         doc["base_url"] = base_url.rstrip("/")
+        import hashlib
+
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -215,6 +217,8 @@ def _inspect_data_uri(name: str, kind: str, ref: str, spec: ModelSpec | None, mo
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise FieldError(name, "the data: URI's base64 payload does not decode; re-encode the file") from None
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="wanvid-") as tmp:
         path = Path(tmp) / "data-uri"
         path.write_bytes(data)

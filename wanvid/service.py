@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .body import StreamedBody, placeholder
 from .client import Client, request_id_of, retry_after
-from .download import Downloaded, PartStore, Progress, download
 from .errors import ApiError, BadAnswer, NotFound, TaskFailed, WanvidError
 from .protocols import PROTOCOLS, Protocol
 from .request import Validated
 from .task import Status, Task
 
+if TYPE_CHECKING:  # the body and download modules load only when a command sends or downloads
+    from .body import StreamedBody
+    from .download import Downloaded, PartStore, Progress
+
 
 def streamed_body(v: Validated) -> StreamedBody:
     """The create body as sent: local files streamed as base64, everything else as given."""
+    from .body import StreamedBody, placeholder
+
     files = {name: m.local for name, m in v.media.items() if m.local}
     body = PROTOCOLS[v.protocol].build_body(v, lambda name: placeholder(name) if name in files else v.media[name].ref)
     return StreamedBody(body, files)
@@ -83,6 +87,8 @@ def fetch_video(
     progress: Progress | None = None,
 ) -> Downloaded:
     """Download a finished task's MP4: the gateway's content route, else the task's signed video URL."""
+    from .download import download
+
     sources = [PROTOCOLS[task.protocol].content_path(task.id)]
     if task.video_url and task.video_url.startswith(("http://", "https://")):
         sources.append(task.video_url)  # the client sends the key only to the gateway's own origin
