@@ -58,6 +58,7 @@ class Proc:
     rss: int  # peak resident set size of the child, bytes
     rc: int
     out: str  # stdout
+    cpu: float = 0.0  # seconds of CPU, user + system, of the child
 
 
 def isolated_env(tmp: Path) -> dict[str, str]:
@@ -102,9 +103,9 @@ class _Spawner:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             marshal.dump((list(argv), env, str(REPO), str(out), stderr_path), self.proc.stdin)
             self.proc.stdin.flush()
-            wall, rss, rc = marshal.load(self.proc.stdout)
+            wall, rss, rc, cpu = marshal.load(self.proc.stdout)
             text = out.read_text(errors="replace")
-        return Proc(wall, rss, rc, text)
+        return Proc(wall, rss, rc, text, cpu)
 
     def close(self) -> None:
         if self.proc.stdin:

@@ -6,7 +6,7 @@ with ``python -I -S``, builtins only, ~9 MiB: less than any Python child, ``pyth
 the figure is the child's own. It also does the timing: fork to reap, ``os.wait4``.
 
 Protocol on stdin/stdout, ``marshal``-encoded: in ``(argv, env, cwd, stdout_path, stderr_path or None)``,
-out ``(wall_seconds, peak_rss_bytes, exit_code)``. Ends at end of input.
+out ``(wall_seconds, peak_rss_bytes, exit_code, cpu_seconds)`` (cpu: user + system). Ends at end of input.
 """
 
 import marshal
@@ -36,7 +36,8 @@ def main() -> None:
                 os._exit(127)  # only reached when exec failed
         _, status, usage = os.wait4(pid, 0)
         wall = time.perf_counter() - t0
-        marshal.dump((wall, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)), answers)
+        cpu = usage.ru_utime + usage.ru_stime
+        marshal.dump((wall, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), cpu), answers)
         answers.flush()
 
 

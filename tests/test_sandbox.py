@@ -1032,10 +1032,19 @@ def test_task_list_counts_polls_and_downloads() -> None:
 
 # ---- rate and task limits, load stats ---------------------------------------------------------------
 
-ZERO_STATS = {"in_flight": 0, "max_in_flight": 0, "max_active_tasks": 0, "throttled": 0, "creates": 0, "requests": 0}
+ZERO_STATS = {
+    "in_flight": 0,
+    "max_in_flight": 0,
+    "max_active_tasks": 0,
+    "throttled": 0,
+    "creates": 0,
+    "requests": 0,
+    "video_bytes": 0,
+    "video_seconds": 0.0,
+}
 
 
-def stats(sb: Sandbox) -> dict[str, int]:
+def stats(sb: Sandbox) -> dict[str, float]:
     r = requests.get(sb.url + "/_sandbox/stats")
     assert r.status_code == 200
     body = dict(r.json())
@@ -1186,10 +1195,39 @@ def test_stats_measure_overlapping_requests_and_tasks() -> None:
         deadline = time.monotonic() + 1
         while stats(sb)["in_flight"] and time.monotonic() < deadline:
             time.sleep(0.01)
-        s = stats(sb)
+        s = served(sb, 150_000)
         assert s["in_flight"] == 0 and s["max_in_flight"] >= 2
         assert (s["creates"], s["requests"], s["throttled"]) == (4, 7, 0)
+        # Three 50 kB bodies at 100 kB/s, served side by side: their times add up to about 1.5 s.
+        assert s["video_bytes"] == 150_000 and 1.3 <= s["video_seconds"] <= 3.0
         assert s == sb.stats()
+
+
+def served(sb: Sandbox, total: int) -> dict[str, float]:
+    """The stats once ``total`` video bytes are counted: the server counts a body after its last write
+    returns, which may be a moment after the client has read it all."""
+    deadline = time.monotonic() + 2
+    while (s := stats(sb))["video_bytes"] < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return s
+
+
+def test_stats_time_the_video_bodies_written_in_full(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    video_url = native_task(instant, task_id)["output"]["video_url"]
+    content = f"{instant.url}/aliyun/v1/videos/{task_id}/content"
+    instant.faults.video_size = 400_000
+    instant.faults.slow_download_bps = 1_000_000
+    assert len(requests.get(content, headers=AUTH).content) == 400_000
+    s = served(instant, 400_000)
+    assert s["video_bytes"] == 400_000 and 0.35 <= s["video_seconds"] <= 1.0  # 0.4 s at the paced rate
+    instant.faults.slow_download_bps = None
+    assert len(requests.get(video_url, headers={"Range": "bytes=100000-"}).content) == 300_000  # signed URL
+    assert served(instant, 700_000)["video_bytes"] == 700_000
+    set_faults(instant, cut_download_after=1000)  # a cut body is not a body written in full
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(content, headers=AUTH).content  # noqa: B018
+    assert stats(instant)["video_bytes"] == 700_000
 
 
 def test_reset_zeroes_the_stats(sandbox: Sandbox) -> None:
@@ -1203,6 +1241,8 @@ def test_reset_zeroes_the_stats(sandbox: Sandbox) -> None:
         "throttled": 1,
         "creates": 1,
         "requests": 2,
+        "video_bytes": 0,
+        "video_seconds": 0.0,
     }
     assert requests.post(sandbox.url + "/_sandbox/reset").json() == {"ok": True}
     assert stats(sandbox) == ZERO_STATS

@@ -9,7 +9,8 @@ Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow, 
 "videos", expiry. Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests,
 stats, reset) let tests and benchmarks steer and observe it; ``GET /_sandbox/stats`` tells how hard a
 client pushed: API requests in flight now and at most, the most tasks unfinished at once, 429s sent,
-tasks created, API requests seen. It backs the test suite, ``wanvid sandbox`` and users' own CI.
+tasks created, API requests seen, video bytes served and the seconds spent serving them. It backs the
+test suite, ``wanvid sandbox`` and users' own CI.
 Standard library only.
 """
 
@@ -993,8 +994,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sb._count_download(task)
         cut = sb._take_cut(length)
+        began = time.monotonic()
         self._write_pieces(video.pieces(first, last if cut is None else first + cut - 1), sb.faults.slow_download_bps)
-        if cut is not None:
+        if cut is None:
+            sb._served(length, time.monotonic() - began)
+        else:
             self.wfile.flush()
             self.close_connection = True  # the server then shuts the socket down: the client sees EOF early
 
@@ -1148,6 +1152,10 @@ class Sandbox:
         self._throttled = 0  # 429 answers sent, any cause
         self._creates = 0
         self._api_requests = 0
+        # Video bodies written in full (any route) and the time spent writing them: the rate a client
+        # really read at, free of its process start and status query (the benchmark's live-bar cost).
+        self._video_bytes = 0
+        self._video_seconds = 0.0
         self._admitted: deque[float] = deque()  # monotonic times of the requests rate_limit let through
         self._secret = secrets.token_bytes(16)
         # Bound here, not in start(), so the URL is known before serving (``wanvid sandbox`` prints it first).
@@ -1229,20 +1237,23 @@ class Sandbox:
             self._tasks.clear()
             self._log.clear()
             self._max_in_flight = self._in_flight
-            self._throttled = self._creates = self._api_requests = 0
+            self._throttled = self._creates = self._api_requests = self._video_bytes = 0
+            self._video_seconds = 0.0
             self._admitted.clear()
             for name, value in dataclasses.asdict(Faults()).items():
                 setattr(self.faults, name, value)
             self.queue_seconds, self.run_seconds, self.ttl_seconds = self._initial_timing
             self._video_key, self._video_since = (None, 0), 0.0
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         """Load counters since start or reset, as ``GET /_sandbox/stats`` shows them.
 
         API requests are those of the create, query and content routes (not ``/_sandbox/``, not signed
         ``/_oss`` URLs), throttled ones included. ``max_active_tasks`` is the most tasks unfinished at one
         moment, each counted from its creation until its status turns SUCCEEDED or FAILED (or it expires
-        first), from the tasks' timings: it does not depend on anyone polling.
+        first), from the tasks' timings: it does not depend on anyone polling. ``video_bytes`` and
+        ``video_seconds`` add up the video bodies written in full and the wall time each took, from the
+        first byte to the last one taken by the socket (concurrent downloads add up their own times).
         """
         with self._lock:
             return {
@@ -1252,6 +1263,8 @@ class Sandbox:
                 "throttled": self._throttled,
                 "creates": self._creates,
                 "requests": self._api_requests,
+                "video_bytes": self._video_bytes,
+                "video_seconds": round(self._video_seconds, 6),
             }
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -1409,6 +1422,11 @@ class Sandbox:
     def _count_download(self, task: _Task) -> None:
         with self._lock:
             task.downloads += 1
+
+    def _served(self, size: int, seconds: float) -> None:
+        with self._lock:
+            self._video_bytes += size
+            self._video_seconds += seconds
 
     def _take_cut(self, length: int) -> int | None:
         with self._lock:
