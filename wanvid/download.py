@@ -31,9 +31,11 @@ from .errors import ApiError, CorruptDownload, StorageError, Unavailable, UsageE
 from .journal import Part
 from .media import Mp4Info, verify_mp4
 
-# Reads of up to 64 KiB run at about wire speed (8 KiB reach only a quarter of it); read1 returns what
-# each receive brought, so nothing that arrived is lost when the connection drops.
-CHUNK = 64 * 1024
+# Reads of up to 1 MiB: 1 GiB from the sandbox into /dev/shm took a median 0.76 s against 1.29 s with
+# 64 KiB reads (curl: 1.03 s), nearly all of it in the kernel; 4 MiB reads fell back to 1.61 s (each
+# buffer a fresh mmap). read1 returns what each receive brought, so a slow link is not waited on and
+# nothing that arrived is lost when the connection drops.
+CHUNK = 1024 * 1024
 REPORT_EVERY = 0.1  # seconds between progress reports: a bar updated per read costs more than the copy
 PART_SUFFIX = ".part"
 _FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
@@ -311,9 +313,14 @@ def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance
                     f"the download is not an MP4 video ({kind}, no ISO-BMFF 'ftyp' header); nothing was saved",
                     hint="the gateway or a proxy sent something else; check `wanvid status` and try again later",
                 )
-            out.write(chunk)
-            size += len(chunk)
-            pending += len(chunk)
+            rest = memoryview(chunk)
+            while rest:  # a raw file may take part of a write (a quota or size limit reached mid-chunk)
+                n = out.write(rest)
+                if not n:  # never for a regular file, but a loop that cannot end must not start
+                    raise OSError(errno.EIO, "the file accepted no bytes")
+                size += n
+                pending += n
+                rest = rest[n:]
             if time.monotonic() - reported >= REPORT_EVERY:
                 advance(pending)
                 pending, reported = 0, time.monotonic()
