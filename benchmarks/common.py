@@ -81,6 +81,29 @@ def isolated_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def installed_copy(tmp: Path) -> tuple[str, str]:
+    """wanvid installed from a wheel, as a user has it, in a throwaway venv whose other packages are the
+    repo .venv's (a .pth line); returns that venv's (python, wanvid).
+
+    The .venv holds wanvid as an editable install, whose import hook (setuptools' finder, loaded by a .pth
+    file at every start of that interpreter) costs ~14 ms of each process and is not there for a user. A
+    directory named by a .pth line gets no .pth processing of its own, so the hook stays out."""
+    import sysconfig
+
+    venv = tmp / "installed"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(site, "_wanvid_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # pip builds the wheel (in its build isolation, as `make test`'s install did) and installs it there.
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", str(REPO)]
+    subprocess.run(install, check=True, stdout=subprocess.DEVNULL)
+    return str(python), str(venv / "bin" / "wanvid")
+
+
 def say(text: str) -> None:
     """Progress and detail figures, flushed at once so a long run shows it is alive (and `| tee` keeps it)."""
     print(text, flush=True)
