@@ -70,9 +70,7 @@ class Media:
         if self.local:
             return {"path": str(self.local.path.resolve()), "sha256": self.local.sha256, "bytes": self.local.size_bytes}
         if self.ref[:5].lower() == "data:":
-            import hashlib  # here, not at the top: `wanvid --help` imports this module (~4 ms)
-
-            return {"data_uri_sha256": hashlib.sha256(self.ref.encode()).hexdigest(), "chars": len(self.ref)}
+            return {"data_uri_sha256": _sha256(self.ref.encode()), "chars": len(self.ref)}
         return self.ref
 
 
@@ -98,9 +96,13 @@ class Validated:
             if isinstance(value, dict) and "path" in value:
                 doc[name] = value["sha256"]
         doc["base_url"] = base_url.rstrip("/")
-        import hashlib
+        return _sha256(json.dumps(doc, sort_keys=True).encode())
 
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # here, not at the top: `wanvid --help` imports this module (~4 ms)
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def validate(req: VideoRequest, protocol: str) -> Validated:
