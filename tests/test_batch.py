@@ -346,14 +346,24 @@ def test_live_table_on_a_terminal(sandbox, tmp_path):
 
 
 def test_gate_shares_a_429_and_spaces_creates():
-    gate = Gate(spacing=0.2)
+    # Each thread keeps its own virtual time, which only its sleeps move: the figures are the Gate's
+    # schedule, not how late a loaded machine woke a thread (real wake-ups made this flaky under xdist).
+    local = threading.local()
+
+    def clock() -> float:
+        return getattr(local, "now", 0.0)
+
+    def sleep(seconds: float) -> None:
+        local.now = clock() + seconds
+
+    gate = Gate(spacing=0.2, clock=clock)
     gate.hold(0.3)
     started: list[float] = []
-    t0 = time.monotonic()
+    t0 = clock()
 
     def worker() -> None:
-        gate.wait(time.sleep)
-        started.append(time.monotonic() - t0)
+        gate.wait(sleep)
+        started.append(clock() - t0)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]
     for t in threads:
@@ -362,10 +372,11 @@ def test_gate_shares_a_429_and_spaces_creates():
         t.join()
     assert min(started) >= 0.29  # nobody went through the hold
     assert max(started) - min(started) >= 0.19  # and they left one by one (RELEASE_GAP apart)
-    t0 = time.monotonic()
+    local.now = t0 + max(started)  # the main thread joined the workers: its time is where theirs ended
+    t0 = clock()
     for _ in range(3):
-        gate.wait(time.sleep, create=True)
-    assert time.monotonic() - t0 >= 0.39  # three creates: two gaps of 0.2 s
+        gate.wait(sleep, create=True)
+    assert clock() - t0 >= 0.39  # three creates: two gaps of 0.2 s
 
 
 # -- from the independent review ---------------------------------------------------------------
