@@ -18,6 +18,14 @@ WALL_TARGET = 0.120  # --help, create --help
 RSS_TARGET = 30 * 1024 * 1024
 COMPLETE_TARGET = 0.060
 STATUS_TARGET = 0.200
+# The issue's figures for its machine ("2 cores, Python 3.11, medians"), seconds: the floor, then imports.
+REFERENCE_FLOOR = 0.0095
+REFERENCE = {
+    "import typer": 0.060,
+    "import requests": 0.108,
+    "import rich.progress": 0.059,
+    "import typer, rich.progress, requests, platformdirs": 0.164,
+}
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -48,6 +56,9 @@ def run(ctx: Ctx) -> list[Row]:
             "ids_zsh": complete("zsh", "wanvid status "),
             "ids_fish": complete("fish", "wanvid status "),
             "status": ([wanvid, "status", ids[0], "--base-url", url], env),
+            # The issue's own reference figures, measured here too, so a run tells how this machine's
+            # speed at the time compares with the machine the targets were set on.
+            **{f"ref {stmt}": ([python, "-c", stmt], env) for stmt in REFERENCE},
         }
         say(f"   {len(cases)} cases x {n} interleaved runs (+2 warm-up)")
         got = rounds(cases, n)
@@ -56,6 +67,7 @@ def run(ctx: Ctx) -> list[Row]:
     fw, fr = median([p.wall for p in floor]), median([p.rss for p in floor])
     rows: list[Row] = []
     say(f"   python -c pass: {ms(fw)}, {mib(fr)}")
+    say(_against_reference(fw, {stmt: median([p.wall for p in got[f"ref {stmt}"]]) for stmt in REFERENCE}))
 
     def wall_row(name: str, key: str, target: float, ok_extra: bool = True, note: str = "") -> None:
         procs = got[key]
@@ -113,6 +125,18 @@ def run(ctx: Ctx) -> list[Row]:
         )
     wall_row("wanvid status ID (whole process)", "status", STATUS_TARGET)
     return rows
+
+
+def _against_reference(floor: float, walls: dict[str, float]) -> str:
+    """One line comparing this run's figures for the issue's reference commands with the issue's own."""
+    parts = [f"python -c pass {ms(floor)} ({REFERENCE_FLOOR * 1000:.1f})"]
+    parts += [f"{stmt.removeprefix('import ')} {ms(walls[stmt])} ({ms(ref)})" for stmt, ref in REFERENCE.items()]
+    speed = median([walls[stmt] / ref for stmt, ref in REFERENCE.items()])
+    return (
+        "   the issue's reference figures, here (issue's in brackets): " + ", ".join(parts) + "\n"
+        f"   this machine took {speed:.2f}x the issue's times for those imports (median of the four), "
+        f"{floor / REFERENCE_FLOOR:.2f}x for the floor"
+    )
 
 
 def _populate(ctx: Ctx, wanvid: str, url: str, count: int) -> list[str]:
