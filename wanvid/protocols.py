@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .errors import BadAnswer
-from .request import Validated, media_types
 from .task import Task, parse_status
+
+if TYPE_CHECKING:  # `status` and `wait` load this module but never build a body, nor need wanvid.request
+    from .request import Validated
 
 
 class Native:
@@ -32,6 +34,8 @@ class Native:
     @staticmethod
     def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
         """``url(field)`` gives the media URL to send (inline data for local files)."""
+        from .request import media_types  # loaded already: ``v`` came from it
+
         r = v.request
         inp: dict[str, Any] = {}
         if r.prompt is not None:
@@ -49,6 +53,8 @@ class Native:
                 "last_frame": "last_frame",
                 "driving_audio": "audio",
             }
+            from .request import media_types
+
             inp["media"] = [{"type": t, "url": url(fields[t])} for t in media_types(r)]
         params = {
             k: getattr(r, k)

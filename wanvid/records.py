@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import __version__
 from .errors import Expired, StorageError
 from .journal import TASK_LIFE, Entry, Journal
-from .request import Validated
 from .task import Status, Task
+
+if TYPE_CHECKING:
+    from .request import Validated
 
 
 def new_entry(task: Task, v: Validated, *, base_url: str, profile: str, request_hash: str) -> Entry:
@@ -90,13 +91,13 @@ def took(task: Task) -> float | None:
 def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
-    bare = text.removesuffix(" UTC").strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.strptime(bare, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
+    # fromisoformat, not strptime: it takes both gateways' forms ("2026-01-02 03:04:05.678", with a T or
+    # without fractions) and is C code, where strptime's first call costs ~3 ms of every `status`.
+    try:
+        when = datetime.fromisoformat(text.removesuffix(" UTC").strip())
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def expiry(task: Task, created_at: float) -> float:
@@ -177,6 +178,8 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
         },
     }
     path = sidecar_path(video)
+    import tempfile  # here: `status` and `wait` load this module too, and never write a sidecar
+
     try:
         fd, tmp = tempfile.mkstemp(dir=video.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:

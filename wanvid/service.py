@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from .client import Client, request_id_of, retry_after
 from .errors import ApiError, BadAnswer, NotFound, TaskFailed, WanvidError
 from .protocols import PROTOCOLS, Protocol
-from .request import Validated
 from .task import Status, Task
 
 if TYPE_CHECKING:  # the body and download modules load only when a command sends or downloads
     from .body import StreamedBody
     from .download import Downloaded, PartStore, Progress
+    from .request import Validated
 
 
 def streamed_body(v: Validated) -> StreamedBody:

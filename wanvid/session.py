@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 from . import config
 from .errors import FieldError, HookFailed, Interrupted, NotFound, Unavailable, UsageError, WaitTimeout, WanvidError
 from .output import Output
-from .request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
     from .client import Client, Gate
     from .download import Downloaded
     from .journal import Entry, Journal
+    from .request import Validated
     from .task import Task
 
 
@@ -136,7 +136,9 @@ class Ctx:
 FLAGS = {"image": "IMAGE", "media": "IMAGE/--last-frame/--audio/--first-clip"}
 
 
-def validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
+def validated(ctx: Ctx, opts: dict[str, Any]) -> "Validated":
+    from .request import VideoRequest, validate
+
     values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
     try:
         v = validate(VideoRequest(**values), ctx.protocol_name)
@@ -189,7 +191,7 @@ def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
 
 
 def submit_or_reuse(
-    ctx: Ctx, client: "Client", v: Validated, new: bool, output: Path | None = None
+    ctx: Ctx, client: "Client", v: "Validated", new: bool, output: Path | None = None
 ) -> tuple["Task", "Entry", bool]:
     """Create the task, or reuse a live one for the identical request; journal it before anything else."""
     from .records import age, new_entry, task_from
@@ -403,7 +405,7 @@ def stem(ref: str) -> str:
     return Path(urlsplit(ref).path if is_remote(ref) else ref).stem or "video"
 
 
-def already_saved(ctx: Ctx, v: Validated, dest: Path) -> str | None:
+def already_saved(ctx: Ctx, v: "Validated", dest: Path) -> str | None:
     """The task whose video for this very request wanvid saved at ``dest``, if the file is still as saved."""
     saved = ctx.journal.output(dest)
     if saved is None or not dest.is_file():
