@@ -268,10 +268,15 @@ def test_every_command_as_a_process(env, tmp_path):
         ["stauts"],  # a typo: Click's suggestion needs every command
         ["status", "--bogus"],
         ["--version"],
+        ["--help"],  # the listing, from stand-ins that only carry each command's name and help
+        [],
+        ["--bogus"],
+        ["--", "status"],  # after "--" a command may still follow: nothing is replaced
     ],
 )
 def test_a_process_answers_as_the_whole_app_does(args, tmp_path):
-    """A process builds only the command its first word names (cli.run); nothing the user sees may change."""
+    """A process builds only the command its first word names, or stand-ins for a listing (cli.run); nothing
+    the user sees may change."""
     env = {**os.environ, "COLUMNS": "100", "WANVID_CONFIG_DIR": str(tmp_path)}
     whole_app = "import sys; from wanvid.cli import app; sys.argv[0] = 'wanvid'; app(prog_name='wanvid')"
     whole = subprocess.run([sys.executable, "-c", whole_app, *args], capture_output=True, text=True, env=env)

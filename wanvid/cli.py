@@ -1117,20 +1117,52 @@ def main(
 
 def run() -> None:
     """The console entry point (``wanvid.__main__``)."""
-    _only_the_named_command(app, sys.argv[1:2])(prog_name="wanvid")
+    if os.environ.get("_WANVID_COMPLETE"):  # a completion request Typer answers: the words are not in argv
+        app(prog_name="wanvid")
+    else:
+        _only_the_named_command(app, sys.argv[1:2])(prog_name="wanvid")
 
 
 def _only_the_named_command(root: typer.Typer, first: list[str]) -> typer.Typer:
-    """``root`` with only the command (or group) the first word names, when it names one.
+    """``root`` as this process needs it: only the command (or group) the first word names, when it
+    names one; otherwise every command as a listing-only stand-in.
 
     Typer turns the signature of every registered command into Click parameters at each start, about
-    10 ms for all of them, although a run uses one. Anything else first (an option, a typo, nothing)
-    keeps them all, so the help listing and Click's "No such command" stay whole. A shallow copy, so
-    ``app`` itself (which tests drive in-process) is never changed."""
+    10 ms for all of them, although a run uses one. When the first word is not a command (nothing, an
+    option, a typo), no command can run: root's options all end the process (--help, --version, the
+    completion installers) and Click stops at an unknown word. The root help listing and "No such
+    command ... Did you mean" then need each command's name and help only, which the stand-ins keep
+    (`_listed`). The one exception is ``--``, after which a command may follow: that keeps everything.
+    Shallow copies, so ``app`` itself (which tests drive in-process) is never changed."""
     names = {c.name for c in root.registered_commands} | {g.name for g in root.registered_groups}
-    if not first or first[0] not in names:
+    if first == ["--"]:
         return root
-    solo = copy.copy(root)
-    solo.registered_commands = [c for c in root.registered_commands if c.name == first[0]]
-    solo.registered_groups = [g for g in root.registered_groups if g.name == first[0]]
-    return solo
+    if first and first[0] in names:
+        solo = copy.copy(root)
+        solo.registered_commands = [c for c in root.registered_commands if c.name == first[0]]
+        solo.registered_groups = [g for g in root.registered_groups if g.name == first[0]]
+        return solo
+    return _listed(root)
+
+
+def _listed(root: typer.Typer) -> typer.Typer:
+    """A copy of ``root`` whose commands (its groups' too) keep their name, help and flags but take no
+    parameters: what a help listing shows of them, without building their Click parameters."""
+    listed = copy.copy(root)
+    listed.registered_commands = []
+    for info in root.registered_commands:
+        stand_in = copy.copy(info)
+        stand_in.name = info.name or typer.main.get_command_name(info.callback.__name__)  # type: ignore[union-attr]
+        stand_in.help = inspect.getdoc(info.callback) if info.help is None else info.help
+        stand_in.callback = _never_runs
+        listed.registered_commands.append(stand_in)
+    listed.registered_groups = []
+    for group in root.registered_groups:
+        stand_in_group = copy.copy(group)
+        stand_in_group.typer_instance = _listed(group.typer_instance) if group.typer_instance else None
+        listed.registered_groups.append(stand_in_group)
+    return listed
+
+
+def _never_runs() -> None:  # pragma: no cover - see _only_the_named_command: no command runs then
+    raise AssertionError("a listing-only command ran")
