@@ -1,12 +1,11 @@
 """``wanvid download`` in this process, with its copy loop timed: the download section's wanvid runs.
 
 Usage: python download_child.py RESULT_JSON download TASK_ID -o FILE [...]   (the arguments after
-RESULT_JSON are wanvid's own). It runs the same ``wanvid.cli.run()`` the installed ``wanvid`` script runs,
+RESULT_JSON are wanvid's own). It runs the same ``wanvid.cli.run()`` the installed ``wanvid`` script calls,
 after wrapping ``wanvid.download._copy`` (the loop that reads the body and writes the ``.part``) so that
 two clocks run: the loop's whole time, and the time spent inside the progress callback it is handed (the
-live bar's redraws, or -q's no-op). The loop is the same code with or without the bar, so the callback's
-share of it is what the bar costs per byte, measured directly: a few milliseconds in a run of about a
-second, which whole-process or served-rate comparisons bury in their noise (+-30 % between runs here).
+live bar's redraws, or -q's no-op). The loop's time with the bar against without, in pairs of runs, is
+the bar's cost per byte; the callback's share of it is the redraws' own part (see download.py).
 
 RESULT_JSON gets ``{"copy_seconds", "advance_seconds", "advance_calls", "bytes"}`` summed over the
 loop's calls (more than one only when a dropped connection was resumed). Two ``perf_counter`` reads per

@@ -141,7 +141,7 @@ def run(ctx: Ctx) -> list[Row]:
 
 def _against_reference(floor: float, walls: dict[str, float]) -> str:
     """One line comparing this run's figures for the issue's reference commands with the issue's own."""
-    parts = [f"python -c pass {ms(floor)} ({REFERENCE_FLOOR * 1000:.1f})"]
+    parts = [f"python -c pass {ms(floor)} ({REFERENCE_FLOOR * 1000:.1f} ms)"]
     parts += [f"{stmt.removeprefix('import ')} {ms(walls[stmt])} ({ms(ref)})" for stmt, ref in REFERENCE.items()]
     speed = median([walls[stmt] / ref for stmt, ref in REFERENCE.items()])
     return (

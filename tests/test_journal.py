@@ -155,3 +155,24 @@ def test_cli_reports_a_corrupt_journal_with_exit_8_before_paying(isolated: Path,
     assert proc.stderr.startswith("error: the journal ") and "mv " in proc.stderr and "Traceback" not in proc.stderr
     assert sandbox.requests() == []  # nothing was paid for
     assert path.read_bytes() == b"garbage" * 1000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-20 10:00:00.123", 1795168800.123),  # native: the gateway's local form, read as UTC
+        ("2026-11-20 10:00:00", 1795168800.0),
+        ("2026-11-20T10:00:00.123", 1795168800.123),
+        ("2026-11-20 10:00:00 UTC", 1795168800.0),  # unified: what wanvid.protocols makes of unix seconds
+        ("2026-11-20T18:00:00+08:00", 1795168800.0),  # an explicit offset is honoured
+        ("", None),
+        (None, None),
+        ("yesterday", None),
+        ("2026-13-40 99:00:00", None),
+    ],
+)
+def test_gateway_times_are_read_in_every_form_they_come_in(text, expected):
+    from wanvid.records import _parse_time
+
+    got = _parse_time(text)
+    assert got == expected if expected is None else got == pytest.approx(expected)

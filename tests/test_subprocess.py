@@ -272,6 +272,8 @@ def test_every_command_as_a_process(env, tmp_path):
         [],
         ["--bogus"],
         ["--", "status"],  # after "--" a command may still follow: nothing is replaced
+        ["--version", "status"],
+        ["-h", "status"],
     ],
 )
 def test_a_process_answers_as_the_whole_app_does(args, tmp_path):
@@ -283,6 +285,18 @@ def test_a_process_answers_as_the_whole_app_does(args, tmp_path):
     proc = run(*args, env=env)
     assert (proc.returncode, proc.stdout, proc.stderr) == (whole.returncode, whole.stdout, whole.stderr)
     assert proc.stdout or proc.stderr
+
+
+def test_every_root_option_ends_the_process():
+    """cli.run builds stand-ins when the first word is an option, which is safe only while no root option
+    lets a command run after it. A new root option (say --debug) must revisit _only_the_named_command."""
+    import typer.main
+
+    from wanvid.cli import app
+
+    root = typer.main.get_command(app)
+    options = {p.name for p in root.get_params(root.make_context("wanvid", [], resilient_parsing=True))}
+    assert options == {"version", "install_completion", "show_completion", "help"}
 
 
 def test_a_reader_that_goes_away_is_not_an_error_report():

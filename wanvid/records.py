@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,8 +179,6 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
         },
     }
     path = sidecar_path(video)
-    import tempfile  # here: `status` and `wait` load this module too, and never write a sidecar
-
     try:
         fd, tmp = tempfile.mkstemp(dir=video.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:

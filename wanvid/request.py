@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -100,8 +101,6 @@ class Validated:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib  # here, not at the top: `wanvid --help` imports this module (~4 ms)
-
     return hashlib.sha256(data).hexdigest()
 
 
