@@ -14,10 +14,10 @@ The live bar's cost is judged on the copy loop's time with the bar over its time
 of back-to-back runs at 256 MiB (median of the per-pair ratios): the loop is the same code either way,
 so this is the bar's extra time per byte, whatever way it comes. Single pairs scatter by +-10 %, hence
 the many pairs. Printed beside it: the redraws' own share of the loop (the time inside its progress
-callback; a lower bound, steady at 1.3-1.8 %), the rate the sandbox served with and without the bar
-(``video_bytes`` / ``video_seconds`` of ``GET /_sandbox/stats``) and the loop's own rates (medians of 7
-rounds: they moved by +-12 % between runs, so they only cross-check), and the bar's fixed cost (loading
-rich, the first and last draw) from the small size.
+callback; a lower bound), the rate the sandbox served with and without the bar (``video_bytes`` /
+``video_seconds`` of ``GET /_sandbox/stats``) and the loop's own rates (medians of 7 rounds: they move
+by tens of per cent between runs, so they only cross-check), and the bar's fixed cost (loading rich, the
+first and last draw) from the small size.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def run(ctx: Ctx) -> list[Row]:
         f"{ms(bar_copy)}; -q's no-op callback {quiet_cb * 1e6:.0f} us"
     )
     # Per round: the bar's own time over the rest of that loop. A lower bound: it leaves out whatever the
-    # redraws do to the rest of the loop, which the paired loop times below take in.
+    # redraws do to the rest of the loop, which the paired loop times take in.
     direct = median([c["advance_seconds"] / (c["copy_seconds"] - c["advance_seconds"]) for c in loops["bar"]])
     cost = median(paired)
     ranked = sorted(paired)

@@ -53,8 +53,6 @@ class Native:
                 "last_frame": "last_frame",
                 "driving_audio": "audio",
             }
-            from .request import media_types
-
             inp["media"] = [{"type": t, "url": url(fields[t])} for t in media_types(r)]
         params = {
             k: getattr(r, k)
