@@ -346,9 +346,23 @@ def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None
         ) from None
     if not isinstance(body, dict):
         raise BadAnswer(f"{what} JSON that is not an object", status=resp.status_code, request_id=rid)
-    if body.get("error"):
+    if is_error_answer(body):
         raise error_from_response(resp, body)
     return body
+
+
+def is_error_answer(body: dict[str, Any]) -> bool:
+    """An error answer, even on HTTP 200: an ``error`` envelope, or new-api's flat ``{code, message, data}``.
+
+    A task document is never one, whatever it carries: new-api answers a failed unified task HTTP 200 with
+    ``status: failed`` and an ``error`` object inside it (``relay/channel/task/ali/adaptor.go``), and the
+    task's own fields say how it ended."""
+    output = body.get("output")
+    if "status" in body or (isinstance(output, dict) and "task_status" in output):
+        return False
+    code = body.get("code")
+    flat = isinstance(code, str) and code not in ("", "success") and "message" in body
+    return bool(body.get("error")) or flat
 
 
 def _read_capped(resp: requests.Response) -> bytes | None:
@@ -378,6 +392,28 @@ def _shorten(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text)} chars]"
 
 
+def _code_and_message(body: Any) -> tuple[Any, Any]:
+    """The code and message of any error shape the gateway uses: the ``{"error": {...}}`` envelope, an
+    ``error`` string, or flat ``code``/``message`` (new-api's task layer, DashScope's ``{request_id, code,
+    message}``)."""
+    if not isinstance(body, dict):
+        return None, None
+    err = body.get("error")
+    if isinstance(err, dict):
+        return err.get("code"), err.get("message")
+    return body.get("code"), err if isinstance(err, str) and err else body.get("message")
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:
     """Map an error answer to the typed error whose exit code scripts rely on."""
     if body is None:
@@ -385,18 +421,23 @@ def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:
             body = resp.json()
         except ValueError:
             body = None
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        code, message = err.get("code"), err.get("message")
-    elif isinstance(body, dict):  # DashScope style: code/message at top level; or error as a string
-        code, message = body.get("code"), err if isinstance(err, str) else body.get("message")
-    else:
-        code, message = None, None
-    code = str(code) if code else None
+    code, message = _code_and_message(body)
+    # new-api's task layer wraps a provider's refusal as code "fail_to_fetch_task" with the provider's own JSON
+    # as the message (relay/relay_task.go ~226): the provider's code is the one that says what went wrong.
+    inner = _json_object(message)
+    wrapper = None
+    if inner is not None:
+        inner_code, inner_message = _code_and_message(inner)
+        if inner_code or inner_message:
+            wrapper, code, message = code, inner_code, inner_message
+            body = {**inner, **({"request_id": body["request_id"]} if "request_id" in body else {})}
+    code = str(code) if code not in (None, "") else None  # new-api's 401 says code ""
     message = str(message or resp.reason or "no message").strip().splitlines()[0][:500]
     status = resp.status_code
     rid = request_id_of(resp, body)
     text = f"gateway error {status}" + (f" {code}" if code else "") + f": {message}"
+    if wrapper:
+        text += f" ({wrapper})"
     kw: dict[str, Any] = {"status": status, "code": code, "request_id": rid}
     low = (code or "").lower()
     if low in INVALID_CODES:

@@ -34,6 +34,12 @@ GROWTH = 1.3
 MAX_HINT = 60.0
 MIN_HINT = 1.0
 PRIOR_ETA = 90.0  # no history: tasks take 1-5 minutes (API.md); erring early costs a few polls, late costs minutes
+# How long a task the journal knows to be young may answer UNKNOWN before wanvid believes it is gone. The
+# gateway polls upstream about every 15 s and stores a transient upstream error (throttling at Alibaba's 20
+# query/s, a network blip) as "unknown" until its next poll succeeds (GATEWAY-VARIANTS.md): 10 minutes is
+# 40 of its polls, enough to ride out an upstream incident, while a task that is really gone still ends the
+# wait in bounded time. Giving up early would abandon a video already paid for; --timeout still applies.
+UNKNOWN_GRACE = 600.0
 
 
 def window(eta: float) -> float:
@@ -68,19 +74,30 @@ def wait_for(
     interval: float | None = None,
     eta: float | None = None,
     age: float = 0.0,
+    unknown_grace: float = 0.0,
     on_update: Callable[[Task, float], None] = lambda task, elapsed: None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Task:
-    """Poll until the task ends. ``age``: how old the task already was when waiting began."""
+    """Poll until the task ends. ``age``: how old the task already was when waiting began.
+
+    An UNKNOWN answer is polled through for ``unknown_grace`` seconds (counted from the first of an unbroken
+    run of them), then returned as the end: the caller judges it (``service.check_outcome``)."""
     start = clock()
     overrun = 0
+    unknown_since: float | None = None
     while True:
         task = fetch()
         elapsed = clock() - start
         on_update(task, elapsed)
         if task.status.ended:
             return task
+        if task.status is Status.UNKNOWN:
+            unknown_since = elapsed if unknown_since is None else unknown_since
+            if elapsed - unknown_since >= unknown_grace:
+                return task
+        else:
+            unknown_since = None
         if timeout is not None and elapsed >= timeout:
             raise WaitTimeout(f"task {task.id} is still {task.status.value} after {elapsed:.0f}s")
         now = age + elapsed

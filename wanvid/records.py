@@ -61,11 +61,17 @@ def task_from(entry: Entry) -> Task:
     )
 
 
+_ENDED_WORDS = {s.value for s in Status if s.ended}
+
+
 def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -> None:
     """Write what an answer taught us about a journaled task (unknown tasks are left alone)."""
     if known is None:
         return
-    changes: dict[str, Any] = {"status": task.status.value}
+    # UNKNOWN says nothing about the task (a passing upstream hiccup, GATEWAY-VARIANTS.md), and an ended task
+    # does not start again upstream: a gateway that answers "running" after "succeeded" is not believed.
+    kept = task.status is Status.UNKNOWN or (not task.status.ended and known.status in _ENDED_WORDS)
+    changes: dict[str, Any] = {"status": known.status if kept else task.status.value}
     if task.error_code or task.error_message:
         changes.update(error_code=task.error_code, error_message=task.error_message)
     if task.video_url and task.video_url != known.video_url:

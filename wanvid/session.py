@@ -148,6 +148,8 @@ def validated(ctx: Ctx, opts: dict[str, Any]) -> "Validated":
         raise
     for warning in v.warnings:
         ctx.out.warn(warning)
+    for note in v.notes:  # e.g. the size and seconds chosen for a unified create
+        ctx.out.info(note)
     return v
 
 
@@ -246,13 +248,26 @@ def wait_task(
     entry: "Entry | None",
     resume: str = "",
 ) -> "Task":
-    from .poller import wait_for
+    from .poller import UNKNOWN_GRACE, wait_for
+    from .records import age as span
     from .service import check_outcome
+    from .task import Status
 
     resume = resume or ctx.again("wait", task_id)
+    noted = False
 
     def poll() -> "Task":
-        return query_task(ctx, client, task_id, entry)
+        nonlocal noted
+        task = query_task(ctx, client, task_id, entry)
+        if task.status is Status.UNKNOWN and entry is not None and not noted:
+            said = ": ".join(x for x in (task.error_code, task.error_message) if x)
+            ctx.out.note(
+                f"the gateway reports task {task_id} as UNKNOWN" + (f" ({said})" if said else "")
+                + f"; it was created {span(time.time() - entry.created_at)} ago, so this is most likely"
+                f" its upstream check failing for now. Polling on for up to {span(UNKNOWN_GRACE)}"
+            )
+            noted = True
+        return task
 
     eta, age = _expected(ctx, entry)
     client.deadline = time.monotonic() + timeout  # the client's retries must not outlast --timeout
@@ -264,6 +279,8 @@ def wait_task(
                 interval=poll_interval,
                 eta=eta,
                 age=age,
+                # only a task the journal knows to be young is believed alive while the gateway says UNKNOWN
+                unknown_grace=UNKNOWN_GRACE if entry is not None else 0.0,
                 on_update=view.update,
                 sleep=ctx.sleep,
             )
@@ -280,6 +297,14 @@ def wait_task(
         raise safe(exc, task_id, resume) from None
     finally:
         client.deadline = None
+    if task.status is Status.UNKNOWN and entry is not None:
+        error = NotFound(
+            f"the gateway kept answering UNKNOWN for task {task_id} for {span(UNKNOWN_GRACE)};"
+            " it has lost the task or the task expired",
+            hint=f"`{ctx.again('status', task_id)}` asks again; tasks and results live 24 h",
+        )
+        error.task_id, error.task = task_id, task.to_dict()
+        raise error
     return check_outcome(task)
 
 

@@ -16,7 +16,10 @@ class Status(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
-    NOT_FOUND = "NOT_FOUND"  # native UNKNOWN: no such task, or it expired
+    # The gateway's task table says "unknown" both for an id it never had and, for a while, for a live task
+    # whose upstream poll hiccuped (GATEWAY-VARIANTS.md): not ended; the waiter decides how long to believe it.
+    UNKNOWN = "UNKNOWN"
+    NOT_FOUND = "NOT_FOUND"  # no such task, or it expired
     UNRECOGNIZED = "UNRECOGNIZED"  # a status string no documented vocabulary has: shown, polled on
 
     @property
@@ -43,7 +46,7 @@ _STATUS_WORDS: dict[str, Status] = {
     "failure": Status.FAILED,
     "canceled": Status.CANCELED,
     "cancelled": Status.CANCELED,
-    "unknown": Status.NOT_FOUND,
+    "unknown": Status.UNKNOWN,
     "expired": Status.NOT_FOUND,
 }
 
