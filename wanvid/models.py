@@ -102,6 +102,28 @@ MEDIA_COMBINATIONS: tuple[frozenset[str], ...] = tuple(
 )
 
 
+# The output sizes wan documents per resolution, as WIDTH, HEIGHT: DashScope's wan2.6 "size" parameter
+# (1080P: 1920*1080, 1080*1920, 1440*1440, 1632*1248, 1248*1632; 720P: 1280*720, 720*1280, 960*960,
+# 1088*832, 832*1088), the same lists new-api checks in relay/channel/task/ali/adaptor.go. Each resolution
+# has one size per shape: 16:9, 9:16, 1:1, 4:3 (1.31), 3:4.
+SIZES: dict[str, tuple[tuple[int, int], ...]] = {
+    "720P": ((1280, 720), (720, 1280), (960, 960), (1088, 832), (832, 1088)),
+    "1080P": ((1920, 1080), (1080, 1920), (1440, 1440), (1632, 1248), (1248, 1632)),
+}
+SHAPES = ("16:9", "9:16", "1:1", "4:3", "3:4")  # the shape of each SIZES entry, in order
+
+
+def nearest_size(resolution: str, width: int, height: int) -> tuple[int, int, str]:
+    """The documented size at ``resolution`` whose aspect ratio is closest to ``width``:``height``, and its
+    shape. Closest is measured on the log of the ratios, so 2:1 and 1:2 are as far from 1:1 as each other;
+    an exact tie (never for whole-pixel images in practice) goes to the shape listed first."""
+    import math
+
+    sizes, target = SIZES[resolution], math.log(width / height)
+    i = min(range(len(sizes)), key=lambda k: abs(math.log(sizes[k][0] / sizes[k][1]) - target))
+    return sizes[i][0], sizes[i][1], SHAPES[i]
+
+
 def spec_for(model: str) -> ModelSpec | None:
     """The rules for ``model``, or None for a model this version does not know (checked server-side)."""
     return MODELS.get(model)

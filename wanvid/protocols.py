@@ -108,8 +108,10 @@ class Unified:
         body: dict[str, Any] = {"model": r.model}
         if r.prompt is not None:
             body["prompt"] = r.prompt
+        # ``validate`` always fills size and seconds in, both required by ope.ai's Create Video page, and gives
+        # size in the form to send (see request.SIZE_FORMS).
         if r.size is not None:
-            body["size"] = r.size.lower()
+            body["size"] = r.size
         if r.duration is not None:
             body["seconds"] = str(r.duration)  # the unified endpoint documents seconds as a string
         if r.generate_audio is not None:

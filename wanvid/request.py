@@ -12,12 +12,12 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import FieldError, UsageError
-from .models import ModelSpec, check_media_types, check_params, spec_for
+from .models import SIZES, ModelSpec, check_media_types, check_params, nearest_size, spec_for
 
 if TYPE_CHECKING:
     from .media import LocalMedia
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 PROTOCOLS = ("native", "unified")
 
 # Fields only one protocol can carry. A flag the chosen protocol cannot carry is an error: silently
-# dropping it would bill the user for a video they did not ask for.
+# dropping it would bill the user for a video they did not ask for. (``resolution`` is on both: on the
+# unified protocol it picks the size sent, see ``_unified_defaults``.)
 NATIVE_ONLY = (
     "negative_prompt",
     "prompt_extend",
@@ -34,7 +35,6 @@ NATIVE_ONLY = (
     "last_frame",
     "audio",
     "first_clip",
-    "resolution",
 )
 UNIFIED_ONLY = ("size", "generate_audio")
 
@@ -65,6 +65,7 @@ class Media:
     field: str
     ref: str
     local: LocalMedia | None = None
+    shape: tuple[int, int] | None = None  # an image's width and height when known (a file or a data: URI)
 
     def record(self) -> dict[str, Any] | str:
         """How the journal keeps it: a local file as path, hash and size (never its bytes), a URL as is."""
@@ -82,6 +83,7 @@ class Validated:
     spec: ModelSpec | None  # None: a model this version does not know; the server checks it
     media: dict[str, Media] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what wanvid chose for the user: shown as info, not warned
 
     def record(self) -> dict[str, Any]:
         """The request as the journal and the metadata sidecar keep it (inline data replaced by hashes)."""
@@ -128,11 +130,15 @@ def validate(req: VideoRequest, protocol: str) -> Validated:
         )
     _check_media_shape(req, protocol, spec)
     if req.size is not None:
-        _check_size(req.size)
+        req = out.request = replace(req, size=_normal_size(req.size, spec))
     for name, kind in (("image", "image"), ("last_frame", "image"), ("audio", "audio"), ("first_clip", "video")):
         ref = getattr(req, name)
         if ref is not None:
             out.media[name] = _resolve(name, kind, ref, spec, req.model)
+    if protocol == "unified":
+        out.request, note = _unified_defaults(req, spec, out.media["image"].shape)
+        if note:
+            out.notes.append(note)
     return out
 
 
@@ -179,23 +185,94 @@ def media_types(req: VideoRequest) -> list[str]:
     return [t for name, t in pairs if getattr(req, name) is not None]
 
 
-def _check_size(size: str) -> None:
-    w, sep, h = size.lower().partition("x")
-    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise FieldError("size", f"size {size!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+# --size, in the forms the gateway takes (new-api relay/channel/task/ali/adaptor.go, ope.ai's pages), and
+# what wanvid sends for each:
+# - WIDTHxHEIGHT (1280x720, any case): sent as 1280x720, the form API.md and ope.ai's Create Video page
+#   show; ope.ai rewrites it to W*H for the provider.
+# - WIDTH*HEIGHT (1280*720): sent as given. It is the provider's own form, which ope.ai's wan2.6 pages and
+#   new-api pass upstream untouched (new-api reads a size without "*" as a resolution), so rewriting it to
+#   x could only make it less likely to arrive as typed.
+# - a resolution (720P, 1080p): sent upper-case; the gateway sends it as the resolution and the provider
+#   keeps the image's aspect ratio. Checked against the model's resolutions when wanvid knows the model.
+SIZE_FORMS = "WIDTHxHEIGHT (1280x720), WIDTH*HEIGHT (1280*720) or a resolution (720P, 1080P)"
+
+
+def _normal_size(size: str, spec: ModelSpec | None) -> str:
+    """``size`` as sent (see above), or a FieldError naming the accepted forms."""
+    text = size.strip()
+    if m := re.fullmatch(r"([1-9][0-9]*)([xX*])([1-9][0-9]*)", text):
+        return f"{m[1]}{'*' if m[2] == '*' else 'x'}{m[3]}"
+    if re.fullmatch(r"[1-9][0-9]*[pP]", text):
+        resolution = text.upper()
+        if spec is not None and resolution not in spec.resolutions:
+            raise FieldError(
+                "size", f"size {size!r} is not a resolution {spec.name} makes: use {' or '.join(spec.resolutions)}"
+            )
+        return resolution
+    raise FieldError("size", f"size {size!r} is not {SIZE_FORMS}")
+
+
+def _unified_defaults(
+    req: VideoRequest, spec: ModelSpec | None, shape: tuple[int, int] | None
+) -> tuple[VideoRequest, str | None]:
+    """The request with what a unified create must carry filled in, and a line saying what was chosen.
+
+    ope.ai's Create Video page marks ``size`` and ``seconds`` required, so both are always sent (and so are in
+    the journal's fingerprint, which is of what is sent: the same command gives the same request again).
+    - seconds: the model's default duration (5 for wan2.6/2.7-i2v, and for models wanvid does not know).
+    - size: the documented size (``models.SIZES``) at the resolution (``--resolution``, else the model's
+      default, 1080P; 1080P for unknown models) whose aspect ratio is nearest the image's: a landscape
+      image gives 1920x1080, a portrait one 1080x1920, a square-ish one 1440x1440, a 4:3 one 1632x1248
+      (at 720P: 1280x720, 720x1280, 960x960, 1088x832, 832x1088). For an http(s) image, whose shape is
+      not known here, landscape 16:9, and the line says so.
+    ``--resolution`` only picks the size and is not sent itself, so it is cleared from the request.
+    """
+    if req.size is not None and req.resolution is not None:
+        raise FieldError(
+            "resolution", "give --size or --resolution, not both: on the unified protocol the resolution picks the size"
+        )
+    said = []
+    duration, size = req.duration, req.size
+    defaults = spec._asdict() if spec else ModelSpec._field_defaults  # an unknown model: wan's usual defaults
+    whose = "the model's" if spec else "wan's usual"
+    if duration is None:
+        duration = defaults["default_duration"]
+        said.append(f"seconds {duration} ({whose} default)")
+    if size is None:
+        resolution = req.resolution or defaults["default_resolution"]
+        if resolution not in SIZES:
+            raise FieldError("resolution", f"wanvid knows no sizes for resolution {resolution!r}; give --size")
+        at = f"at {resolution}" + ("" if req.resolution else f", {whose} default resolution")
+        if shape is not None:
+            w, h, named = nearest_size(resolution, *shape)
+            why = f"{named}, the documented shape nearest the image's {shape[0]}x{shape[1]}, {at}"
+        else:
+            w, h = SIZES[resolution][0]
+            why = f"16:9 landscape {at}; the image is a URL, so its shape is not known here"
+        size = f"{w}x{h}"
+        said.insert(0, f"size {size} ({why})")
+    req = replace(req, size=size, duration=duration, resolution=None)
+    if not said:
+        return req, None
+    return req, "unified create: sending " + " and ".join(said) + "; choose with --size/--duration"
 
 
 def _resolve(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str) -> Media:
     if ref[:5].lower() == "data:":
-        _inspect_data_uri(name, kind, ref, spec, model)  # inline data is checked like a file...
-        return Media(name, ref)  # ...and sent exactly as the user wrote it
+        shown = _inspect_data_uri(name, kind, ref, spec, model)  # inline data is checked like a file...
+        return Media(name, ref, shape=_shape(shown))  # ...and sent exactly as the user wrote it
     if ref[:8].lower().startswith(("http://", "https://")):
         return Media(name, ref)  # the gateway fetches it; nothing to check here
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", ref):
         raise FieldError(
             name, f"{ref.split(':')[0]}: URLs are not supported; give a local file, or an http(s) or data: URL"
         )
-    return Media(name, ref, _inspect(name, kind, Path(ref).expanduser(), spec, model))
+    local = _inspect(name, kind, Path(ref).expanduser(), spec, model)
+    return Media(name, ref, local, shape=_shape(local))
+
+
+def _shape(local: LocalMedia) -> tuple[int, int] | None:
+    return (local.width, local.height) if local.kind == "image" and local.width and local.height else None
 
 
 def _inspect(name: str, kind: str, path: Path, spec: ModelSpec | None, model: str) -> LocalMedia:
@@ -210,7 +287,7 @@ def _inspect(name: str, kind: str, path: Path, spec: ModelSpec | None, model: st
     return media.inspect_video(path, spec.video if spec else None, name, model)
 
 
-def _inspect_data_uri(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str) -> None:
+def _inspect_data_uri(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str) -> LocalMedia:
     header, comma, payload = ref.partition(",")
     if not comma or not header.lower().endswith(";base64"):
         raise FieldError(name, "the data: URI is not base64 (data:<type>;base64,<data>); encode it with base64")
@@ -224,7 +301,7 @@ def _inspect_data_uri(name: str, kind: str, ref: str, spec: ModelSpec | None, mo
         path = Path(tmp) / "data-uri"
         path.write_bytes(data)
         try:
-            _inspect(name, kind, path, spec, model)
+            return _inspect(name, kind, path, spec, model)
         except FieldError as exc:
             exc.message = exc.message.replace(str(path), "(data: URI)")
             raise
