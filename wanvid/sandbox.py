@@ -20,6 +20,8 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import email.parser
+import email.policy
 import email.utils
 import functools
 import hashlib
@@ -30,6 +32,7 @@ import math
 import re
 import secrets
 import socket
+import string
 import struct
 import threading
 import time
@@ -40,12 +43,15 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from .errors import FieldError
 from .models import MODELS, ModelSpec, check_media_types, check_params, spec_for
 
 STATUS_STYLES = ("upper", "openai", "newapi")
+# How the gateway answers (see the module docstring): "house" is the sandbox's historical style and the
+# default, "docs" follows ope.ai's pages, "newapi" what new-api's Go code (commit 4ca47ee23) answers.
+FLAVORS = ("house", "docs", "newapi")
 # Broken answers the ``malformed`` fault can put in place of a create or query answer (all HTTP 200).
 MALFORMED_KINDS = ("html", "truncated", "empty", "not_object", "wrong_types", "missing", "huge")
 
@@ -55,6 +61,23 @@ _UNIFIED_STATUS: dict[str, dict[str, str]] = {
     "upper": {_PENDING: "QUEUED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
     "openai": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
     "newapi": {_PENDING: "SUBMITTED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
+    # The flavors: ope.ai's pages show new-api's task-table words (model/task.go:35); new-api's own
+    # unified route answers dto/openai_video.go:9-13 (ali/adaptor.go:522 convertAliStatus).
+    "docs": {_PENDING: "QUEUED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
+    "lower": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
+}
+for _words in _UNIFIED_STATUS.values():  # the unknown_queries fault's transient word, in each vocabulary
+    _words[_UNKNOWN] = "unknown" if _words[_PENDING].islower() else "UNKNOWN"
+# new-api's progress per task-table state after a poll (relay/channel/task/taskcommon/helpers.go:71-74);
+# a task not polled yet has "0%" (model/task.go:202).
+_NEWAPI_PROGRESS = {_PENDING: 20, _RUNNING: 30, _SUCCEEDED: 100, _FAILED: 100}
+# new-api's task-table words, shown by its content route (controller/video_proxy.go:67-70).
+_TASK_TABLE = {
+    _PENDING: "QUEUED",
+    _RUNNING: "IN_PROGRESS",
+    _SUCCEEDED: "SUCCESS",
+    _FAILED: "FAILURE",
+    _UNKNOWN: "UNKNOWN",
 }
 _MODERATION_MESSAGE = "Input data may contain inappropriate content. (injected by the sandbox)"
 _ERROR_CODE_5XX = {500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
@@ -190,6 +213,15 @@ class Faults:
     cut_downloads: int = 1  # ... for this many downloads, then serve normally
     slow_download_bps: int | None = None  # pace download bodies to about this many bytes/s
     expire: bool = False  # every task reports as expired / unknown
+    # The first N status queries of each task created from now on answer UNKNOWN (unified: the flavor's
+    # unknown word) while the task lives on, as new-api stores an upstream poll's hiccup (GATEWAY-VARIANTS).
+    unknown_queries: int = 0
+    # A task created from now on answers once more as running on the status query right after its first
+    # ended answer, then ended for good.
+    regress_once: bool = False
+    # The next N create/query API requests answer new-api's flat fail_to_fetch_task error with the
+    # provider's JSON as a string in "message" (relay/relay_task.go:227), HTTP 500, in every flavor.
+    fetch_task_errors: int = 0
     # Video responses are those of the content routes and of the signed /_oss URLs alike.
     ignore_range: bool = False  # video responses ignore Range (and If-Range): always 200, the whole body
     video_variant: int = 0  # != 0: other (still valid) MP4 bytes and ETag, as if the video had changed
@@ -197,7 +229,16 @@ class Faults:
     video_html: bool = False  # video responses are a 200 text/html page (a proxy's) instead of the MP4
 
 
-_COUNT_FAULTS = ("throttle", "server_errors", "cut_downloads", "content_errors", "drop_connections", "malformed_count")
+_COUNT_FAULTS = (
+    "throttle",
+    "server_errors",
+    "cut_downloads",
+    "content_errors",
+    "drop_connections",
+    "malformed_count",
+    "unknown_queries",
+    "fetch_task_errors",
+)
 
 
 def _fault_value_error(name: str, value: Any) -> str | None:
@@ -244,6 +285,7 @@ def _is_seconds(value: Any) -> bool:
 
 
 _FAULT_NAMES = tuple(f.name for f in dataclasses.fields(Faults))
+_ID_CHARS = string.ascii_letters + string.digits
 _TIMING_NAMES = ("queue_seconds", "run_seconds", "ttl_seconds")
 
 
@@ -275,6 +317,9 @@ class _Task(_NewTask):
     failure: tuple[str, str] | None  # (code, message) when the task ends FAILED
     polls: int = 0  # status queries received (guarded by the sandbox lock, like the counters below)
     downloads: int = 0  # video bodies started
+    unknown_left: int = 0  # status queries still to answer UNKNOWN (the unknown_queries fault)
+    regress: bool = False  # the regress_once fault, captured at creation
+    ended_answers: int = 0  # status queries answered SUCCEEDED or FAILED so far
 
 
 class _Reject(Exception):
@@ -287,10 +332,12 @@ class _Reject(Exception):
         message: str,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.param = status, code, message, param
         self.headers = headers
+        self.body = body  # sent as it is instead of the route's error shape (a flavor's exact answer)
 
 
 def _bad(param: str | None, message: str) -> _Reject:
@@ -579,6 +626,74 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return max(0, size - suffix), size - 1
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_IMAGE_MAGIC = (
+    (b"\x89PNG", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def _image_type(data: bytes, declared: str) -> str:
+    """The MIME type of an uploaded image: from its first bytes, else as declared (SDKs often send
+    application/octet-stream)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _IMAGE_MAGIC if data.startswith(magic)), declared)
+
+
+def _form_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
+    """A urlencoded or multipart ``/v1/videos`` body as the JSON body it stands for, or None if unreadable.
+
+    new-api reads all three encodings (common/gin.go:136-141). The OpenAI SDK's ``videos.create`` sends
+    multipart with ``input_reference`` as a file part: that file becomes the first frame (a data: URI).
+    A text ``input_reference`` is the JSON body's object, or else one URL (ope.ai's fork reads it as a
+    string). Form values are strings; ``seed`` and ``generate_audio`` are converted when they read as an
+    integer / true or false, as new-api converts form integers (relay/common/relay_utils.go:109-113).
+    """
+    fields: dict[str, str] = {}
+    image: str | None = None
+    try:
+        if content_type.lower().startswith("application/x-www-form-urlencoded"):
+            for name, value in parse_qsl(raw.decode(), keep_blank_values=True):
+                fields.setdefault(name, value)
+        else:
+            head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+            if not message.is_multipart():
+                return None
+            for part in message.iter_parts():
+                key = part.get_param("name", header="content-disposition")
+                data = part.get_payload(decode=True)
+                if not isinstance(key, str) or not isinstance(data, bytes):
+                    continue
+                if part.get_filename() is None:
+                    fields.setdefault(key, data.decode())
+                elif key == "input_reference" and image is None:
+                    mime = _image_type(data, part.get_content_type())
+                    image = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    except (UnicodeError, ValueError):
+        return None
+    body: dict[str, Any] = {k: v for k, v in fields.items() if k not in ("seed", "generate_audio", "input_reference")}
+    if "seed" in fields:
+        body["seed"] = int(fields["seed"]) if fields["seed"].isdigit() else fields["seed"]
+    if "generate_audio" in fields:
+        body["generate_audio"] = {"true": True, "false": False}.get(fields["generate_audio"], fields["generate_audio"])
+    reference = fields.get("input_reference")
+    if image is None and reference:
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(reference)
+            if isinstance(parsed, dict):
+                body["input_reference"] = parsed
+                return body
+        image = reference
+    if image is not None:
+        content = [{"type": "image_url", "role": "first_frame", "image_url": {"url": image}}]
+        body["input_reference"] = {"content": content}
+    return body
+
+
 # ---- server ---------------------------------------------------------------------------------------
 
 
@@ -733,12 +848,23 @@ class _Handler(BaseHTTPRequestHandler):
         message: str,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
-        self._send_json(status, self._envelope(status, code, message, param), headers)
+        if body is None and self._dashscope:
+            body = {"code": code, "message": message}  # DashScope's own flat form (request_id added below)
+        elif body is None and self._flat:
+            body = {"code": code, "message": message, "data": None}  # new-api's dto.TaskError (dto/task.go:7)
+        self._send_json(status, body if body is not None else self._envelope(status, code, message, param), headers)
+
+    @property
+    def _flat(self) -> bool:
+        """new-api's task layer answers its errors flat on the unified routes (controller/relay.go:606-610)."""
+        return self.sandbox.flavor == "newapi" and self.path.startswith("/v1/")
 
     # -- routing --
 
-    _native = False
+    _native = False  # a DashScope-shaped route: /aliyun/v1/... or the /api/v1/... aliases
+    _dashscope = False  # the /api/v1/... aliases: DashScope's own flat errors
     _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         ("POST", re.compile(r"/aliyun/v1/videos/generations"), "_native_create"),
         ("GET", re.compile(r"/aliyun/v1/tasks/([^/]+)"), "_native_query"),
@@ -746,12 +872,16 @@ class _Handler(BaseHTTPRequestHandler):
         ("POST", re.compile(r"/v1/videos"), "_unified_create"),
         ("GET", re.compile(r"/v1/videos/([^/]+)"), "_unified_query"),
         ("GET", re.compile(r"/v1/videos/([^/]+)/content"), "_unified_content"),
+        # DashScope's own routes, for its SDK (base_http_api_url = <sandbox>/api/v1).
+        ("POST", re.compile(r"/api/v1/services/aigc/video-generation/video-synthesis"), "_dashscope_create"),
+        ("GET", re.compile(r"/api/v1/tasks/([^/]+)"), "_native_query"),
     )
 
     def _dispatch(self) -> None:
         self._request_id = str(uuid.uuid4())
         path, _, query = self.path.partition("?")
-        self._native = path.startswith("/aliyun/")
+        self._native = path.startswith(("/aliyun/", "/api/"))
+        self._dashscope = path.startswith("/api/")
         try:
             # Always consume the whole body first, or the rest of it would poison the keep-alive stream.
             raw = self._read_body()
@@ -760,7 +890,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "InvalidParameter", "Unreadable request body", None, {"Connection": "close"})
             return
         body: Any = None
-        if raw:
+        content_type = self.headers.get("Content-Type", "")
+        if raw and path == "/v1/videos" and content_type.lower().startswith(_FORM_TYPES):
+            body = _form_body(raw, content_type)  # None when unreadable, answered like bad JSON
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -798,17 +931,20 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 self._api(name, m, method, raw, body)
             except _Reject as exc:  # answered here, so the answer is written while still counted in flight
-                self._error(exc.status, exc.code, exc.message, exc.param, exc.headers)
+                self._error(exc.status, exc.code, exc.message, exc.param, exc.headers, exc.body)
             finally:
                 sb._api_ended()
         except _Reject as exc:
-            self._error(exc.status, exc.code, exc.message, exc.param, exc.headers)
+            self._error(exc.status, exc.code, exc.message, exc.param, exc.headers, exc.body)
 
     def _api(self, name: str, m: re.Match[str], method: str, raw: bytes, body: Any) -> None:
         """One request to a create, query or content route: limits, faults, auth, then the route."""
         sb = self.sandbox
         # The rate limiter stands in front of everything: a request over it is not acted on at all.
         wait = sb._take_rate_slot()
+        if wait is not None and sb.flavor == "newapi":
+            self._send(429, b"", None)  # new-api's limiter: c.Status(429), no body, no Retry-After (rate-limit.go:70)
+            return
         if wait is not None:
             message = "Requests rate limit exceeded, please try again later."
             self._error(429, "Throttling.RateQuota", message, None, {"Retry-After": f"{wait:.1f}"})
@@ -817,13 +953,28 @@ class _Handler(BaseHTTPRequestHandler):
         # A dropped request gets no answer, so it takes no other fault's turn.
         self._dropping = sb._take_drop()
         fault = None if self._dropping else sb._take_api_fault(content=content)
-        if fault is None and not self._dropping and not content:
+        fetch_error = fault is None and not self._dropping and not content and sb._take_fetch_task_error()
+        if fault is None and not fetch_error and not self._dropping and not content:
             self._malformed = sb._take_malformed()
         if fault is not None:
             status, code, message, headers = fault
+            if status == 429 and self._flat:
+                # An upstream 429 relayed by new-api: retried, then rewritten (controller/relay.go:606-610).
+                code, message, headers = "fail_to_fetch_task", "当前分组上游负载已饱和，请稍后再试", {}
             self._error(status, code, message, None, headers)
             return
+        if fetch_error:
+            # A provider's error answer relayed by new-api: its JSON as a string (relay/relay_task.go:225-227).
+            provider = {"request_id": str(uuid.uuid4()), "code": "InternalError", "message": "An internal error."}
+            body = {"code": "fail_to_fetch_task", "message": json.dumps(provider), "data": None}
+            self._error(500, "fail_to_fetch_task", body["message"], None, None, body)
+            return
         problem = self._auth_problem()
+        if problem and sb.flavor == "newapi" and not self._dashscope:
+            # new-api's auth middleware: every failure is "Invalid token" (middleware/auth.go:345,
+            # middleware/utils.go:12-24, common/utils.go:278).
+            message = f"Invalid token (request id: {self._request_id})"
+            raise _Reject(401, "", message, body={"error": {"message": message, "type": "new_api_error", "code": ""}})
         if problem:
             raise _Reject(401, "InvalidApiKey", problem)
         if raw and body is None and method == "POST":
@@ -852,6 +1003,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _native_create(self, body: Any) -> None:
         task = self.sandbox._create(_validate_native(body), "native")
         self._send_json(200, {"output": {"task_status": _PENDING, "task_id": task.id}})
+
+    def _dashscope_create(self, body: Any) -> None:
+        # DashScope runs video synthesis only as an async task, asked for with this header.
+        if self.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
+            raise _Reject(403, "AccessDenied", "current user api does not support synchronous calls")
+        self._native_create(body)
 
     def _native_query(self, task_id: str) -> None:
         sb = self.sandbox
@@ -897,18 +1054,44 @@ class _Handler(BaseHTTPRequestHandler):
     # -- unified protocol --
 
     def _unified_create(self, body: Any) -> None:
-        task = self.sandbox._create(_validate_unified(body), "unified")
-        view = self.sandbox._unified_view(task, _PENDING, 0.0)
-        self._send_json(
-            200,
-            {k: view[k] for k in ("id", "object", "status", "created_at", "model", "prompt", "size", "seconds")},
-        )
+        sb = self.sandbox
+        obj = body if isinstance(body, dict) else {}
+        if sb.flavor == "docs":
+            # ope.ai's Create Video page marks prompt, size and seconds required.
+            for key in ("prompt", "size", "seconds"):
+                if obj.get(key) in (None, ""):
+                    raise _bad(key, f"{key} is required")
+        elif sb.flavor == "newapi" and not str(obj.get("prompt") or "").strip():
+            # relay/common/relay_utils.go:74-77 (validatePrompt), answered flat.
+            raise _Reject(400, "invalid_request", "prompt is required")
+        task = sb._create(_validate_unified(body), "unified")
+        view = sb._unified_view(task, _PENDING, 0.0)
+        if sb.flavor == "newapi":
+            # ali/adaptor.go:405-416 (DoResponse): no prompt, size or seconds; progress 0 (an int, always
+            # sent: dto/openai_video.go:21); task_id, the deprecated alias of id.
+            keys: tuple[str, ...] = ("id", "task_id", "object", "model", "status", "progress", "created_at")
+        else:
+            keys = ("id", "object", "status", "created_at", "model", "prompt", "size", "seconds")
+        self._send_json(200, {k: view[k] for k in keys})
 
     def _unified_query(self, task_id: str) -> None:
         found = self.sandbox._lookup(task_id, poll=True)
         if found is None:
-            raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
+            raise self._unified_not_found(task_id, content=False)
         self._send_json(200, self.sandbox._unified_view(*found))
+
+    def _unified_not_found(self, task_id: str, *, content: bool) -> _Reject:
+        """An unknown or expired id on a unified route, as the flavor answers it."""
+        flavor = self.sandbox.flavor
+        if flavor == "docs":  # ope.ai's Get Video Task page
+            error = {"message": "video not found", "type": "NotFound", "param": "", "code": "ResourceNotFound"}
+            return _Reject(404, "ResourceNotFound", error["message"], body={"error": error})
+        if flavor == "newapi" and content:  # controller/video_proxy.go:24-31, 63-65: no code
+            error = {"message": "Task not found", "type": "invalid_request_error"}
+            return _Reject(404, "", error["message"], body={"error": error})
+        if flavor == "newapi":  # relay/relay_task.go:374-377: the message is the code itself
+            return _Reject(400, "task_not_exist", "task_not_exist")
+        return _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
 
     def _unified_content(self, task_id: str) -> None:
         self._content(task_id, native=False)
@@ -921,8 +1104,12 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             if native:
                 raise _Reject(404, "ResourceNotFound", f"Task {task_id} does not exist or has expired")
-            raise _Reject(400, "task_not_exist", f"Task {task_id} does not exist or has expired")
+            raise self._unified_not_found(task_id, content=True)
         task, status, elapsed = found
+        if status != _SUCCEEDED and not native and sb.flavor == "newapi":
+            # controller/video_proxy.go:67-70: the task-table word, no code.
+            message = f"Task is not completed yet, current status: {sb._task_table_status(task, status, elapsed)}"
+            raise _Reject(400, "", message, body={"error": {"message": message, "type": "invalid_request_error"}})
         if status != _SUCCEEDED:
             shown = status if native else sb._unified_status(task, status, elapsed)
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
@@ -1096,6 +1283,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, sb.tasks())
         elif method == "GET" and path == "/_sandbox/stats":
             self._send_json(200, sb.stats())
+        elif method == "GET" and path == "/_sandbox/flavor":
+            self._send_json(200, {"flavor": sb.flavor})
+        elif method == "POST" and path == "/_sandbox/flavor":
+            self._change("flavor", body, sb._merge_flavor, lambda: {"flavor": sb.flavor})
         elif method == "POST" and path == "/_sandbox/reset":
             sb.reset()
             self._send_json(200, {"ok": True})
@@ -1128,9 +1319,15 @@ class Sandbox:
         status_style: str = "upper",
         content_redirect: bool = False,
         faults: Faults | None = None,
+        flavor: str = "house",
     ) -> None:
         if status_style not in STATUS_STYLES:
             raise ValueError(f"status_style must be one of {', '.join(STATUS_STYLES)}, not {status_style!r}")
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, not {flavor!r}")
+        # The answers' style (FLAVORS); status_style picks the unified words of the "house" flavor only.
+        # POST /_sandbox/flavor switches it at runtime, reset() restores this one.
+        self.flavor = self._initial_flavor = flavor
         self.api_key = api_key  # None: any non-empty Bearer key is accepted
         # Timings for tasks created from now on (each task keeps its own); POST /_sandbox/timing changes them.
         self.queue_seconds = queue_seconds
@@ -1244,6 +1441,7 @@ class Sandbox:
                 setattr(self.faults, name, value)
             self.queue_seconds, self.run_seconds, self.ttl_seconds = self._initial_timing
             self._video_key, self._video_since = (None, 0), 0.0
+            self.flavor = self._initial_flavor
 
     def stats(self) -> dict[str, float]:
         """Load counters since start or reset, as ``GET /_sandbox/stats`` shows them.
@@ -1325,6 +1523,16 @@ class Sandbox:
                 setattr(self.faults, name, value)
         return None
 
+    def _merge_flavor(self, changes: dict[str, Any]) -> tuple[str | None, str] | None:
+        """Switch to ``changes["flavor"]`` (the only key); else return (param, message)."""
+        if set(changes) != {"flavor"}:
+            return None, 'Send {"flavor": NAME}'
+        if changes["flavor"] not in FLAVORS:
+            return "flavor", f"flavor must be one of {', '.join(FLAVORS)}"
+        with self._lock:
+            self.flavor = changes["flavor"]
+        return None
+
     def _api_started(self) -> None:
         with self._lock:
             self._api_requests += 1
@@ -1365,6 +1573,13 @@ class Sandbox:
         with self._lock:
             if self.faults.drop_connections > 0:
                 self.faults.drop_connections -= 1
+                return True
+        return False
+
+    def _take_fetch_task_error(self) -> bool:
+        with self._lock:
+            if self.faults.fetch_task_errors > 0:
+                self.faults.fetch_task_errors -= 1
                 return True
         return False
 
@@ -1463,7 +1678,10 @@ class Sandbox:
             ends_after = self.queue_seconds + self.run_seconds if f.fail_after is None else f.fail_after
             task = _Task(
                 **dataclasses.asdict(new),
-                id=str(uuid.uuid4()),
+                # new-api's public ids: "task_" and 32 random letters and digits (model/task.go:139-141).
+                id="task_" + "".join(secrets.choice(_ID_CHARS) for _ in range(32))
+                if self.flavor == "newapi"
+                else str(uuid.uuid4()),
                 protocol=protocol,
                 created_mono=time.monotonic(),
                 created_wall=time.time(),
@@ -1472,6 +1690,8 @@ class Sandbox:
                 ttl_seconds=self.ttl_seconds,
                 ends_after=ends_after,
                 failure=failure,
+                unknown_left=f.unknown_queries,
+                regress=f.regress_once,
             )
             self._tasks[task.id] = task
             self._creates += 1
@@ -1489,13 +1709,27 @@ class Sandbox:
         """
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is not None and poll:
+            if task is None:
+                return None
+            elapsed = time.monotonic() - task.created_mono
+            status = self._status(task, elapsed)
+            if poll:
                 task.polls += 1
-        if task is None:
-            return None
-        elapsed = time.monotonic() - task.created_mono
-        status = self._status(task, elapsed)
+                if status is not None:
+                    status = self._as_answered(task, status)
         return None if status is None else (task, status, elapsed)
+
+    @staticmethod
+    def _as_answered(task: _Task, status: str) -> str:
+        """The status a query answers under the unknown_queries and regress_once faults (lock held)."""
+        if task.unknown_left > 0:
+            task.unknown_left -= 1
+            return _UNKNOWN
+        if status in (_SUCCEEDED, _FAILED):
+            task.ended_answers += 1
+            if task.regress and task.ended_answers == 2:  # the query right after the first ended answer
+                return _RUNNING
+        return status
 
     def _status(self, task: _Task, elapsed: float) -> str | None:
         """The native status ``elapsed`` seconds after creation, or None once expired."""
@@ -1505,12 +1739,31 @@ class Sandbox:
             return _SUCCEEDED if task.failure is None else _FAILED
         return _PENDING if elapsed < task.queue_seconds else _RUNNING
 
+    @staticmethod
+    def _not_polled(task: _Task, status: str, elapsed: float) -> bool:
+        """Whether the gateway's own first poll of the task is still to come: the first half of its queue
+        time stands for that (the real gateway polls upstream about every 15 s)."""
+        return status == _PENDING and elapsed < task.queue_seconds / 2
+
     def _unified_status(self, task: _Task, status: str, elapsed: float) -> str:
-        if self.status_style == "newapi" and status == _PENDING and elapsed < task.queue_seconds / 2:
+        flavor = self.flavor
+        if flavor == "newapi":
+            # Before its first poll the stored upstream answer is the create's PENDING: "queued"
+            # (ali/adaptor.go:508-509, 522-524), never NOT_START on this route.
+            return _UNIFIED_STATUS["lower"][status]
+        if flavor == "docs":
+            return "NOT_START" if self._not_polled(task, status, elapsed) else _UNIFIED_STATUS["docs"][status]
+        if self.status_style == "newapi" and self._not_polled(task, status, elapsed):
             return "NOT_START"
         return _UNIFIED_STATUS[self.status_style][status]
 
+    def _task_table_status(self, task: _Task, status: str, elapsed: float) -> str:
+        """new-api's task-table word (model/task.go:34-41), as its content route shows it."""
+        return "NOT_START" if self._not_polled(task, status, elapsed) else _TASK_TABLE[status]
+
     def _unified_view(self, task: _Task, status: str, elapsed: float) -> dict[str, Any]:
+        if self.flavor == "newapi":
+            return self._newapi_view(task, status, elapsed)
         view: dict[str, Any] = {
             "id": task.id,
             "object": "video",
@@ -1534,6 +1787,35 @@ class Sandbox:
             view["error"] = {"code": code, "message": message}
         elif status == _SUCCEEDED:
             view["metadata"] = {"url": self._signed_url(task)}
+        return view
+
+    def _newapi_view(self, task: _Task, status: str, elapsed: float) -> dict[str, Any]:
+        """A unified answer as new-api's ali adaptor builds it (ConvertToOpenAIVideo, ali/adaptor.go:489-520,
+        dto/openai_video.go:15-30): no prompt, size, seconds or expires_at; progress from the task table's
+        steps; completed_at is the task row's last update, set while it still runs; metadata.url always
+        there, empty until the video is ready; a failed task carries error {code, message} at HTTP 200."""
+        # UNKNOWN (the unknown_queries fault) changes the word only: the row keeps its progress.
+        shown = self._status(task, elapsed) or status if status == _UNKNOWN else status
+        if self._not_polled(task, shown, elapsed):
+            progress, updated = 0, 0.0
+        else:
+            progress = _NEWAPI_PROGRESS[shown]
+            steps = (task.queue_seconds / 2, min(task.queue_seconds, task.ends_after), task.ends_after)
+            updated = max((step for step in steps if step <= elapsed), default=0.0)
+        view: dict[str, Any] = {
+            "id": task.id,
+            "task_id": task.id,  # the deprecated alias (dto/openai_video.go:17; doubao/adaptor.go:352)
+            "object": "video",
+            "model": task.model,
+            "status": _UNIFIED_STATUS["lower"][status],
+            "progress": progress,
+            "created_at": int(task.created_wall),
+            "completed_at": int(task.created_wall + updated),
+            "metadata": {"url": self._signed_url(task) if status == _SUCCEEDED else ""},
+        }
+        if status == _FAILED and task.failure:
+            code, message = task.failure
+            view["error"] = {"code": code, "message": message}
         return view
 
     def _signature(self, task_id: str, expires: str) -> str:
