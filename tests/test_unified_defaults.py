@@ -88,6 +88,7 @@ def test_unified_run_passes_a_gateway_that_refuses_creates_without_size_or_secon
         (480, 832, [], "1080x1920"),  # portrait
         (700, 690, [], "1440x1440"),  # near-square
         (800, 600, [], "1632x1248"),  # 4:3
+        (900, 600, [], "1632x1248"),  # 3:2 is nearer 4:3 than 16:9
         (600, 800, [], "1248x1632"),  # 3:4
         (832, 480, ["--resolution", "720p"], "1280x720"),
         (480, 832, ["--resolution", "720P"], "720x1280"),
