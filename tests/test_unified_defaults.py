@@ -198,11 +198,12 @@ def test_each_size_form_is_accepted(gw, cat, given, sent):
     assert "size" not in line.split("sending", 1)[-1]  # a size the user gave is not announced
 
 
-def test_a_wxh_size_reaches_the_gateway_as_given(gw, cat):
-    r = wv("create", str(cat), "-p", "go", *UNIFIED, "--size", "720X1280")
+@pytest.mark.parametrize(("given", "sent"), [("720X1280", "720x1280"), ("720*1280", "720*1280"), ("1080p", "1080P")])
+def test_each_size_form_reaches_the_gateway(gw, cat, given, sent):
+    r = wv("create", str(cat), "-p", "go", *UNIFIED, "--size", given)
     assert r.exit_code == 0, r.stderr
     (body,) = received(gw)
-    assert (body["size"], body["seconds"]) == ("720x1280", "5")
+    assert (body["size"], body["seconds"]) == (sent, "5")
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,9 @@ def submit_or_reuse(
         if output is not None:
             journal.update(ctx.base, reused.id, output_path=str(output))
         return task_from(reused), reused, True
+    from .upload import publish
+
+    publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.upload)
     with _interrupt_deferred():  # a Ctrl-C between the gateway's answer and the journal would lose the id
         task = submit(client, v)
         entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
