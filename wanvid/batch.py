@@ -35,6 +35,7 @@ from .session import Ctx, already_saved, fetch_cmd, run_hook, save_video, stem, 
 
 if TYPE_CHECKING:
     from .client import Gate
+    from .upload import Hosting
 
 DEFAULT_NAME = "{stem}.mp4"
 NAME_FIELDS = ("row", "stem", "model", "seed", "duration", "resolution", "task_id")
@@ -144,17 +145,32 @@ def check_template(template: str, what: str = "--name") -> list[str]:
 
 
 def plan(
-    ctx: Ctx, rows: list[Row], defaults: dict[str, Any], *, out_dir: Path, template: str, force: bool
+    ctx: Ctx,
+    rows: list[Row],
+    defaults: dict[str, Any],
+    *,
+    out_dir: Path,
+    template: str,
+    force: bool,
+    hosting: Hosting | None = None,
 ) -> list[Item]:
-    """Every row checked before anything is sent: its request, its file, and whether it is already done."""
+    """Every row checked before anything is sent: its request, its file, and whether it is already done.
+    ``hosting``: the upload settings (``wanvid.upload``) for local files that go by URL."""
     used = check_template(template)
-    items = [_plan_row(ctx, row, defaults, out_dir, template, used, force) for row in rows]
+    items = [_plan_row(ctx, row, defaults, out_dir, template, used, force, hosting) for row in rows]
     _cross_check(ctx, items)
     return items
 
 
 def _plan_row(
-    ctx: Ctx, row: Row, defaults: dict[str, Any], out_dir: Path, template: str, used: list[str], force: bool
+    ctx: Ctx,
+    row: Row,
+    defaults: dict[str, Any],
+    out_dir: Path,
+    template: str,
+    used: list[str],
+    force: bool,
+    hosting: Hosting | None = None,
 ) -> Item:
     item = Item(row.number, template=row.values.get("output", template), problems=list(row.problems))
     if item.problems:
@@ -192,7 +208,22 @@ def _plan_row(
         inputs = [m.local.path.resolve() for m in item.v.media.values() if m.local]
         if item.dest.resolve() in inputs:
             item.problems.append(f"output {item.dest} is one of the row's inputs")
+    if item.done is None and not item.problems:
+        _host(ctx, item, hosting)
     return item
+
+
+def _host(ctx: Ctx, item: Item, hosting: Hosting | None) -> None:
+    """The row's local files that go by URL (uploaded when its task is created), or why they cannot."""
+    from .upload import Hosting, prepare
+
+    assert item.v is not None
+    try:
+        prepare(item.v, hosting or Hosting(None, False), out=ctx.out)
+    except FieldError as exc:
+        item.problems.append(f"{exc.field}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+    except UsageError as exc:
+        item.problems.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
 
 
 def _saved_before(ctx: Ctx, item: Item, out_dir: Path) -> str | None:

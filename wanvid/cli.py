@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from . import __version__, config
 from .errors import (
+    FieldError,
     Interrupted,
     NotFound,
     StorageError,
@@ -513,6 +514,77 @@ NEW_PARAM = _param(
     ],
     False,
 )
+UPLOAD = "Upload options (local files sent by URL; needs pip install 'wanvid[s3]')"
+UPLOAD_PARAMS = [
+    _param(
+        "bucket",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--bucket",
+                metavar="S3URL",
+                help="s3://BUCKET/PREFIX to upload local audio/video to, sent as presigned URLs (wan2.7 takes them "
+                "only as URLs) [default: WANVID_BUCKET, config file]. Credentials: boto3's usual chain.",
+                show_default=False,
+                rich_help_panel=UPLOAD,
+            ),
+        ],
+    ),
+    _param(
+        "bucket_endpoint",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--bucket-endpoint",
+                metavar="URL",
+                help="S3 API endpoint for a bucket not on AWS (OSS, R2, MinIO) "
+                "[default: WANVID_BUCKET_ENDPOINT, config file, AWS].",
+                show_default=False,
+                rich_help_panel=UPLOAD,
+            ),
+        ],
+    ),
+    _param(
+        "bucket_region",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--bucket-region",
+                metavar="REGION",
+                help="The bucket's region [default: WANVID_BUCKET_REGION, config file, boto3's].",
+                show_default=False,
+                rich_help_panel=UPLOAD,
+            ),
+        ],
+    ),
+    _param(
+        "upload_images",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--upload-images/--no-upload-images",
+                help="Upload local images too instead of sending them inline "
+                "[default: WANVID_UPLOAD_IMAGES, config file, off].",
+                show_default=False,
+                rich_help_panel=UPLOAD,
+            ),
+        ],
+    ),
+]
+
+
+def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
+    """Local files that go by URL (``wanvid.upload``), decided after validation and before anything is sent."""
+    from .session import FLAGS
+    from .upload import prepare, resolve
+
+    try:
+        return prepare(v, resolve(ctx.profile_name, **flags), connect=connect, out=ctx.out)
+    except FieldError as exc:
+        exc.message = f"{FLAGS.get(exc.field, '--' + exc.field.replace('_', '-'))}: {exc.message}"
+        raise
+
+
 TASK_ID = Annotated[
     str | None,
     typer.Argument(
@@ -610,7 +682,7 @@ def _complete_task(incomplete: str) -> list[tuple[str, str]]:
 # Commands.
 
 
-@command(app, "create", CREATE_PARAMS, [NEW_PARAM])
+@command(app, "create", CREATE_PARAMS, [NEW_PARAM], UPLOAD_PARAMS)
 def create(
     ctx: Ctx,
     dry_run: Annotated[
@@ -621,15 +693,23 @@ def create(
     **opts: Any,
 ) -> None:
     """Submit a task (or reuse a live one for the identical request) and print its id."""
+    uploads = {k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]}
     v = validated(ctx, opts)
+    _hosted(ctx, v, uploads, connect=not dry_run)
     if dry_run:
         import json
 
         from .service import dry_run as describe_request
+        from .upload import planned
 
         req = describe_request(v, ctx.base)
         headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
         text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
+        if planned(v):  # shown, not done: a dry run uploads nothing
+            req["uploads"] = planned(v)
+            text += "\n\nwould upload (nothing is uploaded on --dry-run):\n" + "\n".join(
+                f"  {u['path']} ({u['bytes']:,} bytes) -> {u['object']}" for u in req["uploads"]
+            )
         ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
         return
     task, _, reused = submit_or_reuse(ctx, ctx.client(), v, new)
@@ -724,7 +804,7 @@ def download(
         raise hook_error
 
 
-@command(app, "run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS)
+@command(app, "run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
 def run_(ctx: Ctx, **opts: Any) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
     from .download import check_target
@@ -732,6 +812,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
     hook = opts.pop("on_complete")
+    uploads = {k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]}
     check_wait(timeout, poll_interval)
     v = validated(ctx, opts)
     dest = target(output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
@@ -744,6 +825,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     inputs = [m.local.path.resolve() for m in v.media.values() if m.local]
     if dest.resolve() in inputs:
         raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
+    _hosted(ctx, v, uploads)  # after the checks above: they look at local files as such
     client = ctx.client()
     task, entry, reused = submit_or_reuse(ctx, client, v, new, output=dest)
     if not reused:
@@ -766,6 +848,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     [p for p in CREATE_PARAMS if p.name != "image"],
     WAIT_PARAMS,
     [p for p in OUT_PARAMS if p.name != "output"],
+    UPLOAD_PARAMS,
 )
 def batch_(
     ctx: Ctx,
@@ -837,8 +920,11 @@ def batch_(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+    from .upload import resolve as upload_settings
+
+    hosting = upload_settings(ctx.profile_name, **{k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]})
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
-    items = batch.plan(ctx, rows, defaults, out_dir=out_dir, template=name, force=force)
+    items = batch.plan(ctx, rows, defaults, out_dir=out_dir, template=name, force=force, hosting=hosting)
     for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):
         ctx.out.warn(warning)
     invalid = [item for item in items if item.problems]
@@ -1030,7 +1116,13 @@ def config_set_key(
 @command(config_app, "set")
 def config_set(
     ctx: Ctx,
-    name: Annotated[str, typer.Argument(help="base_url or protocol (the key goes through set-key).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="base_url, protocol, bucket, bucket_endpoint, bucket_region or upload_images "
+            "(the key goes through set-key)."
+        ),
+    ],
     value: Annotated[str, typer.Argument(help="The value to store.")],
 ) -> None:
     """Store a setting for the profile."""
@@ -1039,9 +1131,14 @@ def config_set(
             "the key is not set on the command line (shell history keeps it)", hint="use: wanvid config set-key"
         )
     if name not in config.FILE_KEYS:
-        raise UsageError(f"unknown setting {name!r}", hint="settings are: base_url, protocol")
+        raise UsageError(f"unknown setting {name!r}", hint="settings are: " + ", ".join(config.FILE_KEYS[1:]))
     try:
-        config.resolve(**{name: value})  # the same checks a flag would get
+        if name in config.UPLOAD_KEYS:
+            from .upload import check_setting
+
+            value = check_setting(name, value)
+        else:
+            config.resolve(**{name: value})  # the same checks a flag would get
     except UsageError as exc:
         exc.message = exc.message.replace("(from flag) ", "")
         raise
@@ -1061,6 +1158,9 @@ def config_show(ctx: Ctx) -> None:
     """Show the effective settings (key masked) and where each comes from: flag, env, file or default."""
     s = ctx.settings
     rows = {"profile": s.profile, "api_key": s.api_key, "base_url": s.base_url, "protocol": s.protocol}
+    from .upload import sources
+
+    rows.update(sources(s.profile.value or config.DEFAULT_PROFILE))  # upload settings, when env or the file sets any
     shown = {k: (config.mask(v.value) if k == "api_key" else v.value or "") for k, v in rows.items()}
     text = "\n".join(f"{k:<9} {shown[k]:<40} ({v.source})" for k, v in rows.items())
     text += f"\n{'file':<9} {config.config_path()}"

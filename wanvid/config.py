@@ -17,7 +17,8 @@ from .errors import AuthError, UsageError
 DEFAULT_BASE_URL = "https://api-platform.ope.ai"
 DEFAULT_PROFILE = "default"
 DEFAULT_PROTOCOL = "native"
-FILE_KEYS = ("api_key", "base_url", "protocol")
+UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.upload
+FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
 
 
