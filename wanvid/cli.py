@@ -1027,6 +1027,15 @@ def sandbox(
     ttl_seconds: Annotated[
         float, typer.Option("--ttl-seconds", help="How long tasks and their signed URLs live.")
     ] = 86400.0,
+    flavor: Annotated[
+        str,
+        typer.Option(
+            "--flavor",
+            metavar="house|docs|newapi",
+            help="Answer style: house (default, the sandbox's own), docs (ope.ai's pages) or newapi "
+            "(new-api's code: lowercase statuses, flat errors, empty 429s).",
+        ),
+    ] = "house",
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -1041,9 +1050,14 @@ def sandbox(
 
     It speaks both protocols with the real gateway's shapes and rules, accepts any key (or only
     --api-key when given), and serves a real MP4. Faults can also be switched at runtime:
-    POST /_sandbox/faults with a JSON object, e.g. {"throttle": 3, "retry_after": 1}.
+    POST /_sandbox/faults with a JSON object, e.g. {"throttle": 3, "retry_after": 1}; the flavor
+    with POST /_sandbox/flavor {"flavor": "newapi"}. DashScope SDK users point base_http_api_url
+    at <url>/api/v1.
     """
-    from .sandbox import Sandbox
+    from .sandbox import FLAVORS, Sandbox
+
+    if flavor not in FLAVORS:
+        raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)}, not {flavor!r}")
 
     code, _, message = (fail or "").partition(":")
     try:
@@ -1054,6 +1068,7 @@ def sandbox(
             queue_seconds=queue_seconds,
             run_seconds=run_seconds,
             ttl_seconds=ttl_seconds,
+            flavor=flavor,
         )
     except OSError as exc:
         raise UsageError(
