@@ -1138,6 +1138,11 @@ class _Handler(BaseHTTPRequestHandler):
         if status != _SUCCEEDED:
             shown = status if native else sb._unified_status(task, status, elapsed)
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
+        if not native and sb.flavor == "newapi":
+            # new-api's proxy fetches the stored URL with a fresh request: the client's Range never reaches
+            # it, and it adds its own Cache-Control (controller/video_proxy.go:96-103, 160-166).
+            del self.headers["Range"]
+            self._proxy_headers = {"Cache-Control": "public, max-age=86400"}
         if sb.content_redirect:
             self._send(302, b"", None, {"Location": sb._signed_url(task)})
             return
