@@ -81,6 +81,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def valid(schema: str, doc: dict[str, Any]) -> None:
+    from jsonschema import Draft202012Validator
+
+    path = Path(__file__).parent.parent / "docs" / "schema" / schema
+    Draft202012Validator(json.loads(path.read_text())).validate(doc)
+
+
 def no_secret(*texts: str) -> None:
     for text in texts:
         assert SECRET not in text
@@ -231,6 +238,7 @@ def test_dry_run_shows_what_would_be_uploaded_and_uploads_nothing(s3, gw, cat):
     assert "would upload (nothing is uploaded on --dry-run)" in r.stdout
     assert f"s3://{BUCKET}/wanvid/{sha256(TONE)}.mp3" in r.stdout
     doc = json.loads(wv("create", str(cat), "--audio", str(TONE), "--dry-run", "--json").stdout)
+    valid("dry-run.json", doc)
     (planned,) = doc["uploads"]
     assert planned["input"] == "audio" and planned["bytes"] == TONE.stat().st_size
     assert media_url(doc["body"], "driving_audio").startswith("<presigned GET URL of s3://")
@@ -246,6 +254,7 @@ def test_settings_flag_beats_env_beats_file_and_are_checked(s3, gw, cat, monkeyp
     assert wv("config", "set", "bucket", "s3://from-file/p").exit_code == 0
     assert wv("config", "set", "upload_images", "yes").exit_code == 0
     shown = json.loads(wv("config", "show", "--json").stdout)
+    valid("config-show.json", shown)
     assert shown["bucket"] == {"value": f"s3://{BUCKET}/wanvid/", "source": "env WANVID_BUCKET"}
     assert shown["upload_images"] == {"value": "true", "source": "file"}
     monkeypatch.delenv("WANVID_BUCKET")
