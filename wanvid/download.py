@@ -4,11 +4,30 @@ half-written or unverified ever sits at the target.
 Bytes go to ``<target>.part`` beside the target (same filesystem, so the last step is an atomic
 rename). Where they came from (URL, ETag, total size) is recorded in a ``PartStore`` (the journal)
 as soon as the answer's headers arrive, so a later process resumes the file with an HTTP ``Range``
-request guarded by ``If-Range``; it starts over when the server ignores ranges, the content changed,
-or the ``.part`` does not belong to this task. Sources are tried in order: the gateway's content
-route first, then the task's signed ``video_url`` when the route fails. Before the rename the file
-is verified: the byte count against Content-Length / Content-Range, and its ISO-BMFF box structure.
-Without ``force`` an existing file is never replaced, even one that appeared meanwhile.
+request guarded by ``If-Range``. An answer continues the ``.part`` only when it is a 206 from the right
+offset of the same content: the same strong ETag when both sides have one, else the same total size.
+Otherwise the ``.part`` starts over (truncated, with a notice); so does one that does not belong to
+this task. Before the rename the file is verified: the byte count against Content-Length /
+Content-Range, and its ISO-BMFF box structure. Without ``force`` an existing file is never replaced,
+even one that appeared meanwhile.
+
+Sources: the gateway's content route first, then the task's signed ``video_url`` (fetched without the
+key; the client adds it for the gateway's own origin only). The real route is a proxy that may ignore
+``Range`` and cut every transfer at a fixed time (new-api caps one at 60 s), so it is given up for the
+signed URL, with a one-line notice naming why, when:
+
+- it fails before sending anything (5xx, timeout, refused), at once rather than after the retry budget;
+- its first bytes are not an MP4 (an HTML page);
+- it answers a resume with the same video from byte 0: it ignores ``Range``, so after a cut no resume
+  can ever finish there (switching right away keeps the ``.part`` instead of restarting it);
+- it drops the connection mid-body ``SWITCH_AFTER_DROPS`` (2) times in one run: one drop may be a
+  hiccup, a second says the route itself cuts. A drop that spends the retry budget first
+  (``WANVID_MAX_RETRIES=0``) ends the run with the bytes kept, as before.
+
+A missing signed URL, or one refused (an expired signature's 403), is replaced once by a fresh one from
+the ``refresh`` callable (the caller queries the task again). The bytes in the ``.part`` are kept when
+the signed URL continues them by the rule above, else it starts over cleanly. A drop on the signed URL
+after its retry budget is a ``DownloadDropped``: the ``.part`` keeps the bytes for the next run.
 """
 
 from __future__ import annotations
@@ -21,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeGuard
 
 import requests
 import urllib3
@@ -102,30 +121,37 @@ def check_target(dest: Path, force: bool) -> None:
 def download(
     client: Client,
     task_id: str,
-    sources: list[str],
+    route: str,
     dest: Path,
     *,
     force: bool,
+    video_url: str | None = None,
+    refresh: Callable[[], str | None] | None = None,
     store: PartStore | None = None,
     progress: Progress | None = None,
 ) -> Downloaded:
-    """Fetch the video into ``dest`` from the first of ``sources`` that works, resuming any ``.part``."""
+    """Fetch the video into ``dest``, resuming any ``.part``: from the gateway's content ``route``, else
+    from the task's signed ``video_url``; ``refresh`` asks the gateway for a current one (or None)."""
     check_target(dest, force)
     store = store or NoStore()
     view = progress or Progress()
     part = part_path(dest)
     try:
         with _open_part(part) as f:
+            job = _Job(client, task_id, f, part, store, view)
             kept = _kept(f, part, task_id, store, view)
-            size, total, source = _from_sources(client, task_id, sources, f, part, store, view)
+            record = store.part(part) if kept else None
+            job.etag, job.total = (record.etag, record.total) if record else (None, None)
+            signed = _Signed(video_url, refresh)
+            size, total, source = _from_sources(job, route, signed)
             try:
                 info = _verify(f, part, size, total)
             except CorruptDownload:
                 if kept == 0:
                     raise
                 view.notice(f"{part.name} does not check out after resuming; downloading it again from the start")
-                _truncate(f)
-                size, total, source = _from_sources(client, task_id, sources, f, part, store, view)
+                job.restart()
+                size, total, source = _from_sources(job, route, signed)
                 info = _verify(f, part, size, total)
             _place(part, dest, force)  # still under the lock: no other process can take the .part meanwhile
     except CorruptDownload:
@@ -188,52 +214,115 @@ def _truncate(f: BinaryIO) -> int:
     return 0
 
 
+@dataclass
+class _Job:
+    """One download: the open ``.part``, what is known about the bytes in it, and what the view was told."""
+
+    client: Client
+    task_id: str
+    f: BinaryIO
+    part: Path
+    store: PartStore
+    view: Progress
+    etag: str | None = None  # the validator and total size of the content the .part holds a prefix of
+    total: int | None = None
+    shown: int = 0  # bytes the view has counted
+
+    def advance(self, n: int) -> None:
+        self.shown += n
+        self.view.advance(n)
+
+    def show(self, size: int) -> None:
+        self.advance(size - self.shown)
+
+    def restart(self) -> int:
+        self.etag = self.total = None
+        self.show(0)
+        return _truncate(self.f)
+
+
+@dataclass
+class _Signed:
+    """The task's signed URL as last seen, and how to ask the gateway for a current one."""
+
+    url: str | None
+    refresh: Callable[[], str | None] | None
+
+    def __post_init__(self) -> None:
+        self.url = _usable(self.url)
+
+    def fresh(self) -> str | None:
+        return _usable(self.refresh()) if self.refresh else None
+
+
+def _usable(url: str | None) -> str | None:
+    return url if url and url.startswith(("http://", "https://")) else None
+
+
 # -- fetching ------------------------------------------------------------------------------------
 
 
-def _from_sources(
-    client: Client, task_id: str, sources: list[str], f: BinaryIO, part: Path, store: PartStore, view: Progress
-) -> tuple[int, int | None, str]:
-    for i, source in enumerate(sources):
-        last = i == len(sources) - 1
+def _from_sources(job: _Job, route: str, signed: _Signed) -> tuple[int, int | None, str]:
+    fallback = signed.url is not None or signed.refresh is not None
+    try:
+        # With a fallback left, a route failing before any byte is left at once, not after the retry budget.
+        size, total = _fetch(job, route, first_retries=0 if fallback else None, switch=fallback)
+        return size, total, route
+    except _Switch as exc:
+        reason = exc.reason
+    except DownloadDropped:
+        raise  # the retry budget is spent; the .part keeps the bytes for the next run
+    except (Unavailable, _NotVideo) as exc:
+        if not fallback:
+            raise
+        reason = f"failed ({exc.message})" if isinstance(exc, Unavailable) else f"sent {exc.kind}, not the video"
+    return _from_signed(job, signed, f"the gateway's content route {reason}")
+
+
+def _from_signed(job: _Job, signed: _Signed, why: str) -> tuple[int, int | None, str]:
+    """The task's signed URL, fetched without the key (the client sends it to the gateway's origin only).
+    One that is missing or refused (an expired signature) is replaced once by a fresh one from the gateway."""
+    url, asked = signed.url, signed.url is None
+    if url is None:
+        url = signed.fresh()
+    if url is None:
+        raise Unavailable(f"{why}, and the task has no signed video URL to fetch instead", hint=_AGAIN)
+    job.view.notice(f"{why}; fetching the signed video URL instead")
+    while True:
         try:
-            # With a fallback left, a failing route is left at once rather than after the whole retry budget.
-            size, total = _fetch(client, task_id, source, f, part, store, view, first_retries=None if last else 0)
-            return size, total, source
+            size, total = _fetch(job, url, first_retries=None, switch=False)
+            return size, total, url
         except DownloadDropped:
-            raise  # bytes did arrive from this source: the .part resumes from it, no switching mid-file
-        except Unavailable as exc:
-            if last:
-                raise
-            view.notice(f"the gateway's content route failed ({exc.message}); fetching the signed video URL instead")
-    raise Unavailable("no source to download the video from", hint="check `wanvid status`")
+            raise  # bytes flowed from it: a fresh signature would not help; the next run resumes
+        except ApiError as exc:
+            fresh = None if asked else signed.fresh()
+            asked = True
+            if fresh is None or fresh == url:
+                raise Unavailable(f"{why}, and the signed video URL failed too: {exc.message}", hint=_AGAIN) from None
+            job.view.notice(f"the signed video URL failed ({exc.message}); trying a fresh one from the gateway")
+            url = fresh
 
 
-def _fetch(
-    client: Client,
-    task_id: str,
-    source: str,
-    out: BinaryIO,
-    part: Path,
-    store: PartStore,
-    view: Progress,
-    first_retries: int | None,
-) -> tuple[int, int | None]:
+_AGAIN = "results live 24 h; check `wanvid status`, then run the download again"
+
+
+def _fetch(job: _Job, source: str, first_retries: int | None, switch: bool) -> tuple[int, int | None]:
+    """Fill the ``.part`` from ``source``, resuming with Range. ``switch``: give the source up (raise
+    ``_Switch``) as soon as it is clear it cannot finish the file, as the module docstring says."""
+    client, out, part, view = job.client, job.f, job.part, job.view
     size = out.seek(0, os.SEEK_END)
-    record = store.part(part) if size else None
-    etag = record.etag if record else None
-    total: int | None = record.total if record else None
-    attempt, started = 0, False
-    if size and size == total:  # a previous run got every byte but stopped before the rename
-        view.start(total)
-        view.advance(size)
-        return size, total
+    attempt = drops = 0
+    started = False
+    if size and size == job.total:  # a previous run got every byte but stopped before the rename
+        view.start(job.total)
+        job.show(size)
+        return size, job.total
     while True:
         headers = {}
         if size:
             headers["Range"] = f"bytes={size}-"
-            if etag and not etag.startswith("W/"):  # If-Range takes strong validators only
-                headers["If-Range"] = etag
+            if _strong(job.etag):  # If-Range takes strong validators only
+                headers["If-Range"] = job.etag
         try:
             resp = client.send(
                 "GET", source, stream=True, headers=headers, retries=first_retries if attempt == 0 else None
@@ -243,32 +332,40 @@ def _fetch(
                 raise
             # The server has no bytes from there: the .part is not a prefix of what it serves now.
             view.notice(f"the server has nothing past byte {size:,} of {part.name}; starting over")
-            size, etag, total = _truncate(out), None, None
+            size = job.restart()
             continue
         with resp:
-            start, new_total = _range_start(resp), _total_length(resp)
-            if size and (start != size or (total is not None and new_total not in (None, total))):
-                # The server ignored the range, or the content changed (If-Range failed): start over.
-                view.notice(f"the server sent the whole video again; restarting {part.name}")
-                view.advance(-size if started else 0)
-                size = _truncate(out)
-                if start != 0:  # a 206 from another offset: ask again without a range
+            start, total, etag = _range_start(resp), _total_length(resp), resp.headers.get("ETag")
+            if size and not (start == size and _same(job.etag, job.total, etag, total)):
+                changed = _strong(job.etag) and _strong(etag) and etag != job.etag
+                if switch and start == 0 and not changed:
+                    # The same video from byte 0: the route ignores Range, so no resume can ever finish on it.
+                    raise _Switch(f"ignores Range and would send {part.name}'s {size:,} bytes again")
+                if start == 0:
+                    view.notice(f"the server sent the whole video again; restarting {part.name}")
+                else:
+                    view.notice(f"the server's video is not the one {part.name} holds; restarting it")
+                size = job.restart()
+                if start != 0:  # a 206 of other content, or from another offset: ask again without a range
                     continue
-            etag = resp.headers.get("ETag") or (etag if size else None)
-            total = new_total if new_total is not None else total
-            store.save_part(part, Part(task_id, source, etag, total))
+            job.etag = etag or (job.etag if size else None)
+            job.total = total if total is not None else job.total
+            job.store.save_part(part, Part(job.task_id, source, job.etag, job.total))
             if not started:
-                view.start(total)
-                view.advance(size)
+                view.start(job.total)
+                job.show(size)
                 started = True
             try:
-                size = _copy(resp, out, size, part, view.advance)
-                return size, total
+                size = _copy(resp, out, size, part, job.advance)
+                return size, job.total
             except _Dropped as dropped:
-                size = dropped.size  # what is on disk: the next request asks for the rest
+                size, drops = dropped.size, drops + 1  # what is on disk: the next request asks for the rest
+                if switch and drops >= SWITCH_AFTER_DROPS:
+                    raise _Switch(f"dropped the connection {drops} times, the last after {size:,} bytes") from None
                 if attempt >= client.max_retries:
+                    total_text = f"{job.total:,}" if job.total else "?"
                     raise DownloadDropped(
-                        f"the connection dropped after {size:,} of {f'{total:,}' if total else '?'} bytes, "
+                        f"the connection dropped after {size:,} of {total_text} bytes, "
                         f"{attempt + 1} times; {part.name} keeps them",
                         hint="run the download again to resume it",
                     ) from None
@@ -276,8 +373,42 @@ def _fetch(
         client.pause(client.backoff(attempt - 1), f"download dropped at {size:,} bytes; resuming", attempt)
 
 
+SWITCH_AFTER_DROPS = 2  # drops on the content route after which the signed URL is tried instead
+
+
+def _strong(etag: str | None) -> TypeGuard[str]:
+    return etag is not None and etag != "" and not etag.startswith("W/")
+
+
+def _same(etag: str | None, total: int | None, new_etag: str | None, new_total: int | None) -> bool:
+    """Whether an answer continues the content the ``.part`` holds: the same strong ETag when both sides
+    have one, else the same total size (each side known)."""
+    if _strong(etag) and _strong(new_etag):
+        return etag == new_etag and (total is None or new_total in (None, total))
+    return total is not None and new_total == total
+
+
 class DownloadDropped(Unavailable):
     """The connection kept dropping mid-body until the retry budget was spent; the ``.part`` keeps the bytes."""
+
+
+class _Switch(Exception):
+    """The content route cannot finish the file: go to the signed URL, saying ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _NotVideo(CorruptDownload):
+    """The first bytes of an answer are not an MP4 (a proxy's HTML page, a JSON error)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"the download is not an MP4 video ({kind}, no ISO-BMFF 'ftyp' header); nothing was saved",
+            hint="the gateway or a proxy sent something else; check `wanvid status` and try again later",
+        )
+        self.kind = kind
 
 
 class _Dropped(Exception):
@@ -308,11 +439,7 @@ def _copy(resp: requests.Response, out: BinaryIO, size: int, part: Path, advance
     try:
         while chunk := raw.read1(CHUNK, decode_content=True):
             if size == 0 and chunk[4:8] != b"ftyp":
-                kind = resp.headers.get("Content-Type", "no content type")
-                raise CorruptDownload(
-                    f"the download is not an MP4 video ({kind}, no ISO-BMFF 'ftyp' header); nothing was saved",
-                    hint="the gateway or a proxy sent something else; check `wanvid status` and try again later",
-                )
+                raise _NotVideo(resp.headers.get("Content-Type", "no content type"))
             rest = memoryview(chunk)
             while rest:  # a raw file may take part of a write (a quota or size limit reached mid-chunk)
                 n = out.write(rest)

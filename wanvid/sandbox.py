@@ -2,35 +2,15 @@
 
 Owns everything a client can observe from the gateway without reaching it: routes, auth, the error
 envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
-answers in one of three flavors (``Sandbox(flavor=...)``, ``POST /_sandbox/flavor``):
-
-- ``house`` (the default): the sandbox's own long-standing style, which the test suite was written
-  against: uppercase unified statuses (``status_style`` picks other words), ``{"error": {...}}``
-  envelopes everywhere, 400 ``task_not_exist`` for an unknown unified id, ``size``/``seconds`` optional.
-- ``docs``: ope.ai's own pages: the task-table words (``NOT_START`` until the gateway's first poll,
-  ``QUEUED``, ``IN_PROGRESS``, ``SUCCESS``, ``FAILURE``, ``UNKNOWN``), 404 ``video not found`` for an
-  unknown unified id, and a unified create without ``prompt``, ``size`` or ``seconds`` refused.
-- ``newapi``: what new-api's Go code (QuantumNous/new-api at 4ca47ee23, the base of ope.ai's fork)
-  answers; comments cite its files. Lowercase unified statuses with ``progress`` always, ``task_<32>``
-  ids with a ``task_id`` alias, ``metadata.url``, flat ``{code, message, data}`` task errors, its 401,
-  an empty 429 from its own limiter, and a content route that proxies without ``Range``.
-
-House stays the default because the docs flavor's two strict rules (the 404 and the required unified
-fields) would turn the existing client suite red until the client sends ``size``/``seconds``.
-``/v1/videos`` takes JSON, urlencoded and multipart bodies (the OpenAI SDK's upload is the first
-frame), and DashScope's own routes (``/api/v1/services/aigc/video-generation/video-synthesis``,
-``/api/v1/tasks/{id}``) serve the native protocol with DashScope's flat errors, for its SDK.
-
-Also owned here: the time-driven task lifecycle (timings captured per task), signed result URLs on a
-*different host name* (``localhost``), the binary download with Range, ETag and If-Range, and faults:
-failed tasks, 429/5xx, a requests-per-second limit and a limit on unfinished tasks (429
-Throttling.RateQuota / Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow,
-changed, huge or HTML "videos", expiry, transient UNKNOWN answers, a status that goes back to running
-once, and new-api's ``fail_to_fetch_task``. Control endpoints under ``/_sandbox/`` (health, faults,
-flavor, timing, tasks, requests, stats, reset) let tests and benchmarks steer and observe it; ``GET
-/_sandbox/stats`` tells how hard a client pushed: API requests in flight now and at most, the most tasks
-unfinished at once, 429s sent, tasks created, API requests seen, video bytes served and the seconds
-spent serving them. It backs the test suite, ``wanvid sandbox`` and users' own CI.
+the time-driven task lifecycle (timings captured per task), signed result URLs on a *different host
+name* (``localhost``), the binary download with Range, ETag and If-Range, and faults: failed tasks,
+429/5xx, a requests-per-second limit and a limit on unfinished tasks (429 Throttling.RateQuota /
+Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow, changed, huge or HTML
+"videos", expiry. Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests,
+stats, reset) let tests and benchmarks steer and observe it; ``GET /_sandbox/stats`` tells how hard a
+client pushed: API requests in flight now and at most, the most tasks unfinished at once, 429s sent,
+tasks created, API requests seen, video bytes served and the seconds spent serving them. It backs the
+test suite, ``wanvid sandbox`` and users' own CI.
 Standard library only.
 """
 
@@ -182,6 +162,22 @@ def _video(size: int | None, variant: int) -> _Video:
     return _Video(head, total, f'"{digest}"')
 
 
+class _Until:
+    """Video pieces in slices of at most 16 KiB until a monotonic deadline, then nothing more: the cap a
+    proxy puts on a whole transfer. ``stopped`` tells whether the deadline cut the body short."""
+
+    def __init__(self, pieces: Iterable[memoryview], deadline: float) -> None:
+        self.pieces, self.deadline, self.stopped = pieces, deadline, False
+
+    def __iter__(self) -> Iterator[memoryview]:
+        for piece in self.pieces:
+            for offset in range(0, len(piece), 16384):
+                if time.monotonic() >= self.deadline:
+                    self.stopped = True
+                    return
+                yield piece[offset : offset + 16384]
+
+
 @dataclass
 class RecordedRequest:
     """One API or ``/_oss`` request as it arrived, for tests to assert on."""
@@ -247,6 +243,12 @@ class Faults:
     video_variant: int = 0  # != 0: other (still valid) MP4 bytes and ETag, as if the video had changed
     video_size: int | None = None  # serve exactly this many bytes: the sample padded by a top-level free box
     video_html: bool = False  # video responses are a 200 text/html page (a proxy's) instead of the MP4
+    # The content routes only (signed /_oss URLs serve normally), as new-api's proxy (video_proxy.go at
+    # 4ca47ee23) does: with either cut set they ignore Range (200, the whole body) and close the
+    # connection after this many body bytes / seconds of body, on every transfer, without end.
+    proxy_cut_bytes: int | None = None
+    proxy_cut_seconds: float | None = None
+    content_html: bool = False  # the content routes answer a 200 text/html page; signed URLs still work
 
 
 _COUNT_FAULTS = (
@@ -276,8 +278,10 @@ def _fault_value_error(name: str, value: Any) -> str | None:
         need = "a number >= 0"
     elif name in ("server_error_status", "content_error_status"):
         ok, need = is_int and 500 <= value <= 599, "an integer from 500 to 599"
-    elif name == "cut_download_after":
+    elif name in ("cut_download_after", "proxy_cut_bytes"):
         ok, need = value is None or (is_int and value >= 0), "an integer >= 0 or null"
+    elif name == "proxy_cut_seconds":
+        ok, need = value is None or _is_seconds(value), "a finite number >= 0 or null"
     elif name == "slow_download_bps":
         ok, need = value is None or (is_int and value > 0), "an integer > 0 or null"
     elif name == "video_variant":
@@ -293,7 +297,7 @@ def _fault_value_error(name: str, value: Any) -> str | None:
         need = "a finite number > 0 (API requests per second) or null (no limit)"
     elif name == "task_limit":
         ok, need = value is None or (is_int and value >= 1), "an integer >= 1 (unfinished tasks) or null (no limit)"
-    else:  # expire, ignore_range, video_html
+    else:  # expire, ignore_range, video_html, content_html
         ok, need = isinstance(value, bool), "true or false"
     return None if ok else f"{name} must be {need}"
 
@@ -578,9 +582,8 @@ def _validate_unified(body: Any) -> _NewTask:
     spec = _model_spec(obj)
     prompt = _opt(obj, "prompt", "prompt", "str")
     size = _opt(obj, "size", "size", "str")
-    # WxH as ope.ai's pages show it; W*H and 720P/1080P as new-api passes them on (ali/adaptor.go:273-288).
-    if size is not None and not re.fullmatch(r"[1-9]\d*[x*][1-9]\d*|(?i:720p|1080p)", size):
-        raise _bad("size", f"size must look like 1280x720, 1280*720 or 720P, got {size!r}")
+    if size is not None and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", size):
+        raise _bad("size", f"size must look like 1280x720, got {size!r}")
     seconds = obj.get("seconds")
     duration: int | None = None
     if seconds is not None:
@@ -614,10 +617,8 @@ def _validate_unified(body: Any) -> _NewTask:
     duration = duration if duration is not None else spec.default_duration
     if size is None:
         resolution, size = spec.default_resolution, _RESOLUTION_SIZE[spec.default_resolution]
-    elif size.upper() in _RESOLUTION_SIZE:
-        resolution = size.upper()
     else:
-        width, height = map(int, re.split(r"[x*]", size))
+        width, height = map(int, size.split("x"))
         resolution = "1080P" if min(width, height) >= 1080 else "720P"
     return _NewTask(
         model=spec.name,
@@ -752,7 +753,6 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     _request_id: str = ""
     _dropping = False  # this request gets no answer (drop_connections)
-    _proxy_headers: dict[str, str]  # extra video headers of this request (the newapi content route)
     _malformed: str | None = None  # this request's answer is replaced by this broken kind
 
     # -- plumbing --
@@ -769,7 +769,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self._dropping, self._malformed = False, None  # per-request fault state; the handler serves many
-        self._proxy_headers = {}
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError):
@@ -1138,15 +1137,10 @@ class _Handler(BaseHTTPRequestHandler):
         if status != _SUCCEEDED:
             shown = status if native else sb._unified_status(task, status, elapsed)
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
-        if not native and sb.flavor == "newapi":
-            # new-api's proxy fetches the stored URL with a fresh request: the client's Range never reaches
-            # it, and it adds its own Cache-Control (controller/video_proxy.go:96-103, 160-166).
-            del self.headers["Range"]
-            self._proxy_headers = {"Cache-Control": "public, max-age=86400"}
         if sb.content_redirect:
             self._send(302, b"", None, {"Location": sb._signed_url(task)})
             return
-        self._serve_video(task)
+        self._serve_video(task, proxied=True)
 
     def _oss(self, path: str, query: str) -> None:
         """The object store behind the signed video_url: no API auth, its own signature instead."""
@@ -1170,21 +1164,24 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reject(404, "NoSuchKey", "The specified key does not exist")
         self._serve_video(found[0])
 
-    def _serve_video(self, task: _Task) -> None:
+    def _serve_video(self, task: _Task, *, proxied: bool = False) -> None:
+        """The video body; ``proxied``: for a content route, where the proxy_* and content_html faults act."""
         sb = self.sandbox
         if self._dropping:
             self.close_connection = True
             return
-        if sb.faults.video_html:
+        f = sb.faults
+        if f.video_html or (proxied and f.content_html):
             self._send(200, _PROXY_PAGE, "text/html; charset=utf-8")
             return
+        proxy = proxied and (f.proxy_cut_bytes is not None or f.proxy_cut_seconds is not None)
         video, modified = sb._current_video(task)
         size = video.size
-        headers = {"Accept-Ranges": "bytes", "ETag": video.etag, "Last-Modified": modified, **self._proxy_headers}
+        headers = {"Accept-Ranges": "bytes", "ETag": video.etag, "Last-Modified": modified}
         status, first, last = 200, 0, size - 1
         header = self.headers.get("Range")
         # ignore_range acts like a proxy that drops Range on the way: Accept-Ranges is still advertised.
-        if header and not sb.faults.ignore_range and self._if_range_holds(video.etag):
+        if header and not sb.faults.ignore_range and not proxy and self._if_range_holds(video.etag):
             parsed = _parse_range(header, size)
             if parsed is False:
                 self._error(
@@ -1211,8 +1208,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sb._count_download(task)
         cut = sb._take_cut(length)
+        if proxy and f.proxy_cut_bytes is not None and f.proxy_cut_bytes < length:
+            cut = f.proxy_cut_bytes if cut is None else min(cut, f.proxy_cut_bytes)
         began = time.monotonic()
-        self._write_pieces(video.pieces(first, last if cut is None else first + cut - 1), sb.faults.slow_download_bps)
+        pieces: Iterable[memoryview] = video.pieces(first, last if cut is None else first + cut - 1)
+        timed = _Until(pieces, began + f.proxy_cut_seconds) if proxy and f.proxy_cut_seconds is not None else None
+        self._write_pieces(pieces if timed is None else timed, sb.faults.slow_download_bps)
+        if timed is not None and timed.stopped:
+            cut = cut or 0  # cut short by the clock: the connection closes below, like a byte cut
         if cut is None:
             sb._served(length, time.monotonic() - began)
         else:

@@ -7,6 +7,7 @@ layer a Python user would script against.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,14 +86,29 @@ def fetch_video(
     force: bool,
     store: PartStore | None = None,
     progress: Progress | None = None,
+    refresh: Callable[[], str | None] | None = None,
 ) -> Downloaded:
-    """Download a finished task's MP4: the gateway's content route, else the task's signed video URL."""
+    """Download a finished task's MP4: the gateway's content route, else the task's signed video URL.
+
+    ``refresh`` returns a current signed URL when the task's is missing or refused; by default the task
+    is queried again."""
     from .download import download
 
-    sources = [PROTOCOLS[task.protocol].content_path(task.id)]
-    if task.video_url and task.video_url.startswith(("http://", "https://")):
-        sources.append(task.video_url)  # the client sends the key only to the gateway's own origin
-    return download(client, task.id, sources, dest, force=force, store=store, progress=progress)
+    def requery() -> str | None:
+        return query(client, task.protocol, task.id).video_url
+
+    route = PROTOCOLS[task.protocol].content_path(task.id)
+    return download(
+        client,
+        task.id,
+        route,
+        dest,
+        force=force,
+        video_url=task.video_url,
+        refresh=refresh or requery,
+        store=store,
+        progress=progress,
+    )
 
 
 def check_outcome(task: Task) -> Task:
