@@ -239,3 +239,74 @@ def test_a_flat_error_on_http_200_is_an_error_not_a_task(gateway):
     )
     r = wv(*unified("status", TASK))
     assert r.exit_code == 5 and "task_not_exist" in r.stderr
+
+
+# -- against the sandbox in each of the real gateway's styles ------------------------------------------
+
+FLAVORS = ["docs", "newapi"]
+FAST = ["--poll-interval", "0.05"]
+
+
+@pytest.fixture(params=FLAVORS)
+def flavored(request: pytest.FixtureRequest, gw: Any) -> Any:
+    gw.flavor = request.param
+    return gw
+
+
+@pytest.mark.parametrize("protocol", ["native", "unified"])
+def test_a_failed_task_is_exit_3_in_every_flavor(flavored, cat, protocol):
+    flavored.faults.fail_code, flavored.faults.fail_message = "InternalError.Algo", "生成失败 (the model gave up)"
+    r = wv("run", str(cat), "-p", "a cat", "--protocol", protocol, *FAST)
+    assert r.exit_code == 3, r.stderr
+    assert "InternalError.Algo" in r.stderr and "生成失败 (the model gave up)" in r.stderr
+    assert "resume with" not in r.stderr and not (cat.parent / "cat.mp4").exists()
+
+
+@pytest.mark.parametrize("protocol", ["native", "unified"])
+def test_a_transient_unknown_is_polled_through_in_every_flavor(flavored, cat, protocol):
+    flavored.faults.unknown_queries = 3
+    r = wv("run", str(cat), "-p", "a cat", "--protocol", protocol, *FAST)
+    assert r.exit_code == 0, r.stderr
+    assert "reports task" in r.stderr and "as UNKNOWN" in r.stderr and "Polling on for up to 10m" in r.stderr
+    assert (cat.parent / "cat.mp4").is_file()
+
+
+@pytest.mark.parametrize("protocol", ["native", "unified"])
+def test_a_status_that_goes_back_to_running_loses_nothing(flavored, cat, protocol):
+    flavored.faults.regress_once = True
+    task_id = wv("create", str(cat), "-p", "a cat", "--protocol", protocol, "-q").stdout.strip()
+    assert wv("wait", task_id, *FAST).exit_code == 0
+    r = wv("status", task_id)  # the gateway says running again: shown, not fatal
+    assert r.exit_code == 0, r.stderr
+    assert wv("wait", task_id, *FAST).exit_code == 0
+    r = wv("download", task_id, "-o", "again.mp4")
+    assert r.exit_code == 0, r.stderr
+    assert wv("list", "--json").stdout.count('"SUCCEEDED"') >= 1
+
+
+@pytest.mark.parametrize("protocol", ["native", "unified"])
+def test_status_of_a_young_task_answering_unknown_is_exit_0_with_a_note(flavored, cat, protocol):
+    flavored.faults.unknown_queries = 5
+    task_id = wv("create", str(cat), "-p", "a cat", "--protocol", protocol, "-q").stdout.strip()
+    r = wv("status", task_id)
+    assert r.exit_code == 0 and "UNKNOWN" in r.stdout and "polls through it" in r.stderr
+
+
+def test_fail_to_fetch_task_from_the_sandbox_shows_the_inner_error(flavored, cat):
+    flavored.faults.fetch_task_errors = 10
+    r = wv("create", str(cat), "-p", "a cat", "--json", env={"WANVID_MAX_RETRIES": "0"})
+    err = json.loads(r.stdout)["error"]
+    assert r.exit_code == err["exit_code"] != 1
+    assert err["code"] != "fail_to_fetch_task" and "{" not in err["message"], err
+
+
+def test_newapis_401_and_empty_429_in_the_sandbox(gw, cat, monkeypatch):
+    gw.flavor, gw.api_key = "newapi", "the-right-key"
+    r = wv("status", "task_x", "--protocol", "unified")
+    assert r.exit_code == 4 and "Invalid token" in r.stderr
+    gw.api_key = None
+    gw.faults.rate_limit = 0.5  # one request per 2 s: the second is an empty 429 without Retry-After
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "0")
+    wv("status", "task_x", "--protocol", "unified")
+    r = wv("status", "task_x", "--protocol", "unified")
+    assert r.exit_code == 6 and "429" in r.stderr
