@@ -2,15 +2,35 @@
 
 Owns everything a client can observe from the gateway without reaching it: routes, auth, the error
 envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
-the time-driven task lifecycle (timings captured per task), signed result URLs on a *different host
-name* (``localhost``), the binary download with Range, ETag and If-Range, and faults: failed tasks,
-429/5xx, a requests-per-second limit and a limit on unfinished tasks (429 Throttling.RateQuota /
-Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow, changed, huge or HTML
-"videos", expiry. Control endpoints under ``/_sandbox/`` (health, faults, timing, tasks, requests,
-stats, reset) let tests and benchmarks steer and observe it; ``GET /_sandbox/stats`` tells how hard a
-client pushed: API requests in flight now and at most, the most tasks unfinished at once, 429s sent,
-tasks created, API requests seen, video bytes served and the seconds spent serving them. It backs the
-test suite, ``wanvid sandbox`` and users' own CI.
+answers in one of three flavors (``Sandbox(flavor=...)``, ``POST /_sandbox/flavor``):
+
+- ``house`` (the default): the sandbox's own long-standing style, which the test suite was written
+  against: uppercase unified statuses (``status_style`` picks other words), ``{"error": {...}}``
+  envelopes everywhere, 400 ``task_not_exist`` for an unknown unified id, ``size``/``seconds`` optional.
+- ``docs``: ope.ai's own pages: the task-table words (``NOT_START`` until the gateway's first poll,
+  ``QUEUED``, ``IN_PROGRESS``, ``SUCCESS``, ``FAILURE``, ``UNKNOWN``), 404 ``video not found`` for an
+  unknown unified id, and a unified create without ``prompt``, ``size`` or ``seconds`` refused.
+- ``newapi``: what new-api's Go code (QuantumNous/new-api at 4ca47ee23, the base of ope.ai's fork)
+  answers; comments cite its files. Lowercase unified statuses with ``progress`` always, ``task_<32>``
+  ids with a ``task_id`` alias, ``metadata.url``, flat ``{code, message, data}`` task errors, its 401,
+  an empty 429 from its own limiter, and a content route that proxies without ``Range``.
+
+House stays the default because the docs flavor's two strict rules (the 404 and the required unified
+fields) would turn the existing client suite red until the client sends ``size``/``seconds``.
+``/v1/videos`` takes JSON, urlencoded and multipart bodies (the OpenAI SDK's upload is the first
+frame), and DashScope's own routes (``/api/v1/services/aigc/video-generation/video-synthesis``,
+``/api/v1/tasks/{id}``) serve the native protocol with DashScope's flat errors, for its SDK.
+
+Also owned here: the time-driven task lifecycle (timings captured per task), signed result URLs on a
+*different host name* (``localhost``), the binary download with Range, ETag and If-Range, and faults:
+failed tasks, 429/5xx, a requests-per-second limit and a limit on unfinished tasks (429
+Throttling.RateQuota / Throttling.AllocationQuota), dropped connections, malformed answers, cut, slow,
+changed, huge or HTML "videos", expiry, transient UNKNOWN answers, a status that goes back to running
+once, and new-api's ``fail_to_fetch_task``. Control endpoints under ``/_sandbox/`` (health, faults,
+flavor, timing, tasks, requests, stats, reset) let tests and benchmarks steer and observe it; ``GET
+/_sandbox/stats`` tells how hard a client pushed: API requests in flight now and at most, the most tasks
+unfinished at once, 429s sent, tasks created, API requests seen, video bytes served and the seconds
+spent serving them. It backs the test suite, ``wanvid sandbox`` and users' own CI.
 Standard library only.
 """
 
@@ -582,8 +602,9 @@ def _validate_unified(body: Any) -> _NewTask:
     spec = _model_spec(obj)
     prompt = _opt(obj, "prompt", "prompt", "str")
     size = _opt(obj, "size", "size", "str")
-    if size is not None and not re.fullmatch(r"[1-9]\d*x[1-9]\d*", size):
-        raise _bad("size", f"size must look like 1280x720, got {size!r}")
+    # WxH as ope.ai's pages show it; W*H and 720P/1080P as new-api passes them on (ali/adaptor.go:273-288).
+    if size is not None and not re.fullmatch(r"[1-9]\d*[x*][1-9]\d*|(?i:720p|1080p)", size):
+        raise _bad("size", f"size must look like 1280x720, 1280*720 or 720P, got {size!r}")
     seconds = obj.get("seconds")
     duration: int | None = None
     if seconds is not None:
@@ -617,8 +638,10 @@ def _validate_unified(body: Any) -> _NewTask:
     duration = duration if duration is not None else spec.default_duration
     if size is None:
         resolution, size = spec.default_resolution, _RESOLUTION_SIZE[spec.default_resolution]
+    elif size.upper() in _RESOLUTION_SIZE:
+        resolution = size.upper()
     else:
-        width, height = map(int, size.split("x"))
+        width, height = map(int, re.split(r"[x*]", size))
         resolution = "1080P" if min(width, height) >= 1080 else "720P"
     return _NewTask(
         model=spec.name,
@@ -753,6 +776,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     _request_id: str = ""
     _dropping = False  # this request gets no answer (drop_connections)
+    _proxy_headers: dict[str, str]  # extra video headers of this request (the newapi content route)
     _malformed: str | None = None  # this request's answer is replaced by this broken kind
 
     # -- plumbing --
@@ -769,6 +793,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self._dropping, self._malformed = False, None  # per-request fault state; the handler serves many
+        self._proxy_headers = {}
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError):
@@ -1137,6 +1162,11 @@ class _Handler(BaseHTTPRequestHandler):
         if status != _SUCCEEDED:
             shown = status if native else sb._unified_status(task, status, elapsed)
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
+        if not native and sb.flavor == "newapi":
+            # new-api's proxy fetches the stored URL with a fresh request: the client's Range never reaches
+            # it, and it adds its own Cache-Control (controller/video_proxy.go:96-103, 160-166).
+            del self.headers["Range"]
+            self._proxy_headers = {"Cache-Control": "public, max-age=86400"}
         if sb.content_redirect:
             self._send(302, b"", None, {"Location": sb._signed_url(task)})
             return
@@ -1177,7 +1207,7 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = proxied and (f.proxy_cut_bytes is not None or f.proxy_cut_seconds is not None)
         video, modified = sb._current_video(task)
         size = video.size
-        headers = {"Accept-Ranges": "bytes", "ETag": video.etag, "Last-Modified": modified}
+        headers = {"Accept-Ranges": "bytes", "ETag": video.etag, "Last-Modified": modified, **self._proxy_headers}
         status, first, last = 200, 0, size - 1
         header = self.headers.get("Range")
         # ignore_range acts like a proxy that drops Range on the way: Accept-Ranges is still advertised.
