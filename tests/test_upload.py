@@ -153,6 +153,19 @@ def test_images_go_by_url_on_request(s3, gw, cat):
     assert s3.keys() == [f"wanvid/{sha256(cat)}.png"]
 
 
+def test_unified_image_and_wan26_audio_go_by_url_when_asked_or_a_bucket_is_set(s3, gw, cat):
+    r = wv("create", str(cat), "-p", "walk", "--protocol", "unified", "--upload-images")
+    assert r.exit_code == 0, r.stderr
+    (body,) = [q.json for q in gw.requests("/v1/videos") if q.method == "POST"]
+    url = body["input_reference"]["content"][0]["image_url"]["url"]
+    assert requests.get(url, timeout=10).content == cat.read_bytes()
+    r = wv("create", str(cat), "-m", "wan2.6-i2v", "--audio", str(TONE), "-p", "sing")
+    assert r.exit_code == 0, r.stderr
+    (body,) = bodies(gw)
+    assert body["input"]["img_url"].startswith("data:image/png")  # images inline unless asked
+    assert requests.get(body["input"]["audio_url"], timeout=10).content == TONE.read_bytes()
+
+
 # -- never pay twice, never upload twice ---------------------------------------------------------
 
 
@@ -229,6 +242,18 @@ def test_a_bucket_that_does_not_exist_is_exit_2_and_nothing_sent(s3, gw, cat):
     assert r.exit_code == 2, r.stderr
     assert "NoSuchBucket" in r.stderr and r.stderr.count("\n") == 1
     no_secret(r.stdout, r.stderr)
+    assert gw.requests() == []
+
+
+def test_an_unreachable_endpoint_is_exit_6_and_nothing_sent(s3, gw, cat):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = wv("create", str(cat), "--audio", str(TONE), "-p", "x", "--bucket-endpoint", f"http://127.0.0.1:{port}")
+    assert r.exit_code == 6, r.stderr
+    assert "nothing was sent" in r.stderr and r.stderr.count("\n") == 1
     assert gw.requests() == []
 
 
