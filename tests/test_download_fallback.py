@@ -24,15 +24,16 @@ FAST = ["--poll-interval", "0.02"]
 BIG = 400_000  # bytes of video: the cuts below fall well inside it
 CUT = 100_000
 PROTOCOLS = ["native", "unified"]
+EACH_FLAVOR = pytest.mark.parametrize("gw", ["house", "docs", "newapi"], indirect=True)
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
 
 @pytest.fixture
-def gw(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    """A sandbox whose tasks finish almost at once, as the gateway of in-process commands; retries
-    back off for milliseconds, not half seconds."""
+def gw(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """A sandbox whose tasks finish almost at once, as the gateway of in-process commands (in the flavor
+    a test names with ``EACH_FLAVOR``, else the default); retries back off for milliseconds."""
     monkeypatch.setattr("wanvid.client.BACKOFF_BASE", 0.005)
-    with Sandbox(queue_seconds=0, run_seconds=0.05) as sb:
+    with Sandbox(queue_seconds=0, run_seconds=0.05, flavor=getattr(request, "param", "house")) as sb:
         monkeypatch.setenv("WANVID_BASE_URL", sb.url)
         monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
         sb.faults.video_size = BIG
@@ -69,8 +70,14 @@ def oss(sb: Sandbox) -> list[dict[str, str]]:
     return heads
 
 
+def asking(cat: Path, protocol: str) -> list[str]:
+    """A request every flavor takes: new-api wants a prompt, ope.ai's pages a unified size and seconds."""
+    sized = ["--size", "1280x720", "--duration", "5"] if protocol == "unified" else []
+    return [str(cat), "-p", "a cat walks", "--protocol", protocol, *sized]
+
+
 def finished(sb: Sandbox, cat: Path, protocol: str) -> str:
-    tid = wv("create", str(cat), "-q", "--protocol", protocol).stdout.strip()
+    tid = wv("create", *asking(cat, protocol), "-q").stdout.strip()
     assert wv("wait", tid, "-q", *FAST).exit_code == 0
     return tid
 
@@ -78,10 +85,11 @@ def finished(sb: Sandbox, cat: Path, protocol: str) -> str:
 # -- a proxy that cuts every transfer ------------------------------------------------------------
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_proxy_that_always_cuts_after_n_bytes_ends_with_the_signed_urls_file(gw, cat, isolated, protocol):
     gw.faults.proxy_cut_bytes = CUT
-    r = wv("run", str(cat), "--protocol", protocol, "-o", "v.mp4", *FAST)
+    r = wv("run", *asking(cat, protocol), "-o", "v.mp4", *FAST)
     assert r.exit_code == 0, r.stderr
     tid = task_id(gw)
     video = served(gw, protocol, tid)
@@ -95,6 +103,7 @@ def test_a_proxy_that_always_cuts_after_n_bytes_ends_with_the_signed_urls_file(g
     assert first.get("range") == f"bytes={CUT}-" and first.get("if-range")
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_proxy_that_always_cuts_after_n_seconds_ends_with_the_signed_urls_file(gw, cat, isolated, protocol):
     tid = finished(gw, cat, protocol)
@@ -145,6 +154,7 @@ def cut_part(sb: Sandbox, tid: str, isolated: Path) -> Path:
     return part
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_part_is_kept_when_the_signed_url_has_the_same_etag(gw, cat, isolated, protocol):
     tid = finished(gw, cat, protocol)
@@ -197,10 +207,11 @@ def test_the_part_restarts_when_the_sizes_differ_and_there_is_no_etag(gw, cat, i
 # -- HTML from the route ------------------------------------------------------------------------
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_an_html_page_from_the_content_route_falls_back_to_the_signed_url(gw, cat, isolated, protocol):
     gw.faults.content_html = True
-    r = wv("run", str(cat), "--protocol", protocol, "-o", "v.mp4", *FAST)
+    r = wv("run", *asking(cat, protocol), "-o", "v.mp4", *FAST)
     assert r.exit_code == 0, r.stderr
     assert "content route sent text/html; charset=utf-8, not the video" in r.stderr
     tid = task_id(gw)
@@ -224,6 +235,7 @@ def library_task(protocol: str, tid: str, url: str | None) -> Task:
     return Task(tid, protocol, Status.SUCCEEDED, "SUCCEEDED", video_url=url)
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_an_expired_signed_url_is_replaced_by_a_fresh_one(gw, cat, isolated, protocol):
     tid = finished(gw, cat, protocol)
@@ -245,6 +257,7 @@ def test_an_expired_signed_url_is_replaced_by_a_fresh_one(gw, cat, isolated, pro
     assert oss(gw)[1].get("range") == f"bytes={CUT}-"  # the fresh URL continued the .part
 
 
+@EACH_FLAVOR
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_task_without_a_signed_url_is_queried_for_one(gw, cat, isolated, protocol):
     tid = finished(gw, cat, protocol)
