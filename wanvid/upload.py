@@ -320,6 +320,7 @@ def _publish(h: Hosted, out: Output | None) -> None:
         _put(client, h)
         h.uploaded = True
         _say(out, f"uploaded {f.path.name} ({f.size_bytes:,} bytes) to {h.object}")
+    signed_at = time.time()  # the URL's life counts from its signing (X-Amz-Date)
     try:
         url = client.generate_presigned_url(
             "get_object", Params={"Bucket": h.target.bucket, "Key": h.key}, ExpiresIn=URL_LIFE
@@ -333,7 +334,7 @@ def _publish(h: Hosted, out: Output | None) -> None:
             "which may be before the gateway fetches it; use long-lived keys for the bucket"
         )
     h.url = h.ref = url
-    h.expires_at = time.time() + URL_LIFE
+    h.expires_at = signed_at + URL_LIFE
 
 
 def _say(out: Output | None, text: str) -> None:
