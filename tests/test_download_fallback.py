@@ -220,6 +220,16 @@ def test_an_html_page_from_the_content_route_falls_back_to_the_signed_url(gw, ca
     assert (isolated / "v.mp4").read_bytes() == served(gw, protocol, tid)
 
 
+def test_an_html_page_answering_a_resume_leaves_the_part_for_the_signed_url(gw, cat, isolated):
+    tid = finished(gw, cat, "native")
+    cut_part(gw, tid, isolated)
+    gw.faults.content_html = True
+    r = wv("download", tid, "-o", "v.mp4")
+    assert r.exit_code == 0 and "content route sent text/html; charset=utf-8, not the video" in r.stderr, r.stderr
+    assert [h.get("range") for h in oss(gw)] == [f"bytes={CUT}-"]
+    assert (isolated / "v.mp4").read_bytes() == served(gw, "native", tid)
+
+
 def test_html_from_both_sources_is_still_exit_7_with_nothing_left(gw, cat, isolated):
     tid = finished(gw, cat, "native")
     gw.faults.video_html = True

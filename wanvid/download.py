@@ -17,7 +17,7 @@ key; the client adds it for the gateway's own origin only). The real route is a 
 signed URL, with a one-line notice naming why, when:
 
 - it fails before sending anything (5xx, timeout, refused), at once rather than after the retry budget;
-- its first bytes are not an MP4 (an HTML page);
+- its first bytes are not an MP4 (an HTML page), or it answers a resume with a ``text/`` page;
 - it answers a resume with the same video from byte 0: it ignores ``Range``, so after a cut no resume
   can ever finish there (switching right away keeps the ``.part`` instead of restarting it);
 - it drops the connection mid-body ``SWITCH_AFTER_DROPS`` (2) times in one run: one drop may be a
@@ -340,6 +340,9 @@ def _fetch(job: _Job, source: str, first_retries: int | None, switch: bool) -> t
                 changed = _strong(job.etag) and _strong(etag) and etag != job.etag
                 if switch and start == 0 and not changed:
                     # The same video from byte 0: the route ignores Range, so no resume can ever finish on it.
+                    kind = resp.headers.get("Content-Type", "")
+                    if kind.startswith("text/"):  # or a proxy's page instead of the video
+                        raise _Switch(f"sent {kind}, not the video")
                     raise _Switch(f"ignores Range and would send {part.name}'s {size:,} bytes again")
                 if start == 0:
                     view.notice(f"the server sent the whole video again; restarting {part.name}")
