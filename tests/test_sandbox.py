@@ -1385,3 +1385,313 @@ def test_client_hanging_up_mid_download_is_quiet(instant: Sandbox, capfd: pytest
     time.sleep(0.3)  # let the server hit the broken pipe
     assert requests.get(instant.url + "/_sandbox/health").ok
     assert "Traceback" not in capfd.readouterr().err
+
+
+# ---- flavors, the new faults, body encodings, DashScope aliases -----------------------------------------
+# Expectations from ope.ai's pages and new-api's code (GATEWAY-VARIANTS.md), not from wanvid's rules.
+
+DASHSCOPE_CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"
+ASYNC = {**AUTH, "X-DashScope-Async": "enable"}
+
+
+def flavored(flavor: str, queue: float = 0.3, run: float = 0.3, **faults: Any) -> Sandbox:
+    return Sandbox(queue_seconds=queue, run_seconds=run, flavor=flavor, faults=Faults(**faults))
+
+
+def test_flavor_is_checked_switched_over_http_and_restored_by_reset(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError, match="flavor"):
+        Sandbox(flavor="openai")
+    base = sandbox.url + "/_sandbox/flavor"
+    assert sandbox.flavor == "house" and requests.get(base).json() == {"flavor": "house"}
+    assert requests.post(base, json={"flavor": "newapi"}).json() == {"flavor": "newapi"}
+    assert unified_task(sandbox, "nope").json() == {"code": "task_not_exist", "message": "task_not_exist", "data": None}
+    for bad in ({"flavor": "x"}, {"flavor": "docs", "more": 1}, ["docs"]):
+        assert requests.post(base, json=bad).status_code == 400
+    assert sandbox.flavor == "newapi"
+    requests.post(sandbox.url + "/_sandbox/reset")
+    assert sandbox.flavor == "house"
+
+
+def test_docs_flavor_speaks_the_task_table_words() -> None:
+    with flavored("docs") as sb:
+        task_id = create_unified(sb)
+        seen = statuses_until(lambda: str(unified_task(sb, task_id).json()["status"]), {"SUCCESS"})
+        assert seen == ["NOT_START", "QUEUED", "IN_PROGRESS", "SUCCESS"]
+    with flavored("docs", 0, 0, fail_code="X", fail_message="no") as sb:
+        answer = unified_task(sb, create_unified(sb))
+        assert answer.status_code == 200 and answer.json()["status"] == "FAILURE"
+        assert answer.json()["error"] == {"code": "X", "message": "no"}
+
+
+@pytest.mark.parametrize("missing", ["prompt", "size", "seconds"])
+def test_docs_flavor_requires_prompt_size_and_seconds(missing: str) -> None:
+    with flavored("docs") as sb:
+        body = unified_body()
+        del body[missing]
+        r = requests.post(sb.url + "/v1/videos", json=body, headers=AUTH)
+        assert r.status_code == 400 and r.json()["error"]["param"] == missing and sb.tasks() == []
+
+
+def test_docs_flavor_unknown_id_is_the_pages_404() -> None:
+    expected = {"error": {"message": "video not found", "type": "NotFound", "param": "", "code": "ResourceNotFound"}}
+    with flavored("docs") as sb:
+        for path in ("/v1/videos/nope", "/v1/videos/nope/content"):
+            r = requests.get(sb.url + path, headers=AUTH)
+            assert r.status_code == 404 and r.json() == expected
+
+
+def test_newapi_flavor_answers_like_new_api() -> None:
+    with flavored("newapi") as sb:
+        created = requests.post(sb.url + "/v1/videos", json=unified_body(), headers=AUTH).json()
+        assert set(created) == {"id", "task_id", "object", "model", "status", "progress", "created_at"}
+        assert re.fullmatch(r"task_[A-Za-z0-9]{32}", created["id"]) and created["task_id"] == created["id"]
+        assert (created["status"], created["progress"]) == ("queued", 0)
+        answers = [unified_task(sb, created["id"]).json()]
+        deadline = time.monotonic() + 5
+        while answers[-1]["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.02)  # a poll's pace
+            answers.append(unified_task(sb, created["id"]).json())
+        assert answers[0]["status"] == "queued" and answers[-1]["status"] == "completed"
+        assert {a["status"] for a in answers} == {"queued", "in_progress", "completed"}
+        steps = sorted({a["progress"] for a in answers})
+        assert steps == [0, 20, 30, 100] and [a["progress"] for a in answers] == sorted(a["progress"] for a in answers)
+        running = [a for a in answers if a["status"] == "in_progress"]
+        assert all(a["metadata"] == {"url": ""} and a["completed_at"] >= a["created_at"] for a in running)
+        assert answers[-1]["metadata"]["url"].startswith("http://localhost:")
+        assert all("size" not in a and "seconds" not in a and "prompt" not in a for a in answers)
+
+
+def test_newapi_failed_task_is_200_with_the_error_inside() -> None:
+    with flavored("newapi", 0, 0, fail_code="DataInspectionFailed", fail_message="审核未通过") as sb:
+        r = unified_task(sb, create_unified(sb))
+        assert r.status_code == 200
+        answer = r.json()
+        assert (answer["status"], answer["progress"]) == ("failed", 100)
+        assert answer["error"] == {"code": "DataInspectionFailed", "message": "审核未通过"}
+
+
+def test_newapi_error_shapes() -> None:
+    with flavored("newapi") as sb:
+        flat_400 = requests.post(sb.url + "/v1/videos", json=unified_body(prompt="  "), headers=AUTH)
+        assert flat_400.status_code == 400
+        assert flat_400.json() == {"code": "invalid_request", "message": "prompt is required", "data": None}
+        bad_size = requests.post(sb.url + "/v1/videos", json=unified_body(size="big"), headers=AUTH).json()
+        assert set(bad_size) == {"code", "message", "data"} and bad_size["code"] == "InvalidParameter"
+        no_size = unified_body()
+        del no_size["size"], no_size["seconds"]
+        assert requests.post(sb.url + "/v1/videos", json=no_size, headers=AUTH).status_code == 200
+        r = requests.get(sb.url + "/v1/videos/nope", headers=AUTH)
+        assert r.status_code == 400 and r.json() == {
+            "code": "task_not_exist",
+            "message": "task_not_exist",
+            "data": None,
+        }
+        r = requests.get(sb.url + "/v1/videos/nope/content", headers=AUTH)
+        assert r.status_code == 404 and r.json() == {
+            "error": {"message": "Task not found", "type": "invalid_request_error"}
+        }
+        early = requests.get(f"{sb.url}/v1/videos/{create_unified(sb)}/content", headers=AUTH)
+        assert early.status_code == 400 and early.json() == {
+            "error": {
+                "message": "Task is not completed yet, current status: NOT_START",
+                "type": "invalid_request_error",
+            }
+        }
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic x"}):
+            denied = requests.get(sb.url + "/v1/videos/nope", headers=headers)
+            error = denied.json()["error"]
+            assert denied.status_code == 401 and (error["type"], error["code"]) == ("new_api_error", "")
+            assert error["message"] == f"Invalid token (request id: {denied.headers['X-Request-Id']})"
+
+
+def test_newapi_limits_answer_like_new_api() -> None:
+    with flavored("newapi", rate_limit=1) as sb:
+        assert unified_task(sb, "nope").status_code == 400
+        limited = unified_task(sb, "nope")  # over the gateway's own limiter
+        assert limited.status_code == 429 and limited.content == b"" and "Retry-After" not in limited.headers
+        sb.faults.rate_limit, sb.faults.throttle = None, 1  # an upstream 429, relayed and rewritten
+        relayed = unified_task(sb, "nope")
+        assert relayed.status_code == 429 and "Retry-After" not in relayed.headers
+        assert relayed.json() == {
+            "code": "fail_to_fetch_task",
+            "message": "当前分组上游负载已饱和，请稍后再试",
+            "data": None,
+        }
+
+
+def test_newapi_content_route_is_a_proxy_without_range() -> None:
+    with flavored("newapi", 0, 0) as sb:
+        task_id = create_unified(sb)
+        r = requests.get(f"{sb.url}/v1/videos/{task_id}/content", headers={**AUTH, "Range": "bytes=0-9"})
+        assert r.status_code == 200 and r.content == sample_mp4()
+        assert r.headers["Cache-Control"] == "public, max-age=86400"
+        signed = unified_task(sb, task_id).json()["metadata"]["url"]
+        assert requests.get(signed, headers={"Range": "bytes=0-9"}).status_code == 206  # the store honours it
+        native = requests.get(f"{sb.url}/aliyun/v1/videos/{task_id}/content", headers={**AUTH, "Range": "bytes=0-9"})
+        assert native.status_code == 206 and "Cache-Control" not in native.headers
+
+
+@pytest.mark.parametrize(("flavor", "word"), [("house", "UNKNOWN"), ("docs", "UNKNOWN"), ("newapi", "unknown")])
+def test_unknown_queries_fault_is_transient(flavor: str, word: str) -> None:
+    with flavored(flavor, 0, 0, unknown_queries=2) as sb:
+        unified_id, native_id = create_unified(sb), create_native(sb)
+        assert [unified_task(sb, unified_id).json()["status"] for _ in range(3)][:2] == [word, word]
+        assert unified_task(sb, unified_id).status_code == 200
+        natives = [native_task(sb, native_id)["output"] for _ in range(3)]
+        assert [o["task_status"] for o in natives] == ["UNKNOWN", "UNKNOWN", "SUCCEEDED"]
+        assert natives[0]["task_id"] == native_id and "code" not in natives[0]  # alive, not "no such task"
+        sb.faults.unknown_queries = 0
+        assert native_task(sb, create_native(sb))["output"]["task_status"] == "SUCCEEDED"  # captured at creation
+
+
+@pytest.mark.parametrize(
+    ("flavor", "ended", "running"), [("docs", "SUCCESS", "IN_PROGRESS"), ("newapi", "completed", "in_progress")]
+)
+def test_regress_once_fault_goes_back_to_running_once(flavor: str, ended: str, running: str) -> None:
+    with flavored(flavor, 0, 0, regress_once=True) as sb:
+        task_id, native_id = create_unified(sb), create_native(sb)
+        assert [unified_task(sb, task_id).json()["status"] for _ in range(4)] == [ended, running, ended, ended]
+        natives = [native_task(sb, native_id)["output"]["task_status"] for _ in range(4)]
+        assert natives == ["SUCCEEDED", "RUNNING", "SUCCEEDED", "SUCCEEDED"]
+        assert requests.get(f"{sb.url}/v1/videos/{task_id}/content", headers=AUTH).content == sample_mp4()
+
+
+def test_fetch_task_errors_fault_relays_the_provider_json_as_a_string(sandbox: Sandbox) -> None:
+    task_id = create_native(sandbox)
+    sandbox.faults.fetch_task_errors = 2  # the next query and create
+    for r in (
+        unified_task(sandbox, task_id),
+        requests.post(sandbox.url + "/v1/videos", json=unified_body(), headers=AUTH),
+    ):
+        assert r.status_code == 500 and set(r.json()) == {"code", "message", "data"}
+        assert r.json()["code"] == "fail_to_fetch_task"
+        inner = json.loads(r.json()["message"])
+        assert inner["code"] == "InternalError" and inner["message"] and inner["request_id"]
+    assert unified_task(sandbox, task_id).status_code == 200 and sandbox.faults.fetch_task_errors == 0
+
+
+def test_fetch_task_errors_fault_spares_content_routes(instant: Sandbox) -> None:
+    task_id = create_native(instant)
+    instant.faults.fetch_task_errors = 1
+    assert requests.get(f"{instant.url}/aliyun/v1/videos/{task_id}/content", headers=AUTH).content == sample_mp4()
+    assert instant.faults.fetch_task_errors == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("unknown_queries", -1), ("unknown_queries", 1.5), ("regress_once", "yes"), ("fetch_task_errors", True)],
+)
+def test_new_faults_refuse_bad_values(sandbox: Sandbox, name: str, value: Any) -> None:
+    r = requests.post(sandbox.url + "/_sandbox/faults", json={name: value})
+    assert r.status_code == 400 and r.json()["error"]["param"] == name
+
+
+def test_cli_sandbox_checks_flavor_and_new_faults() -> None:
+    result = wv("sandbox", "--port", "0", "--flavor", "openai")
+    assert result.exit_code == 2 and "--flavor must be one of house, docs, newapi" in result.stderr
+    result = wv("sandbox", "--port", "0", "--fault", "unknown_queries=-1")
+    assert result.exit_code == 2 and "unknown_queries must be an integer >= 0" in result.stderr
+
+
+# -- body encodings of /v1/videos (new-api common/gin.go reads JSON, urlencoded and multipart)
+
+
+def multipart(parts: list[tuple[str, bytes, str | None]], boundary: str = "b0undary") -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body by hand: (name, data, filename or None) parts."""
+    out = b""
+    for name, data, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        out += b"Content-Type: application/octet-stream\r\n" if filename else b""
+        out += b"\r\n" + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), {**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_multipart_create_takes_the_uploaded_file_as_first_frame(sandbox: Sandbox) -> None:
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"\r\n--b0und\r\n"  # CRLFs and a near-boundary inside
+    body, headers = multipart(
+        [
+            ("model", b"wan2.7-i2v", None),
+            ("prompt", "一只猫".encode(), None),
+            ("size", b"1280x720", None),
+            ("seconds", b"5", None),
+            ("seed", b"42", None),
+            ("generate_audio", b"true", None),
+            ("input_reference", image, "cat.bin"),
+        ]
+    )
+    r = requests.post(sandbox.url + "/v1/videos", data=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["prompt"] == "一只猫" and r.json()["seconds"] == "5"
+    sent: dict[str, Any] = sandbox.requests("/v1/videos")[0].json or {}
+    assert sent["seed"] == 42 and sent["generate_audio"] is True
+    url = sent["input_reference"]["content"][0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,") and base64.b64decode(url.partition(",")[2]) == image
+
+
+def test_form_bodies_with_a_text_input_reference(sandbox: Sandbox) -> None:
+    reference = json.dumps(unified_body()["input_reference"]).encode()
+    body, headers = multipart(
+        [("model", b"wan2.7-i2v", None), ("prompt", b"a cat", None), ("input_reference", reference, None)]
+    )
+    assert requests.post(sandbox.url + "/v1/videos", data=body, headers=headers).status_code == 200
+    form = {
+        "model": "wan2.7-i2v",
+        "prompt": "a cat",
+        "size": "1280*720",
+        "seconds": "5",
+        "input_reference": "https://example.com/cat.png",
+    }
+    r = requests.post(sandbox.url + "/v1/videos", data=form, headers=AUTH)  # urlencoded; a bare URL
+    assert r.status_code == 200 and r.json()["size"] == "1280*720"
+    sent: dict[str, Any] = sandbox.requests("/v1/videos")[1].json or {}
+    assert sent["input_reference"]["content"][0]["image_url"]["url"] == "https://example.com/cat.png"
+    assert (
+        requests.post(sandbox.url + "/v1/videos", data={**form, "input_reference": "ftp://x"}, headers=AUTH).status_code
+        == 400
+    )
+
+
+def test_unreadable_form_bodies_are_400(sandbox: Sandbox) -> None:
+    headers = {**AUTH, "Content-Type": "multipart/form-data; boundary=zzz"}
+    r = requests.post(sandbox.url + "/v1/videos", data=b"no parts at all", headers=headers)
+    assert r.status_code == 400
+    r = requests.post(
+        sandbox.url + "/v1/videos",
+        data=b"\xff\xfe=\xff",
+        headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400 and sandbox.tasks() == []
+
+
+@pytest.mark.parametrize(("size", "resolution_size"), [("1280*720", "1280*720"), ("1080p", "1080p"), ("720P", "720P")])
+def test_unified_size_forms(sandbox: Sandbox, size: str, resolution_size: str) -> None:
+    r = requests.post(sandbox.url + "/v1/videos", json=unified_body(size=size), headers=AUTH)
+    assert r.status_code == 200 and r.json()["size"] == resolution_size
+
+
+# -- DashScope's own routes, for its SDK
+
+
+@pytest.mark.parametrize("flavor", ["house", "newapi"])
+def test_dashscope_aliases_serve_the_native_protocol(flavor: str) -> None:
+    with flavored(flavor, 0, 0) as sb:
+        r = requests.post(sb.url + DASHSCOPE_CREATE, json=native_body("wan2.6-i2v"), headers=ASYNC)
+        assert r.status_code == 200 and r.json()["output"]["task_status"] == "PENDING" and r.json()["request_id"]
+        task_id = r.json()["output"]["task_id"]
+        out = requests.get(f"{sb.url}/api/v1/tasks/{task_id}", headers=AUTH).json()["output"]
+        assert out["task_status"] == "SUCCEEDED" and requests.get(out["video_url"]).content == sample_mp4()
+        assert native_task(sb, task_id)["output"]["task_status"] == "SUCCEEDED"  # one task, both routes
+        gone = requests.get(f"{sb.url}/api/v1/tasks/nope", headers=AUTH)
+        assert gone.status_code == 200 and gone.json()["output"]["task_status"] == "UNKNOWN"
+
+
+def test_dashscope_alias_errors_are_flat(sandbox: Sandbox) -> None:
+    sync = requests.post(sandbox.url + DASHSCOPE_CREATE, json=native_body(), headers=AUTH)
+    assert sync.status_code == 403 and sync.json()["code"] == "AccessDenied"
+    bad = requests.post(sandbox.url + DASHSCOPE_CREATE, json=native_body(resolution="4K"), headers=ASYNC)
+    assert bad.status_code == 400 and set(bad.json()) == {"request_id", "code", "message"}
+    assert bad.json()["code"] == "InvalidParameter" and "resolution" in bad.json()["message"]
+    denied = requests.get(sandbox.url + "/api/v1/tasks/x")
+    assert denied.status_code == 401 and set(denied.json()) == {"request_id", "code", "message"}
+    assert sandbox.tasks() == []
