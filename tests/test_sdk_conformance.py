@@ -177,7 +177,7 @@ def test_openai_download_content_writes_the_mp4(instant: Sandbox, tmp_path: Path
     target = tmp_path / "out.mp4"
     client.videos.download_content(video_id).write_to_file(target)
     assert target.read_bytes() == sample_mp4()
-    # new-api's proxy: no Range passed on, its own Cache-Control (controller/video_proxy.go:160-166)
+    # new-api's proxy: no Range passed on, its own Cache-Control (controller/video_proxy.go:161-167)
     ranged = client.videos.with_raw_response.download_content(video_id, extra_headers={"Range": "bytes=0-99"})
     if instant.flavor == "newapi":
         assert ranged.http_response.status_code == 200 and ranged.content == sample_mp4()

@@ -91,7 +91,7 @@ for _words in _UNIFIED_STATUS.values():  # the unknown_queries fault's transient
 # new-api's progress per task-table state after a poll (relay/channel/task/taskcommon/helpers.go:71-74);
 # a task not polled yet has "0%" (model/task.go:202).
 _NEWAPI_PROGRESS = {_PENDING: 20, _RUNNING: 30, _SUCCEEDED: 100, _FAILED: 100}
-# new-api's task-table words, shown by its content route (controller/video_proxy.go:67-70).
+# new-api's task-table words, shown by its content route (controller/video_proxy.go:52-55).
 _TASK_TABLE = {
     _PENDING: "QUEUED",
     _RUNNING: "IN_PROGRESS",
@@ -256,7 +256,7 @@ class Faults:
     # ended answer, then ended for good.
     regress_once: bool = False
     # The next N create/query API requests answer new-api's flat fail_to_fetch_task error with the
-    # provider's JSON as a string in "message" (relay/relay_task.go:227), HTTP 500, in every flavor.
+    # provider's JSON as a string in "message" (relay/relay_task.go:226), HTTP 500, in every flavor.
     fetch_task_errors: int = 0
     # Video responses are those of the content routes and of the signed /_oss URLs alike.
     ignore_range: bool = False  # video responses ignore Range (and If-Range): always 200, the whole body
@@ -602,7 +602,7 @@ def _validate_unified(body: Any) -> _NewTask:
     spec = _model_spec(obj)
     prompt = _opt(obj, "prompt", "prompt", "str")
     size = _opt(obj, "size", "size", "str")
-    # WxH as ope.ai's pages show it; W*H and 720P/1080P as new-api passes them on (ali/adaptor.go:273-288).
+    # WxH as ope.ai's pages show it; W*H and 720P/1080P as new-api passes them on (ali/adaptor.go:272-287).
     if size is not None and not re.fullmatch(r"[1-9]\d*[x*][1-9]\d*|(?i:720p|1080p)", size):
         raise _bad("size", f"size must look like 1280x720, 1280*720 or 720P, got {size!r}")
     seconds = obj.get("seconds")
@@ -1135,7 +1135,7 @@ class _Handler(BaseHTTPRequestHandler):
         if flavor == "docs":  # ope.ai's Get Video Task page
             error = {"message": "video not found", "type": "NotFound", "param": "", "code": "ResourceNotFound"}
             return _Reject(404, "ResourceNotFound", error["message"], body={"error": error})
-        if flavor == "newapi" and content:  # controller/video_proxy.go:24-31, 63-65: no code
+        if flavor == "newapi" and content:  # controller/video_proxy.go:24-31, 47-49: no code
             error = {"message": "Task not found", "type": "invalid_request_error"}
             return _Reject(404, "", error["message"], body={"error": error})
         if flavor == "newapi":  # relay/relay_task.go:374-377: the message is the code itself
@@ -1156,7 +1156,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise self._unified_not_found(task_id, content=True)
         task, status, elapsed = found
         if status != _SUCCEEDED and not native and sb.flavor == "newapi":
-            # controller/video_proxy.go:67-70: the task-table word, no code.
+            # controller/video_proxy.go:52-55: the task-table word, no code.
             message = f"Task is not completed yet, current status: {sb._task_table_status(task, status, elapsed)}"
             raise _Reject(400, "", message, body={"error": {"message": message, "type": "invalid_request_error"}})
         if status != _SUCCEEDED:
@@ -1164,7 +1164,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _bad(None, f"Task is not completed yet, current status: {shown}")
         if not native and sb.flavor == "newapi":
             # new-api's proxy fetches the stored URL with a fresh request: the client's Range never reaches
-            # it, and it adds its own Cache-Control (controller/video_proxy.go:96-103, 160-166).
+            # it, and it adds its own Cache-Control (controller/video_proxy.go:80, 161-167).
             del self.headers["Range"]
             self._proxy_headers = {"Cache-Control": "public, max-age=86400"}
         if sb.content_redirect:
@@ -1812,7 +1812,7 @@ class Sandbox:
         flavor = self.flavor
         if flavor == "newapi":
             # Before its first poll the stored upstream answer is the create's PENDING: "queued"
-            # (ali/adaptor.go:508-509, 522-524), never NOT_START on this route.
+            # (ali/adaptor.go:497, 522-526), never NOT_START on this route.
             return _UNIFIED_STATUS["lower"][status]
         if flavor == "docs":
             return "NOT_START" if self._not_polled(task, status, elapsed) else _UNIFIED_STATUS["docs"][status]
