@@ -721,12 +721,15 @@ def create(
 def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
     from .service import check_outcome
+    from .task import Status
 
     client = ctx.client()
     entry, task_id = known(ctx, task_id)
     task = query_task(ctx, client, task_id, entry)
     ctx.out.result(_format_task(task), task.to_dict(), quiet_text=task.status.value)
-    check_outcome(task)
+    if task.status is Status.UNKNOWN and entry is not None:
+        ctx.out.note(f"UNKNOWN is often passing for a task this young; `{ctx.again('wait', task_id)}` polls through it")
+    check_outcome(task, alive=entry is not None)
 
 
 @command(app, "wait", WAIT_PARAMS)
@@ -790,7 +793,7 @@ def download(
     planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
     dest = target(output, planned or default_name(task_id))
     check_target(dest, force)
-    task = check_outcome(query_task(ctx, client, task_id, entry))
+    task = check_outcome(query_task(ctx, client, task_id, entry), alive=entry is not None)
     if not task.status.ended:
         raise UsageError(
             f"task {task_id} is {describe(task)}, not finished yet",

@@ -7,6 +7,7 @@ OpenAI/Sora-style ``/v1/videos`` (first frame only). Only this module knows JSON
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -80,8 +81,9 @@ class Native:
             status=parse_status(raw_status),
             raw_status=raw_status,
             video_url=_text(out, "video_url", rid, payload),
-            error_code=_loose(out.get("code")),
-            error_message=_loose(out.get("message")),
+            # DashScope puts a failed task's reason in output; a gateway in front may put it at the top level
+            error_code=_loose(out.get("code")) or _loose(payload.get("code")),
+            error_message=_loose(out.get("message")) or _loose(payload.get("message")),
             submitted_at=_loose(out.get("submit_time")),
             started_at=_loose(out.get("scheduled_time")),
             finished_at=_loose(out.get("end_time")),
@@ -125,21 +127,25 @@ class Unified:
 
     @staticmethod
     def task_id_of(payload: dict[str, Any]) -> str | None:
-        task_id = payload.get("id")
-        return task_id if isinstance(task_id, str) and task_id else None
+        for key in ("id", "task_id"):  # new-api still sends task_id, a deprecated alias of id (dto/openai_video.go)
+            task_id = payload.get(key)
+            if isinstance(task_id, str) and task_id:
+                return task_id
+        return None
 
     @staticmethod
     def parse_task(payload: dict[str, Any]) -> Task:
         raw_status = _text(payload, "status", None, payload, required=True) or ""
         err = _obj(payload.get("error"))
-        progress = payload.get("progress")
         meta = _obj(payload.get("metadata"))
+        _text(payload, "id", None, payload)  # a mistyped id is a BadAnswer, as in every other field we act on
         return Task(
-            id=_text(payload, "id", None, payload) or "",
+            id=Unified.task_id_of(payload) or "",
             protocol="unified",
             status=parse_status(raw_status),
             raw_status=raw_status,
-            progress=int(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else None,
+            progress=_percent(payload.get("progress")),
+            # new-api: metadata.url, an empty string until the video is done
             video_url=_text(meta, "url", None, payload) or _text(payload, "video_url", None, payload),
             error_code=_loose(err.get("code")),
             error_message=_loose(err.get("message")),
@@ -194,10 +200,22 @@ def _loose(value: object) -> str | None:
 
 
 def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A finite JSON number (JSON text may say 1e400, which Python reads as infinity), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _percent(value: object) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and 0 <= number <= 100 else None
 
 
 def _unix(value: object) -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return None
+    number = _number(value)
+    if number is None:
+        return None
+    try:
+        return datetime.fromtimestamp(number, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds: shown as missing, not a crash
+        return None

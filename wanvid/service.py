@@ -111,8 +111,10 @@ def fetch_video(
     )
 
 
-def check_outcome(task: Task) -> Task:
-    """Return a task that did not fail; raise the error whose exit code says how it ended."""
+def check_outcome(task: Task, *, alive: bool = False) -> Task:
+    """Return a task that did not fail; raise the error whose exit code says how it ended.
+
+    ``alive``: the caller knows the task is young, so an UNKNOWN answer is a passing state, not "gone"."""
     error: WanvidError
     if task.status in (Status.FAILED, Status.CANCELED):
         detail = ": ".join(x for x in (task.error_code, task.error_message) if x) or "no reason given"
@@ -120,7 +122,7 @@ def check_outcome(task: Task) -> Task:
             f"task {task.id} ended {task.status.value}: {detail}",
             hint="change the input or prompt as the message says, then create a new task",
         )
-    elif task.status is Status.NOT_FOUND:
+    elif task.status is Status.NOT_FOUND or (task.status is Status.UNKNOWN and not alive):
         error = NotFound(
             f"task {task.id} is unknown to the gateway or has expired",
             hint="check the id and --protocol; tasks and results live 24 h",
