@@ -350,11 +350,13 @@ def test_options_already_given_are_not_offered_again() -> None:
         "--no-watermark",
         "--no-generate-audio",
         "--no-metadata",
+        "--no-upload-images",
     ]
     assert bash("wanvid run x.png --no-metadata --no-") == [
         "--no-prompt-extend",
         "--no-watermark",
         "--no-generate-audio",
+        "--no-upload-images",
     ]
     assert bash("wanvid create --re") == ["--resolution"]
     assert bash("wanvid sandbox --fault a=1 --fa") == ["--fail", "--fault"]  # --fault may repeat

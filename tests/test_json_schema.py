@@ -187,15 +187,17 @@ def test_create_status_wait_download(gw, cat, isolated):
 
 
 def test_unified_task_objects(gw, cat):
-    created = _create(cat, "--protocol", "unified")
-    assert created["protocol"] == "unified" and created["raw_status"] == "QUEUED"
+    created = _create(cat, "--protocol", "unified", "-p", "a cat")
+    assert created["protocol"] == "unified" and created["raw_status"] == "NOT_START"  # ope.ai's first word
     done = parsed(wv("wait", created["id"], "--json", "--protocol", "unified", *FAST), "wait.json")
     assert done["protocol"] == "unified" and isinstance(done["expires_at"], float)
 
 
 def test_dry_run_on_both_protocols(gw, cat):
     for protocol, path in (("native", "/aliyun/v1/videos/generations"), ("unified", "/v1/videos")):
-        doc = parsed(wv("create", str(cat), "--dry-run", "--json", "--protocol", protocol), "dry-run.json")
+        doc = parsed(
+            wv("create", str(cat), "-p", "a cat", "--dry-run", "--json", "--protocol", protocol), "dry-run.json"
+        )
         assert doc["url"] == gw.url + path
         assert_strict("dry-run.json", doc)
     assert gw.requests() == []
@@ -298,9 +300,9 @@ def test_missing_task_is_an_error_document(gw):
     assert_strict("error.json", doc, optional=("task",))  # an exit-5 document need not carry a task
     doc = parsed(wv("download", "no-such-task", "--json"), "error.json", exit_code=5)
     assert doc["task"]["status"] == "UNKNOWN"
-    # the unified endpoint answers HTTP 400 task_not_exist: an API error, with no task object
+    # the unified endpoint answers an HTTP error (docs flavor: 404 ResourceNotFound), with no task object
     doc = parsed(wv("status", "no-such-task", "--protocol", "unified", "--json"), "error.json", exit_code=5)
-    assert "task" not in doc and doc["error"]["code"] == "task_not_exist" and doc["error"]["request_id"]
+    assert "task" not in doc and doc["error"]["code"] == "ResourceNotFound" and doc["error"]["request_id"]
     # native status prints the task object it got, UNKNOWN, and exits 5
     doc = parsed(wv("status", "no-such-task", "--json"), "status.json", exit_code=5)
     assert doc["status"] == "UNKNOWN"

@@ -643,13 +643,13 @@ def test_a_part_the_server_cannot_continue_is_started_over(gw, cat, isolated):
 
 
 def test_a_task_the_gateway_dropped_is_not_reused(gw, cat):
-    first = wv("create", str(cat), "-q", "--protocol", "unified").stdout.strip()
+    first = wv("create", str(cat), "-q", "--protocol", "unified", "-p", "a cat").stdout.strip()
     gw.faults.expire = True
     r = wv("status", first)
     assert r.exit_code == 5 and "--new" in r.stderr
     assert Journal().get(gw.url, first).status == "NOT_FOUND"  # type: ignore[union-attr]
     gw.faults.expire = False
-    second = wv("create", str(cat), "-q", "--protocol", "unified").stdout.strip()
+    second = wv("create", str(cat), "-q", "--protocol", "unified", "-p", "a cat").stdout.strip()
     assert second != first
 
 
@@ -689,7 +689,7 @@ def test_a_create_answer_with_an_id_but_no_status_still_gives_the_id(gw, cat):
 def test_the_wait_all_resume_command_leaves_each_tasks_protocol_to_the_journal(slow_gw, cat, monkeypatch):
     monkeypatch.setenv("WANVID_BASE_URL", slow_gw.url)
     monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-    wv("create", str(cat), "-q", "--protocol", "unified")
+    wv("create", str(cat), "-q", "--protocol", "unified", "-p", "a cat")
     r = wv("wait", "--all", "--timeout", "0.2", *FAST)
     assert r.exit_code == 124 and f"resume with: wanvid wait --all --base-url {slow_gw.url}" not in r.stderr
     assert "resume with: wanvid wait --all" in r.stderr and "--protocol" not in r.stderr.split("resume with:")[1]

@@ -69,7 +69,7 @@ def test_media_combinations():
 
 def test_flags_a_protocol_cannot_carry_are_errors_not_dropped(png):
     with pytest.raises(FieldError) as exc:
-        validate(VideoRequest("wan2.7-i2v", png, last_frame=png), "unified")
+        validate(VideoRequest("wan2.7-i2v", png, prompt="walk", last_frame=png), "unified")
     assert exc.value.field == "last_frame" and "--protocol native" in exc.value.message
     with pytest.raises(FieldError) as exc:
         validate(VideoRequest("wan2.7-i2v", png, size="1280x720"), "native")
@@ -77,7 +77,7 @@ def test_flags_a_protocol_cannot_carry_are_errors_not_dropped(png):
     with pytest.raises(FieldError):
         validate(VideoRequest("wan2.6-i2v", png, last_frame=png), "native")
     with pytest.raises(FieldError, match="WIDTHxHEIGHT"):
-        validate(VideoRequest("wan2.7-i2v", png, size="big"), "unified")
+        validate(VideoRequest("wan2.7-i2v", png, prompt="walk", size="big"), "unified")
     with pytest.raises(UsageError):
         validate(VideoRequest("wan2.7-i2v", png), "grpc")
 

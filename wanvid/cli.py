@@ -1034,11 +1034,11 @@ def sandbox(
         str,
         typer.Option(
             "--flavor",
-            metavar="house|docs|newapi",
-            help="Answer style: house (default, the sandbox's own), docs (ope.ai's pages) or newapi "
-            "(new-api's code: lowercase statuses, flat errors, empty 429s).",
+            metavar="docs|newapi|house",
+            help="Answer style: docs (default, ope.ai's pages), newapi (new-api's code: lowercase statuses, flat "
+            "errors, empty 429s, a content route without Range) or house (the sandbox's first style).",
         ),
-    ] = "house",
+    ] = "docs",
     fault: Annotated[
         list[str] | None,
         typer.Option(

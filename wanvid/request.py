@@ -172,6 +172,14 @@ def _check_media_shape(req: VideoRequest, protocol: str, spec: ModelSpec | None)
         check_media_types(media_types(req))
     elif req.image is None:
         raise FieldError("image", "the unified protocol needs IMAGE as the first frame")
+    if protocol == "unified" and not (req.prompt or "").strip():
+        # ope.ai's Create Video page marks prompt required and new-api answers 400 "prompt is required"
+        # (GATEWAY-VARIANTS.md): refused here, before anything is sent, rather than by the gateway.
+        raise FieldError(
+            "prompt",
+            "the unified protocol requires a prompt (the gateway refuses a create without one)",
+            hint="pass -p/--prompt, or use --protocol native, where the prompt is optional",
+        )
 
 
 def media_types(req: VideoRequest) -> list[str]:

@@ -4,19 +4,19 @@ Owns everything a client can observe from the gateway without reaching it: route
 envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
 answers in one of three flavors (``Sandbox(flavor=...)``, ``POST /_sandbox/flavor``):
 
-- ``house`` (the default): the sandbox's own long-standing style, which the test suite was written
-  against: uppercase unified statuses (``status_style`` picks other words), ``{"error": {...}}``
-  envelopes everywhere, 400 ``task_not_exist`` for an unknown unified id, ``size``/``seconds`` optional.
-- ``docs``: ope.ai's own pages: the task-table words (``NOT_START`` until the gateway's first poll,
-  ``QUEUED``, ``IN_PROGRESS``, ``SUCCESS``, ``FAILURE``, ``UNKNOWN``), 404 ``video not found`` for an
-  unknown unified id, and a unified create without ``prompt``, ``size`` or ``seconds`` refused.
+- ``docs`` (the default): ope.ai's own pages: the task-table words (``NOT_START`` until the gateway's
+  first poll, ``QUEUED``, ``IN_PROGRESS``, ``SUCCESS``, ``FAILURE``, ``UNKNOWN``), 404 ``video not found``
+  for an unknown unified id, and a unified create without ``prompt``, ``size`` or ``seconds`` refused.
 - ``newapi``: what new-api's Go code (QuantumNous/new-api at 4ca47ee23, the base of ope.ai's fork)
   answers; comments cite its files. Lowercase unified statuses with ``progress`` always, ``task_<32>``
   ids with a ``task_id`` alias, ``metadata.url``, flat ``{code, message, data}`` task errors, its 401,
   an empty 429 from its own limiter, and a content route that proxies without ``Range``.
+- ``house``: the sandbox's own first style: uppercase unified statuses (``status_style`` picks other
+  words), ``{"error": {...}}`` envelopes everywhere, 400 ``task_not_exist`` for an unknown unified id,
+  ``size``/``seconds`` optional. Kept for suites written against it.
 
-House stays the default because the docs flavor's two strict rules (the 404 and the required unified
-fields) would turn the existing client suite red until the client sends ``size``/``seconds``.
+``docs`` is the default because it is what ope.ai tells its users, strictest rules included; ``newapi``
+is the other half of the truth (the code), and a client must pass against both.
 ``/v1/videos`` takes JSON, urlencoded and multipart bodies (the OpenAI SDK's upload is the first
 frame), and DashScope's own routes (``/api/v1/services/aigc/video-generation/video-synthesis``,
 ``/api/v1/tasks/{id}``) serve the native protocol with DashScope's flat errors, for its SDK.
@@ -69,8 +69,8 @@ from .errors import FieldError
 from .models import MODELS, ModelSpec, check_media_types, check_params, spec_for
 
 STATUS_STYLES = ("upper", "openai", "newapi")
-# How the gateway answers (see the module docstring): "house" is the sandbox's historical style and the
-# default, "docs" follows ope.ai's pages, "newapi" what new-api's Go code (commit 4ca47ee23) answers.
+# How the gateway answers (see the module docstring): "docs" (the default) follows ope.ai's pages,
+# "newapi" what new-api's Go code (commit 4ca47ee23) answers, "house" is the sandbox's first style.
 FLAVORS = ("house", "docs", "newapi")
 # Broken answers the ``malformed`` fault can put in place of a create or query answer (all HTTP 200).
 MALFORMED_KINDS = ("html", "truncated", "empty", "not_object", "wrong_types", "missing", "huge")
@@ -1382,7 +1382,7 @@ class Sandbox:
         status_style: str = "upper",
         content_redirect: bool = False,
         faults: Faults | None = None,
-        flavor: str = "house",
+        flavor: str = "docs",
     ) -> None:
         if status_style not in STATUS_STYLES:
             raise ValueError(f"status_style must be one of {', '.join(STATUS_STYLES)}, not {status_style!r}")
