@@ -310,3 +310,11 @@ def test_newapis_401_and_empty_429_in_the_sandbox(gw, cat, monkeypatch):
     wv("status", "task_x", "--protocol", "unified")
     r = wv("status", "task_x", "--protocol", "unified")
     assert r.exit_code == 6 and "429" in r.stderr
+
+
+@pytest.mark.parametrize("prompt", [[], ["-p", "  "]])
+def test_a_unified_create_without_a_prompt_is_refused_before_anything_is_sent(gw, cat, prompt):
+    # ope.ai's Create Video page marks prompt required; new-api answers 400 "prompt is required"
+    r = wv("run", str(cat), *prompt, "--protocol", "unified")
+    assert r.exit_code == 2 and "requires a prompt" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert gw.requests("/v1/videos") == []
