@@ -260,16 +260,27 @@ def test_download_that_keeps_dropping_exits_6_and_keeps_the_part(gw, cat, isolat
 def test_a_task_the_gateway_keeps_calling_unknown_exits_5(gw, cat, monkeypatch):
     """UNKNOWN for a young journaled task is polled through for a bounded time (poller.UNKNOWN_GRACE), then exit 5;
     for an id the journal does not know it is exit 5 at once."""
+    gw.faults.unknown_queries = 10_000  # every status query of the task answers UNKNOWN, with no reason
     task_id = _created(gw, cat)
-    gw.faults.expire = True  # the sandbox answers UNKNOWN for every task from now on
     r = wv("download", task_id)
     assert r.exit_code == 2 and "UNKNOWN" in r.stderr and f"wanvid wait {task_id}" in r.stderr
     monkeypatch.setattr("wanvid.poller.UNKNOWN_GRACE", 0.3)
     r = wv("wait", task_id, *FAST)
     assert r.exit_code == 5 and f"kept answering UNKNOWN for task {task_id}" in r.stderr
     assert "most likely its upstream check failing for now" in r.stderr  # the visible note while polling
+    assert "run the same command with --new" in r.stderr
+    # the journal now knows it is gone: the same create pays for a new task instead of reusing the lost one
+    assert wv("create", str(cat), "-q").stdout.strip() != task_id
     r = wv("wait", "someone-elses-task", *FAST)
     assert r.exit_code == 5 and "unknown to the gateway" in r.stderr
+
+
+def test_unknown_with_a_not_found_code_is_gone_at_once(gw, cat):
+    task_id = _created(gw, cat)
+    gw.faults.expire = True  # native UNKNOWN with code ResourceNotFound: the gateway names its reason
+    r = wv("wait", task_id, *FAST)
+    assert r.exit_code == 5 and "ResourceNotFound" not in r.stdout and "Polling on" not in r.stderr
+    assert wv("status", task_id).exit_code == 5
 
 
 def test_throttle_and_server_errors_are_survived_or_exit_6(gw, cat, monkeypatch):

@@ -93,8 +93,8 @@ def test_error_mapping(sandbox: Sandbox):
     assert "duration" in bad.value.message and bad.value.request_id
     with pytest.raises(NotFound):
         query(client, "unified", "no-such-task")
-    # UNKNOWN is a status like any other here: the caller judges it (service.check_outcome)
-    assert query(client, "native", "no-such-task").status.value == "UNKNOWN"
+    # the sandbox's native UNKNOWN names its reason (code ResourceNotFound): the task is gone, not in a passing state
+    assert query(client, "native", "no-such-task").status.value == "NOT_FOUND"
 
 
 def test_key_goes_only_to_the_gateway_host(sandbox: Sandbox):

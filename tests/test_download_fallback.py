@@ -280,20 +280,28 @@ def test_a_task_without_a_signed_url_is_queried_for_one(gw, cat, isolated, proto
     assert (isolated / "v.mp4").read_bytes() == served(gw, protocol, tid)
 
 
-def test_no_signed_url_anywhere_is_exit_6_naming_both(gw, cat, isolated):
+def test_no_signed_url_anywhere_leaves_the_route_its_whole_retry_budget(gw, cat, isolated):
     tid = finished(gw, cat, "native")
-    gw.faults.content_errors = 5
+    gw.faults.content_errors = 2  # a passing fault: the route's own retries get past it
+    got = fetch_video(
+        Client(gw.url, TEST_KEY, max_retries=2, sleep=lambda s: None),
+        library_task("native", tid, None),
+        isolated / "v.mp4",
+        force=False,
+        refresh=lambda: None,
+    )
+    assert got.path.read_bytes() == served(gw, "native", tid)
+    assert len(gw.requests(content_route("native", tid))) == 3
+    gw.faults.content_errors = 5  # one that outlasts the budget is the route's own exit 6
     with pytest.raises(Unavailable) as caught:
         fetch_video(
-            Client(gw.url, TEST_KEY, max_retries=0),
+            Client(gw.url, TEST_KEY, max_retries=1, sleep=lambda s: None),
             library_task("native", tid, None),
-            isolated / "v.mp4",
+            isolated / "w.mp4",
             force=False,
             refresh=lambda: None,
         )
-    assert caught.value.exit_code == 6
-    assert "content route failed (gateway error 502" in caught.value.message
-    assert "no signed video URL" in caught.value.message
+    assert caught.value.exit_code == 6 and "502" in caught.value.message
 
 
 # -- the sandbox faults themselves -------------------------------------------------------------

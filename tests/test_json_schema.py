@@ -295,17 +295,17 @@ def test_failed_task_is_an_error_document_with_the_task(gw, cat):
 
 def test_missing_task_is_an_error_document(gw):
     doc = parsed(wv("wait", "no-such-task", "--json", *FAST), "error.json", exit_code=5)
-    # an id the journal does not know: the gateway's UNKNOWN is believed at once
-    assert doc["task"]["status"] == "UNKNOWN" and doc["task"]["raw_status"] == "UNKNOWN"
+    # UNKNOWN with code ResourceNotFound: the gateway says the task does not exist
+    assert doc["task"]["status"] == "NOT_FOUND" and doc["task"]["raw_status"] == "UNKNOWN"
     assert_strict("error.json", doc, optional=("task",))  # an exit-5 document need not carry a task
     doc = parsed(wv("download", "no-such-task", "--json"), "error.json", exit_code=5)
-    assert doc["task"]["status"] == "UNKNOWN"
+    assert doc["task"]["status"] == "NOT_FOUND"
     # the unified endpoint answers an HTTP error (docs flavor: 404 ResourceNotFound), with no task object
     doc = parsed(wv("status", "no-such-task", "--protocol", "unified", "--json"), "error.json", exit_code=5)
     assert "task" not in doc and doc["error"]["code"] == "ResourceNotFound" and doc["error"]["request_id"]
-    # native status prints the task object it got, UNKNOWN, and exits 5
+    # native status prints the task object it got, NOT_FOUND, and exits 5
     doc = parsed(wv("status", "no-such-task", "--json"), "status.json", exit_code=5)
-    assert doc["status"] == "UNKNOWN"
+    assert doc["status"] == "NOT_FOUND"
 
 
 # -- as processes ---------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def test_local_audio_reaches_the_body_as_a_presigned_url_that_serves_the_same_by
     parts = urlsplit(url)
     assert parts.scheme == "http" and parts.path.endswith(f"/wanvid/{sha256(TONE)}.mp3")
     query = parse_qs(parts.query)
-    assert "X-Amz-Signature" in query and query["X-Amz-Expires"] == [str(upload.URL_LIFE)]
-    assert upload.URL_LIFE <= 7 * 24 * 3600
+    # the URL outlives the task: the gateway keeps a task 24 h (API.md), and SigV4 allows at most 7 days
+    assert "X-Amz-Signature" in query and 24 * 3600 < int(query["X-Amz-Expires"][0]) <= 7 * 24 * 3600
     assert ACCESS in query["X-Amz-Credential"][0] and SECRET not in url
     got = requests.get(url, timeout=10)  # as the gateway fetches it: no credentials, no key
     assert got.status_code == 200 and got.content == TONE.read_bytes()
@@ -316,3 +316,32 @@ def test_batch_rows_upload_their_audio_and_without_a_bucket_none_is_sent(s3, gw,
     r = wv("batch", str(other), "-d", "out2", *FAST)
     assert r.exit_code == 2 and "--bucket s3://" in r.stderr
     assert len(bodies(gw)) == 2
+
+
+def test_a_library_submit_refuses_local_audio_for_wan27_and_unuploaded_files(gw, cat, s3):
+    """The rule holds for Python callers too, not only for the commands: nothing is sent."""
+    from wanvid.client import Client
+    from wanvid.errors import UsageError
+    from wanvid.request import VideoRequest, validate
+    from wanvid.service import submit
+    from wanvid.upload import prepare, resolve
+
+    from .conftest import TEST_KEY
+
+    client = Client(gw.url, TEST_KEY)
+    v = validate(VideoRequest("wan2.7-i2v", str(cat), prompt="a cat", audio=str(TONE)), "native")
+    with pytest.raises(UsageError, match="only as an http"):
+        submit(client, v)
+    prepare(v, resolve("default", bucket=f"s3://{BUCKET}/in", bucket_endpoint=s3.endpoint), connect=False)
+    with pytest.raises(UsageError, match="was not uploaded"):
+        submit(client, v)
+    assert bodies(gw) == []
+
+
+def test_a_session_token_is_masked_also_percent_encoded():
+    from wanvid.output import Output
+
+    out = Output(json_mode=False, quiet=False)
+    out.add_secret("FwoG/ab+cd=SESSIONTOKEN")
+    echoed = "https://b.s3.amazonaws.com/k?X-Amz-Security-Token=FwoG%2Fab%2Bcd%3DSESSIONTOKEN&X-Amz-Signature=x"
+    assert "SESSIONTOKEN" not in out.redact(echoed)

@@ -719,7 +719,7 @@ def create(
 
 @command(app, "status")
 def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
-    """Query a task once and print its state (exit 3 if it failed, 5 if unknown or expired)."""
+    """Query a task once and print its state (exit 3 if it failed, 5 if not found or expired)."""
     from .service import check_outcome
     from .task import Status
 
@@ -794,6 +794,12 @@ def download(
     dest = target(output, planned or default_name(task_id))
     check_target(dest, force)
     task = check_outcome(query_task(ctx, client, task_id, entry), alive=entry is not None)
+    if not task.status.ended and entry is not None and entry.status == "SUCCEEDED" and entry.video_url:
+        from .records import task_from
+
+        # An ended task does not start again upstream: the gateway's "running" is a glitch, the journal is right.
+        ctx.out.note(f"the gateway says task {task_id} is {describe(task)}, but it reported SUCCEEDED before")
+        task = task_from(entry)
     if not task.status.ended:
         raise UsageError(
             f"task {task_id} is {describe(task)}, not finished yet",

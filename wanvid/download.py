@@ -276,6 +276,11 @@ def _from_sources(job: _Job, route: str, signed: _Signed) -> tuple[int, int | No
         if not fallback:
             raise
         reason = f"failed ({exc.message})" if isinstance(exc, Unavailable) else f"sent {exc.kind}, not the video"
+        if isinstance(exc, Unavailable) and signed.url is None:
+            signed.url = signed.fresh()
+            if signed.url is None:  # nowhere else to go: the route gets its whole retry budget after all
+                size, total = _fetch(job, route, first_retries=None, switch=False)
+                return size, total, route
     return _from_signed(job, signed, f"the gateway's content route {reason}")
 
 

@@ -107,8 +107,12 @@ class Output:
         _err(line)
 
     def add_secret(self, secret: str | None) -> None:
-        # Shorter strings would mask ordinary words; real keys are far longer than this.
-        for variant in {secret or "", (secret or "").strip()}:
+        # Shorter strings would mask ordinary words; real keys are far longer than this. A secret may come back
+        # percent-encoded inside a URL (an AWS session token in a presigned URL): that form is masked too.
+        from urllib.parse import quote
+
+        text = (secret or "").strip()
+        for variant in {secret or "", text, quote(text, safe="")}:
             if len(variant) >= 8:
                 self.secrets.append(variant)
 

@@ -72,7 +72,8 @@ def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -
     # does not start again upstream: a gateway that answers "running" after "succeeded" is not believed.
     kept = task.status is Status.UNKNOWN or (not task.status.ended and known.status in _ENDED_WORDS)
     changes: dict[str, Any] = {"status": known.status if kept else task.status.value}
-    if task.error_code or task.error_message:
+    cleared = task.status is Status.SUCCEEDED and bool(known.error_code or known.error_message)  # a passing one
+    if task.error_code or task.error_message or cleared:
         changes.update(error_code=task.error_code, error_message=task.error_message)
     if task.video_url and task.video_url != known.video_url:
         changes["video_url"] = task.video_url

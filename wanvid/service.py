@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import Client, request_id_of, retry_after
-from .errors import ApiError, BadAnswer, NotFound, TaskFailed, WanvidError
+from .client import NOT_FOUND_CODES, Client, request_id_of, retry_after
+from .errors import ApiError, BadAnswer, NotFound, TaskFailed, UsageError, WanvidError
 from .protocols import PROTOCOLS, Protocol
 from .task import Status, Task
 
@@ -37,6 +37,7 @@ def body_for(v: Validated) -> dict[str, Any]:
 
 
 def submit(client: Client, v: Validated) -> Task:
+    _check_sendable(v)
     proto = PROTOCOLS[v.protocol]
     try:
         payload = client.post_json(proto.create_path, streamed_body(v))
@@ -52,6 +53,20 @@ def submit(client: Client, v: Validated) -> Task:
         )
     task.model = task.model or v.request.model
     return task
+
+
+def _check_sendable(v: Validated) -> None:
+    """The upload rules, for every caller and not only the commands: a local audio or video file for wan2.7's
+    media list goes by URL (``wanvid.upload``), and a file meant to go by URL has been uploaded. Nothing is
+    sent otherwise: the task would be paid for with media the gateway cannot fetch."""
+    from .upload import Hosted, Hosting, prepare
+
+    for m in v.media.values():
+        if isinstance(m, Hosted) and m.url is None and m.file is not None:
+            raise UsageError(
+                f"{m.file.path} is to be sent by URL but was not uploaded", hint="call wanvid.upload.publish first"
+            )
+    prepare(v, Hosting(None, False), connect=False)  # raises for a local file that may not go inline
 
 
 def _created(proto: Protocol, payload: dict[str, Any]) -> Task:
@@ -73,6 +88,8 @@ def query(client: Client, protocol: str, task_id: str) -> Task:
         task.id = task.id or task_id
         task.request_id = task.request_id or request_id_of(resp)
         task.retry_after = retry_after(resp)  # a poll hint; the poller bounds it
+        if task.status is Status.UNKNOWN and (task.error_code or "").lower() in NOT_FOUND_CODES:
+            task.status = Status.NOT_FOUND  # an UNKNOWN that names its reason: the gateway has no such task
         return task
 
     return client.get_json(proto.task_path(task_id), parse)

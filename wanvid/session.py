@@ -301,10 +301,11 @@ def wait_task(
     finally:
         client.deadline = None
     if task.status is Status.UNKNOWN and entry is not None:
+        ctx.journal.update(ctx.base, task_id, status="NOT_FOUND")  # so that a rerun does not reuse it
         error = NotFound(
             f"the gateway kept answering UNKNOWN for task {task_id} for {span(UNKNOWN_GRACE)};"
             " it has lost the task or the task expired",
-            hint=f"`{ctx.again('status', task_id)}` asks again; tasks and results live 24 h",
+            hint="to make the video again, run the same command with --new",
         )
         error.task_id, error.task = task_id, task.to_dict()
         raise error

@@ -404,6 +404,11 @@ def _check_fetchable(url: str, h: Hosted) -> None:
             f"could not fetch {h.object} through its presigned URL: {type(exc).__name__}; nothing was sent",
             hint="check --bucket-endpoint and the network, then run the command again",
         ) from None
+    if status >= 500 or status == 429:  # the bucket's own trouble (SlowDown, InternalError): try again later
+        raise Unavailable(
+            f"the bucket answered HTTP {status} for {h.object}'s presigned URL; nothing was sent",
+            hint="try again later",
+        )
     if status not in (200, 206):
         code = _xml_code(detail)
         raise UsageError(
