@@ -1535,6 +1535,10 @@ def test_newapi_content_route_is_a_proxy_without_range() -> None:
         assert requests.get(signed, headers={"Range": "bytes=0-9"}).status_code == 206  # the store honours it
         native = requests.get(f"{sb.url}/aliyun/v1/videos/{task_id}/content", headers={**AUTH, "Range": "bytes=0-9"})
         assert native.status_code == 206 and "Cache-Control" not in native.headers
+    with flavored("newapi", 60, 0) as sb:  # controller/video_proxy.go:24-31, 52-55: the proxy's own envelope
+        r = requests.get(f"{sb.url}/v1/videos/{create_unified(sb)}/content", headers=AUTH)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+        assert r.json()["error"]["message"].startswith("Task is not completed yet, current status: ")
 
 
 @pytest.mark.parametrize(("flavor", "word"), [("house", "UNKNOWN"), ("docs", "UNKNOWN"), ("newapi", "unknown")])

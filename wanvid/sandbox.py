@@ -907,8 +907,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def _flat(self) -> bool:
-        """new-api's task layer answers its errors flat on the unified routes (controller/relay.go:606-610)."""
-        return self.sandbox.flavor == "newapi" and self.path.startswith("/v1/")
+        """new-api's task layer answers its errors flat on the unified routes (controller/relay.go:606-610);
+        its content proxy has an envelope of its own (controller/video_proxy.go:24-31)."""
+        path = urlsplit(self.path).path
+        return self.sandbox.flavor == "newapi" and path.startswith("/v1/") and not path.endswith("/content")
 
     # -- routing --
 
