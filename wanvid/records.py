@@ -169,12 +169,12 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
         },
         "inputs": {k: request[k] for k in ("image", "last_frame", "audio", "first_clip") if k in request},
         "timings": {
-            "created": _iso(entry.created_at) if entry else None,
+            "created": iso(entry.created_at) if entry else None,
             "submitted": task.submitted_at,
             "started": task.started_at,
             "finished": task.finished_at,
-            "noticed": _iso(entry.ended_at) if entry and entry.ended_at else None,
-            "downloaded": _iso(time.time()),
+            "noticed": iso(entry.ended_at) if entry and entry.ended_at else None,
+            "downloaded": iso(time.time()),
         },
         "video": {
             "path": str(video),
@@ -201,7 +201,8 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
     return path
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
+    """A unix time as the UTC ISO 8601 text the sidecar and journal records use."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -52,7 +52,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -140,7 +139,9 @@ class Hosted(Media):
         }
         if self.url:
             doc["url"] = self.url.split("?", 1)[0]  # never the signature (see the module's docstring)
-            doc["url_expires"] = _iso(self.expires_at or 0)
+            from .records import iso
+
+            doc["url_expires"] = iso(self.expires_at or 0)
         return doc
 
 
@@ -507,5 +508,3 @@ def _failed(exc: Exception, doing: str, h: Hosted) -> Exception:
     )
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
