@@ -81,24 +81,16 @@ _UNIFIED_STATUS: dict[str, dict[str, str]] = {
     "upper": {_PENDING: "QUEUED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
     "openai": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
     "newapi": {_PENDING: "SUBMITTED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
-    # The flavors: ope.ai's pages show new-api's task-table words (model/task.go:35); new-api's own
-    # unified route answers dto/openai_video.go:9-13 (ali/adaptor.go:522 convertAliStatus).
-    "docs": {_PENDING: "QUEUED", _RUNNING: "IN_PROGRESS", _SUCCEEDED: "SUCCESS", _FAILED: "FAILURE"},
-    "lower": {_PENDING: "queued", _RUNNING: "in_progress", _SUCCEEDED: "completed", _FAILED: "failed"},
 }
+# The flavors' words. new-api's task table (model/task.go:34-41) has the "upper" ones: ope.ai's pages show
+# them, and so does new-api's content route (controller/video_proxy.go:52-55). new-api's own unified route
+# answers OpenAI's (dto/openai_video.go:9-13, ali/adaptor.go:522 convertAliStatus).
+_TASK_TABLE, _NEWAPI_WORDS = _UNIFIED_STATUS["upper"], _UNIFIED_STATUS["openai"]
 for _words in _UNIFIED_STATUS.values():  # the unknown_queries fault's transient word, in each vocabulary
     _words[_UNKNOWN] = "unknown" if _words[_PENDING].islower() else "UNKNOWN"
 # new-api's progress per task-table state after a poll (relay/channel/task/taskcommon/helpers.go:71-74);
 # a task not polled yet has "0%" (model/task.go:202).
 _NEWAPI_PROGRESS = {_PENDING: 20, _RUNNING: 30, _SUCCEEDED: 100, _FAILED: 100}
-# new-api's task-table words, shown by its content route (controller/video_proxy.go:52-55).
-_TASK_TABLE = {
-    _PENDING: "QUEUED",
-    _RUNNING: "IN_PROGRESS",
-    _SUCCEEDED: "SUCCESS",
-    _FAILED: "FAILURE",
-    _UNKNOWN: "UNKNOWN",
-}
 _MODERATION_MESSAGE = "Input data may contain inappropriate content. (injected by the sandbox)"
 _ERROR_CODE_5XX = {500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 _RESOLUTION_SIZE = {"720P": "1280x720", "1080P": "1920x1080"}
@@ -1002,9 +994,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content = name.endswith("_content")
         # A dropped request gets no answer, so it takes no other fault's turn.
-        self._dropping = sb._take_drop()
+        self._dropping = sb._take("drop_connections")
         fault = None if self._dropping else sb._take_api_fault(content=content)
-        fetch_error = fault is None and not self._dropping and not content and sb._take_fetch_task_error()
+        fetch_error = fault is None and not self._dropping and not content and sb._take("fetch_task_errors")
         if fault is None and not fetch_error and not self._dropping and not content:
             self._malformed = sb._take_malformed()
         if fault is not None:
@@ -1634,17 +1626,12 @@ class Sandbox:
             frees_at = admitted[len(admitted) - slots] + window
         return max(0.1, math.ceil((frees_at - now) * 10) / 10)
 
-    def _take_drop(self) -> bool:
+    def _take(self, count: str) -> bool:
+        """Use up one of the count fault ``count`` (drop_connections, fetch_task_errors): whether one was left."""
         with self._lock:
-            if self.faults.drop_connections > 0:
-                self.faults.drop_connections -= 1
-                return True
-        return False
-
-    def _take_fetch_task_error(self) -> bool:
-        with self._lock:
-            if self.faults.fetch_task_errors > 0:
-                self.faults.fetch_task_errors -= 1
+            left = getattr(self.faults, count)
+            if left > 0:
+                setattr(self.faults, count, left - 1)
                 return True
         return False
 
@@ -1815,15 +1802,15 @@ class Sandbox:
         if flavor == "newapi":
             # Before its first poll the stored upstream answer is the create's PENDING: "queued"
             # (ali/adaptor.go:497, 522-526), never NOT_START on this route.
-            return _UNIFIED_STATUS["lower"][status]
-        if flavor == "docs":
-            return "NOT_START" if self._not_polled(task, status, elapsed) else _UNIFIED_STATUS["docs"][status]
+            return _NEWAPI_WORDS[status]
+        if flavor == "docs":  # ope.ai's pages show the task table's own words
+            return self._task_table_status(task, status, elapsed)
         if self.status_style == "newapi" and self._not_polled(task, status, elapsed):
             return "NOT_START"
         return _UNIFIED_STATUS[self.status_style][status]
 
     def _task_table_status(self, task: _Task, status: str, elapsed: float) -> str:
-        """new-api's task-table word (model/task.go:34-41), as its content route shows it."""
+        """new-api's task-table word (model/task.go:34-41), as its content route and ope.ai's pages show it."""
         return "NOT_START" if self._not_polled(task, status, elapsed) else _TASK_TABLE[status]
 
     def _unified_view(self, task: _Task, status: str, elapsed: float) -> dict[str, Any]:
@@ -1872,7 +1859,7 @@ class Sandbox:
             "task_id": task.id,  # the deprecated alias (dto/openai_video.go:17; doubao/adaptor.go:352)
             "object": "video",
             "model": task.model,
-            "status": _UNIFIED_STATUS["lower"][status],
+            "status": _NEWAPI_WORDS[status],
             "progress": progress,
             "created_at": int(task.created_wall),
             "completed_at": int(task.created_wall + updated),
