@@ -20,6 +20,7 @@ DEFAULT_PROTOCOL = "native"
 UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.upload
 FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
+TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}  # how a yes/no setting may be written
 
 
 class Setting(NamedTuple):  # NamedTuples: built at every start, ten times faster than frozen dataclasses
@@ -85,12 +86,14 @@ def profiles() -> list[str]:
     return sorted(name for name, value in table.items() if isinstance(value, dict)) if isinstance(table, dict) else []
 
 
-def _profile_table(data: dict[str, Any], profile: str) -> dict[str, Any]:
+def profile_table(data: dict[str, Any], profile: str) -> dict[str, Any]:
+    """The ``[profiles.NAME]`` table of a loaded config file, or {} (also for a malformed one)."""
     table = data.get("profiles", {}).get(profile, {})
     return table if isinstance(table, dict) else {}
 
 
-def _pick(flag: str | None, env_names: tuple[str, ...], file_value: Any, default: str | None) -> Setting:
+def pick(flag: str | None, env_names: tuple[str, ...], file_value: Any, default: str | None) -> Setting:
+    """One setting by the precedence every setting follows: flag > env > config file > default."""
     if flag:
         return Setting(flag, "flag")
     for name in env_names:
@@ -108,9 +111,9 @@ def resolve(
     profile: str | None = None,
     protocol: str | None = None,
 ) -> Settings:
-    prof = _pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
-    table = _profile_table(load_file(), prof.value or DEFAULT_PROFILE)
-    key = _pick(api_key, KEY_ENV_VARS, table.get("api_key"), None)
+    prof = pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
+    table = profile_table(load_file(), prof.value or DEFAULT_PROFILE)
+    key = pick(api_key, KEY_ENV_VARS, table.get("api_key"), None)
     if key.value is not None:
         # A trailing newline or CR (a pasted key, a CRLF .env file) is noise; anything else unprintable
         # would end up in an HTTP header error that quotes the key, so refuse it here, by source only.
@@ -124,8 +127,8 @@ def resolve(
     settings = Settings(
         profile=prof,
         api_key=key,
-        base_url=_pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL),
-        protocol=_pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
+        base_url=pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL),
+        protocol=pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
     )
     if settings.protocol.value not in ("native", "unified"):
         raise UsageError(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import FALSE, TRUE
 from .errors import UsageError
 from .request import VideoRequest
 
@@ -31,7 +32,6 @@ INT_FIELDS = {"duration", "seed"}
 BOOL_FIELDS = {"prompt_extend", "watermark", "generate_audio"}
 PATH_FIELDS = {"image", "last_frame", "audio", "first_clip"}
 COLUMNS = REQUEST_FIELDS | {"output"}
-TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 MAX_ROWS = 100_000  # a manifest bigger than this is a mistake (a video file passed by accident, say)
 
 

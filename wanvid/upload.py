@@ -158,9 +158,9 @@ def resolve(
     upload_images: bool | None = None,
 ) -> Hosting:
     """The upload settings from flags, env and the profile's config table; a UsageError if one is malformed."""
-    table = config._profile_table(config.load_file(), profile)
+    table = config.profile_table(config.load_file(), profile)
     picked = {
-        name: config._pick(flag, (ENV[name],), table.get(name), None)
+        name: config.pick(flag, (ENV[name],), table.get(name), None)
         for name, flag in (("bucket", bucket), ("bucket_endpoint", bucket_endpoint), ("bucket_region", bucket_region))
     }
     if upload_images is not None:
@@ -182,8 +182,8 @@ def resolve(
 
 def sources(profile: str) -> dict[str, config.Setting]:
     """The upload settings env or the config file sets, and where each comes from (``wanvid config show``)."""
-    table = config._profile_table(config.load_file(), profile)
-    found = {name: config._pick(None, (ENV[name],), _text(table.get(name)), None) for name in KEYS}
+    table = config.profile_table(config.load_file(), profile)
+    found = {name: config.pick(None, (ENV[name],), _text(table.get(name)), None) for name in KEYS}
     return {name: s for name, s in found.items() if s.value is not None}
 
 
@@ -224,10 +224,8 @@ def _truth(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("", "0", "false", "no", "off"):
-        return False
+    if text in config.TRUE or text in config.FALSE:
+        return text in config.TRUE
     raise UsageError(f"upload_images {value!r}{_from(source)} is not true or false")
 
 
