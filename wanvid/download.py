@@ -243,16 +243,21 @@ class _Job:
 
 @dataclass
 class _Signed:
-    """The task's signed URL as last seen, and how to ask the gateway for a current one."""
+    """The task's signed URL as last seen, and how to ask the gateway for a current one (once a download)."""
 
     url: str | None
     refresh: Callable[[], str | None] | None
+    asked: bool = False  # the gateway was asked already: a second answer would be the same
 
     def __post_init__(self) -> None:
         self.url = _usable(self.url)
 
     def fresh(self) -> str | None:
-        return _usable(self.refresh()) if self.refresh else None
+        """A current URL from the gateway, or None (no way to ask, or asked already)."""
+        if self.asked or self.refresh is None:
+            return None
+        self.asked = True
+        return _usable(self.refresh())
 
 
 def _usable(url: str | None) -> str | None:
@@ -287,9 +292,7 @@ def _from_sources(job: _Job, route: str, signed: _Signed) -> tuple[int, int | No
 def _from_signed(job: _Job, signed: _Signed, why: str) -> tuple[int, int | None, str]:
     """The task's signed URL, fetched without the key (the client sends it to the gateway's origin only).
     One that is missing or refused (an expired signature) is replaced once by a fresh one from the gateway."""
-    url, asked = signed.url, signed.url is None
-    if url is None:
-        url = signed.fresh()
+    url = signed.url or signed.fresh()
     if url is None:
         raise Unavailable(f"{why}, and the task has no signed video URL to fetch instead", hint=_AGAIN)
     job.view.notice(f"{why}; fetching the signed video URL instead")
@@ -300,8 +303,7 @@ def _from_signed(job: _Job, signed: _Signed, why: str) -> tuple[int, int | None,
         except DownloadDropped:
             raise  # bytes flowed from it: a fresh signature would not help; the next run resumes
         except ApiError as exc:
-            fresh = None if asked else signed.fresh()
-            asked = True
+            fresh = signed.fresh()
             if fresh is None or fresh == url:
                 raise Unavailable(f"{why}, and the signed video URL failed too: {exc.message}", hint=_AGAIN) from None
             job.view.notice(f"the signed video URL failed ({exc.message}); trying a fresh one from the gateway")
