@@ -573,6 +573,11 @@ UPLOAD_PARAMS = [
 ]
 
 
+def _upload_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    """Take the upload options out of a command's options (they are settings, not request fields)."""
+    return {p.name: opts.pop(p.name) for p in UPLOAD_PARAMS}
+
+
 def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
     """Local files that go by URL (``wanvid.upload``), decided after validation and before anything is sent."""
     from .session import FLAGS
@@ -693,7 +698,7 @@ def create(
     **opts: Any,
 ) -> None:
     """Submit a task (or reuse a live one for the identical request) and print its id."""
-    uploads = {k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]}
+    uploads = _upload_flags(opts)
     v = validated(ctx, opts)
     _hosted(ctx, v, uploads, connect=not dry_run)
     if dry_run:
@@ -794,12 +799,6 @@ def download(
     dest = target(output, planned or default_name(task_id))
     check_target(dest, force)
     task = check_outcome(query_task(ctx, client, task_id, entry), alive=entry is not None)
-    if not task.status.ended and entry is not None and entry.status == "SUCCEEDED" and entry.video_url:
-        from .records import task_from
-
-        # An ended task does not start again upstream: the gateway's "running" is a glitch, the journal is right.
-        ctx.out.note(f"the gateway says task {task_id} is {describe(task)}, but it reported SUCCEEDED before")
-        task = task_from(entry)
     if not task.status.ended:
         raise UsageError(
             f"task {task_id} is {describe(task)}, not finished yet",
@@ -821,7 +820,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
     hook = opts.pop("on_complete")
-    uploads = {k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]}
+    uploads = _upload_flags(opts)
     check_wait(timeout, poll_interval)
     v = validated(ctx, opts)
     dest = target(output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
@@ -931,7 +930,7 @@ def batch_(
         raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
     from .upload import resolve as upload_settings
 
-    hosting = upload_settings(ctx.profile_name, **{k: opts.pop(k) for k in [p.name for p in UPLOAD_PARAMS]})
+    hosting = upload_settings(ctx.profile_name, **_upload_flags(opts))
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
     items = batch.plan(ctx, rows, defaults, out_dir=out_dir, template=name, force=force, hosting=hosting)
     for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):

@@ -329,8 +329,13 @@ def _expected(ctx: Ctx, entry: "Entry | None") -> tuple[float | None, float]:
 
 
 def query_task(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") -> "Task":
-    """One status query whose answer, including "no such task", is written to the journal."""
-    from .records import remember
+    """One status query whose answer, including "no such task", is written to the journal.
+
+    A task the journal saw succeed stays succeeded: an ended task does not start again upstream, so a
+    gateway that answers "running" afterwards is glitching, and the journal's task (with its video URL) is
+    what every command goes on with."""
+    from .output import describe
+    from .records import remember, task_from
     from .service import query
 
     try:
@@ -341,6 +346,9 @@ def query_task(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") 
             exc.hint = "tasks and results live 24 h; to make the video again, run the same command with --new"
         raise
     remember(ctx.journal, ctx.base, task, entry)
+    if not task.status.ended and entry is not None and entry.status == "SUCCEEDED" and entry.video_url:
+        ctx.out.note(f"the gateway says task {task_id} is {describe(task)}, but it reported SUCCEEDED before")
+        return task_from(entry)
     return task
 
 
