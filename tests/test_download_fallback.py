@@ -71,9 +71,8 @@ def oss(sb: Sandbox) -> list[dict[str, str]]:
 
 
 def asking(cat: Path, protocol: str) -> list[str]:
-    """A request every flavor takes: new-api wants a prompt, ope.ai's pages a unified size and seconds."""
-    sized = ["--size", "1280x720", "--duration", "5"] if protocol == "unified" else []
-    return [str(cat), "-p", "a cat walks", "--protocol", protocol, *sized]
+    """A request every flavor takes (a unified create needs a prompt; wanvid fills in size and seconds)."""
+    return [str(cat), "-p", "a cat walks", "--protocol", protocol]
 
 
 def finished(sb: Sandbox, cat: Path, protocol: str) -> str:
