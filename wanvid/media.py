@@ -8,7 +8,11 @@ hears about it before any money is spent.
 
 Cheap to import: Pillow is imported inside ``inspect_image``, never at module level, so importing
 this module stays cheap on the path of ``--help``. MP3, WAV and MP4/MOV headers are parsed by the
-small hand-written readers below, which read headers only and never decode media.
+small hand-written readers below, which read headers only and never decode media. The MP4 box
+reader takes any bytes (a download from a hostile server, a crafted file): every malformed value (a
+truncated or empty box, a size past its parent, a zero timescale, an implausible duration, too many
+boxes) is a ``ValueError`` saying what is wrong, which callers turn into their own error; nothing
+else escapes it, and nothing it reads is recursed into or held beyond a bounded ``moov``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ _VIDEO_MIME = {"mp4": "video/mp4", "mov": "video/quicktime"}
 # A moov box holds only sample tables: a few MB even for long videos. Anything bigger is corrupt or
 # hostile, and we would rather refuse than read it into memory.
 _MOOV_MAX = 64 * MB
+# Real files have a few top-level boxes (a fragmented one, two per fragment: ~70,000 for 10 h in 1 s
+# fragments). Far more is a file of tiny hostile boxes that would only keep us seeking.
+_TOP_BOXES_MAX = 1_000_000
+# Seconds: longer than any video a gateway makes or takes. A bigger mvhd/mehd duration is corrupt, and
+# refusing it keeps absurd numbers out of messages, sidecars and arithmetic downstream.
+_SECONDS_MAX = 10_000_000.0
 
 
 def is_remote(ref: str) -> bool:
@@ -464,8 +474,9 @@ def mp4_info(f: BinaryIO) -> Mp4Info:
         raise ValueError("not an ISO-BMFF/MP4 file")
     f.seek(first[1])
     brand = f.read(4).decode("latin-1")
-    pos = first[2]
+    pos, count = first[2], 1
     while pos + 8 <= end:
+        count = _count_box(count)
         box = _top_box(f, pos, end)
         if box is None:
             raise ValueError(f"corrupt MP4: bad box header at byte {pos}")
@@ -486,8 +497,9 @@ def verify_mp4(f: BinaryIO) -> Mp4Info:
     the end of the file (a truncated or padded-with-garbage download fails). Raises ValueError saying why."""
     info = mp4_info(f)
     end = f.seek(0, os.SEEK_END)
-    pos = 0
+    pos = count = 0
     while pos < end:
+        count = _count_box(count)
         box = _top_box(f, pos, end)
         if box is None or box[2] > end:
             raise ValueError(f"its box structure breaks off at byte {pos:,} of {end:,}")
@@ -495,6 +507,12 @@ def verify_mp4(f: BinaryIO) -> Mp4Info:
     if info.duration is None:
         raise ValueError("it has no moov box (the index of its frames)")
     return info
+
+
+def _count_box(count: int) -> int:
+    if count >= _TOP_BOXES_MAX:
+        raise ValueError(f"corrupt MP4: more than {_TOP_BOXES_MAX:,} top-level boxes")
+    return count + 1
 
 
 def _top_box(f: BinaryIO, pos: int, end: int) -> tuple[bytes, int, int] | None:
@@ -532,9 +550,30 @@ def _children(buf: bytes, start: int, stop: int) -> Iterator[tuple[bytes, int, i
         elif size == 0:
             size = stop - pos
         if size < header or pos + size > stop:
-            raise ValueError(f"corrupt MP4: bad {kind.decode('latin-1')} box inside moov")
+            raise ValueError(f"corrupt MP4: bad {_name(kind)} box inside moov")
         yield kind, pos + header, pos + size
         pos += size
+
+
+def _name(kind: bytes) -> str:
+    """A box type for a message: its unprintable bytes (a crafted file's escape codes) as '?'."""
+    return "".join(chr(c) if 0x20 <= c < 0x7F else "?" for c in kind)
+
+
+def _version(buf: bytes, body: int, box_end: int, kind: bytes) -> int:
+    """The version byte that opens a full box's body; an empty body is corrupt."""
+    if body >= box_end:
+        raise ValueError(f"corrupt MP4: empty {_name(kind)} box")
+    return buf[body]
+
+
+def _seconds(units: int, timescale: int, kind: bytes) -> float:
+    if timescale == 0:
+        raise ValueError(f"corrupt MP4: {_name(kind)} gives a duration with a timescale of 0")
+    seconds = units / timescale
+    if seconds > _SECONDS_MAX:
+        raise ValueError(f"corrupt MP4: {_name(kind)} gives an implausible duration of {seconds:.3g} s")
+    return seconds
 
 
 def _child(buf: bytes, start: int, stop: int, kind: bytes) -> tuple[int, int] | None:
@@ -546,29 +585,27 @@ def _child(buf: bytes, start: int, stop: int, kind: bytes) -> tuple[int, int] | 
 
 def _parse_moov(brand: str, moov: bytes) -> Mp4Info:
     duration: float | None = None
-    timescale = 0
     mvhd = _child(moov, 0, len(moov), b"mvhd")
     if mvhd is not None:
         body, box_end = mvhd
-        if moov[body] == 1 and box_end - body >= 32:
-            timescale, units = struct.unpack_from(">IQ", moov, body + 20)
-            unknown = units == 0xFFFFFFFFFFFFFFFF
-        elif box_end - body >= 20:
-            timescale, units = struct.unpack_from(">II", moov, body + 12)
-            unknown = units == 0xFFFFFFFF
-        else:
+        # Version 1 has 64-bit times: timescale at +20, duration at +24; version 0 at +12 and +16. A
+        # duration of all ones means "unknown".
+        v1 = _version(moov, body, box_end, b"mvhd") == 1
+        at, fmt, unknown = (20, ">IQ", 2**64 - 1) if v1 else (12, ">II", 2**32 - 1)
+        if box_end - body < at + struct.calcsize(fmt):
             raise ValueError("corrupt MP4: mvhd box too short")
-        if timescale and units and not unknown:
-            duration = units / timescale
+        timescale, units = struct.unpack_from(fmt, moov, body + at)
+        if units and units != unknown:
+            duration = _seconds(units, timescale, b"mvhd")
         elif timescale:
             # Fragmented MP4: mvhd says 0, the total is in mvex/mehd (same timescale).
             mvex = _child(moov, 0, len(moov), b"mvex")
             mehd = _child(moov, mvex[0], mvex[1], b"mehd") if mvex else None
             if mehd:
-                fmt = ">Q" if moov[mehd[0]] == 1 else ">I"
+                fmt = ">Q" if _version(moov, mehd[0], mehd[1], b"mehd") == 1 else ">I"
                 if mehd[1] - mehd[0] >= 4 + struct.calcsize(fmt):
                     units = struct.unpack_from(fmt, moov, mehd[0] + 4)[0]
-                    duration = units / timescale if units else None
+                    duration = _seconds(units, timescale, b"mehd") if units else None
     # The first track with a picture size, preferring one whose handler says video: some muxers give
     # timed-text tracks a size too.
     sized: list[tuple[tuple[int, int], bool]] = []
@@ -585,7 +622,8 @@ def _tkhd_size(moov: bytes, start: int, stop: int) -> tuple[int, int] | None:
     if tkhd is None:
         return None
     body, box_end = tkhd
-    at = body + (88 if moov[body] == 1 else 76)  # past times, ids, layer, volume and the 3x3 matrix
+    # Past times, ids, layer, volume and the 3x3 matrix.
+    at = body + (88 if _version(moov, body, box_end, b"tkhd") == 1 else 76)
     if at + 8 > box_end:
         return None
     w, h = struct.unpack_from(">II", moov, at)
