@@ -3,16 +3,27 @@
 Retry policy (one place): GETs retry on connection errors, 408, 429 and 5xx; the create POST is re-sent
 only when the server certainly did not act on it (connection refused before sending, 429), never
 after a read timeout or a 5xx. Waits are jittered exponential backoff, or the server's Retry-After,
-capped at ``MAX_WAIT``. The key is attached only to requests for the gateway's own scheme/host/port,
-so a redirect or a signed ``video_url`` on another host never sees it.
+capped at ``MAX_WAIT``; ``WANVID_MAX_RETRIES`` may set the budget from 0 to ``MAX_RETRIES``. The key is
+attached only to requests for the gateway's own scheme/host/port, so a redirect or a signed ``video_url``
+on another host never sees it, and a gateway on this machine (loopback) is asked directly, never through
+a proxy from the environment (with an http:// base the key would cross it in clear).
+
+Every JSON answer (and error answer) is read within a total time: the caller's ``deadline`` (``--timeout``)
+or ``ANSWER_SECONDS``, whichever comes first, so a server that trickles its body cannot hold wanvid past it.
+Failures of the network, a proxy, a redirect loop or a URL that cannot be requested are typed errors
+(exit 6), never a bare requests or urllib3 exception.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
+import math
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,16 +32,22 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.auth import AuthBase
 
 from . import __version__
-from .errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable
+from .errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable, UsageError
+from .redact import scrub, scrub_json
 
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 DEFAULT_RETRIES = 4
+MAX_RETRIES = 20  # WANVID_MAX_RETRIES past this is a typo, not a plan: 20 capped backoffs already take ~17 min
+# The longest an answer's body may take to arrive once its headers are in, when the caller set no deadline.
+# Per-read timeouts alone never fire on a body that trickles in a byte at a time.
+ANSWER_SECONDS = READ_TIMEOUT
 BACKOFF_BASE = 0.5
 MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -45,6 +62,11 @@ AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrea
 NOT_FOUND_CODES = {"task_not_exist", "resourcenotfound", "tasknotfound"}
 # A 404 about the model is the request's fault, not a missing task; the rest may come with HTTP 200.
 INVALID_CODES = {"modelnotfound", "invalidparameter", "datainspectionfailed", "invalidurl", "invalid_request_error"}
+ACTED_HINT = "the gateway may have acted on it; look at your tasks in the ope.ai console before creating again"
+# Passed as ``proxies`` for a request to this machine. A None drops the environment's (and the session's) proxy
+# for that scheme; ``no_proxy`` keeps a redirect to another loopback URL direct too, as requests re-reads the
+# environment's proxies for each redirect (Session.rebuild_proxies) and honours this key there.
+DIRECT = {"http": None, "https": None, "all": None, "no_proxy": "127.0.0.0/8,::1,localhost,.localhost"}
 
 
 class _GatewayAuth(AuthBase):
@@ -68,8 +90,29 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def max_retries_from_env() -> int:
-    raw = os.environ.get("WANVID_MAX_RETRIES", "")
-    return int(raw) if raw.isdigit() else DEFAULT_RETRIES
+    """``WANVID_MAX_RETRIES`` (0 to ``MAX_RETRIES``), or the default when it is unset or empty."""
+    raw = os.environ.get("WANVID_MAX_RETRIES", "").strip()
+    if not raw:
+        return DEFAULT_RETRIES
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) <= MAX_RETRIES:
+        return int(raw)
+    raise UsageError(
+        f"WANVID_MAX_RETRIES={raw[:40]!r} is not a whole number from 0 to {MAX_RETRIES}",
+        hint=f"set it to 0 to {MAX_RETRIES} (the default is {DEFAULT_RETRIES}), or unset it",
+    )
+
+
+def is_loopback(host: str | None) -> bool:
+    """``host`` is this machine: localhost (and *.localhost) or a loopback address."""
+    name = (host or "").lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 class Gate:
@@ -159,6 +202,7 @@ class Client:
         while True:
             resp = self.send("GET", path, stream=True)
             try:
+                self._read_answer(resp, acted=False)
                 return parse(_json_body(resp, self.log), resp)
             except BadAnswer as exc:
                 exc.request_id = exc.request_id or request_id_of(resp)
@@ -175,6 +219,7 @@ class Client:
         else:
             headers = {"Content-Type": "application/json"}
             resp = self.send("POST", path, data=body, headers=headers, idempotent=False, stream=True)
+        self._read_answer(resp, acted=True)
         return _json_body(resp, self.log)
 
     def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
@@ -195,6 +240,8 @@ class Client:
     ) -> requests.Response:
         url = self.url(path_or_url)
         budget = self.max_retries if retries is None else retries
+        where = urlsplit(url)
+        proxies = dict(DIRECT) if is_loopback(where.hostname) else None
         attempt = throttled = 0
         while True:
             if self.gate is not None:
@@ -210,7 +257,13 @@ class Client:
                     auth=self.auth,
                     stream=stream,
                     timeout=self._timeouts(),
+                    proxies=proxies,  # type: ignore[arg-type]  # None values are how requests drops a proxy
                 )
+            except requests.exceptions.ProxyError as exc:
+                # Refused by the proxy: it never passed the request on, so even a POST may be sent again.
+                wait = self.backoff(attempt, None)
+                if not (idempotent or _refused(exc)) or self._give_up(attempt, wait, budget):
+                    raise self._proxy_error(exc, url, acted=not idempotent and not _refused(exc)) from None
             except requests.ConnectionError as exc:
                 # A refused connection never reached the server: safe to re-send even a POST.
                 retryable = idempotent or _refused(exc)
@@ -221,6 +274,17 @@ class Client:
                 wait = self.backoff(attempt, None)
                 if not idempotent or self._give_up(attempt, wait, budget):
                     raise _network_error(exc, url, sent=True, acted=not idempotent) from None
+            except requests.TooManyRedirects:
+                what = f"{where.hostname} redirected {method} {where.path} in a loop"
+                raise _unusable(what, acted=not idempotent) from None
+            except ValueError as exc:
+                # InvalidURL, InvalidSchema, MissingSchema, urllib3's LocationParseError (all ValueErrors): a Location
+                # header, or a URL taken from an answer, that cannot be requested. Asking again would not help.
+                what = f"a request to {where.hostname} met a URL that cannot be requested ({_one_line(exc)})"
+                raise _unusable(what, acted=not idempotent) from None
+            except requests.RequestException as exc:  # whatever else requests may raise: still exit 6, not 1
+                hint = ACTED_HINT if not idempotent else "check --base-url and your network, then try again"
+                raise Unavailable(f"the request to {where.hostname} failed ({_one_line(exc)})", hint=hint) from None
             else:
                 if self.log:
                     _log_exchange(self.log, resp, time.monotonic() - started)
@@ -239,6 +303,8 @@ class Client:
                 elif self.gate is not None:
                     self.gate.passed()
                 if not retryable or self._give_up(tries, wait, limit):
+                    with contextlib.suppress(BadAnswer):  # a body that broke off: the status still says enough
+                        self._read_answer(resp, acted=not idempotent)
                     raise error_from_response(resp)
                 resp.close()
                 if shared:
@@ -247,6 +313,86 @@ class Client:
                     continue
             attempt += 1
             self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
+
+    def _read_answer(self, resp: requests.Response, *, acted: bool) -> None:
+        """Read a JSON or error answer's body now, by the caller's deadline and within ``ANSWER_SECONDS``, and
+        keep it on ``resp`` as requests keeps ``resp.content`` (``_json_body`` and ``error_from_response`` then
+        read it from memory). At most a little over ``MAX_ANSWER`` bytes are read.
+
+        How the time is bounded: each step is one ``read1`` (at most one recv) with the socket's timeout shrunk
+        to the time left, so the whole read ends by the limit, without a watchdog thread. Past it: the same
+        ``Unavailable`` as an answer that never came (``hit_deadline`` set when it was the caller's deadline).
+        A body that breaks off is a ``BadAnswer``, which ``get_json`` asks again for."""
+        raw = resp.raw
+        if not isinstance(raw, urllib3.HTTPResponse):  # a test double or a custom adapter: nothing to bound
+            return
+        until = time.monotonic() + ANSWER_SECONDS
+        if self.deadline is not None:
+            until = min(until, self.deadline)
+        # urllib3 1.x has no read1; its read(n) may wait for all n bytes, each recv still bounded by the time left
+        read = getattr(raw, "read1", None) or raw.read
+        buf = bytearray()
+        late = broke = False
+        try:
+            while len(buf) <= MAX_ANSWER:
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                conn = getattr(raw, "_connection", None)  # None once the body is complete and the connection pooled
+                sock = getattr(conn, "sock", None)
+                if isinstance(sock, socket.socket):
+                    sock.settimeout(left)
+                chunk = read(16 * 1024, decode_content=True)
+                if not chunk:
+                    break
+                buf += chunk
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            late = True
+        except (urllib3.exceptions.HTTPError, OSError, requests.RequestException):
+            broke = True
+        finally:
+            resp._content = bytes(buf)
+            resp._content_consumed = True  # type: ignore[attr-defined]  # as requests marks what it has read
+        if late or broke or len(buf) > MAX_ANSWER:
+            resp.close()  # not drained: the rest is not worth waiting for
+        if late:
+            self.hit_deadline = self.deadline is not None and until >= self.deadline
+            raise _network_error(requests.Timeout(), resp.url, sent=True, acted=acted)
+        if broke:
+            status, rid = resp.status_code, request_id_of(resp)
+            raise BadAnswer(
+                f"the gateway answered HTTP {status} with a body that broke off", status=status, request_id=rid
+            )
+
+    def _proxy_error(self, exc: Exception, url: str, *, acted: bool) -> Unavailable:
+        """A proxy failure named as one: which proxy, and the variables that chose it."""
+        parts = urlsplit(url)
+        proxy = self._proxy_of(url)
+        name = f"the proxy {proxy}" if proxy else "the proxy"
+        text = repr(exc)
+        if "ConnectionRefusedError" in text or "Errno 111" in text:
+            what = f"{name} refused the connection (on the way to {parts.hostname})"
+        elif _refused(exc):
+            what = f"{name} could not be reached (on the way to {parts.hostname})"
+        else:
+            tunnel = re.search(r"Tunnel connection failed: [^'\")\\]*", text)
+            what = f"{name} failed to pass the request on to {parts.hostname}" + (f" ({tunnel[0]})" if tunnel else "")
+        hint = f"check {parts.scheme.upper()}_PROXY (or ALL_PROXY), or add {parts.hostname} to NO_PROXY to go direct"
+        return Unavailable(what, hint=f"{ACTED_HINT}; {hint}" if acted else hint)
+
+    def _proxy_of(self, url: str) -> str | None:
+        """host:port of the proxy requests picks for ``url`` (never its user or password)."""
+        try:
+            env = self.session.merge_environment_settings(url, {}, None, None, None)
+            proxy = requests.utils.select_proxy(url, env["proxies"])
+            if not proxy:
+                return None
+            parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+            host, port = parts.hostname or "?", parts.port
+        except (ValueError, KeyError):
+            return None
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{port}" if port else host
 
     def _timeouts(self) -> tuple[float, float]:
         """Connect and read timeouts, cut short so that no single request outlasts the caller's deadline."""
@@ -282,6 +428,16 @@ def _refused(exc: Exception) -> bool:
     )
 
 
+def _unusable(what: str, *, acted: bool) -> BadAnswer:
+    hint = "the gateway or a proxy in between sent a redirect or a link that cannot be followed; check --base-url"
+    return BadAnswer(what, hint=ACTED_HINT if acted else hint)
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or "no detail"
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
 def _network_error(exc: Exception, url: str, *, sent: bool, acted: bool) -> Unavailable:
     """``acted``: a request that may have changed something (the create POST) may have done so."""
     host = urlsplit(url).netloc
@@ -293,7 +449,7 @@ def _network_error(exc: Exception, url: str, *, sent: bool, acted: bool) -> Unav
         what = f"could not connect to {host}"
     hint = "check --base-url and your network, then try again"
     if sent and acted:
-        hint = "the gateway may have acted on it; look at your tasks in the ope.ai console before creating again"
+        hint = ACTED_HINT
     return Unavailable(what, hint=hint)
 
 
@@ -303,7 +459,8 @@ def retry_after(resp: requests.Response) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
@@ -313,8 +470,9 @@ def retry_after(resp: requests.Response) -> float | None:
 
 def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("request_id"), str):
-        return str(body["request_id"])
-    return resp.headers.get("X-Request-Id") or resp.headers.get("X-Acs-Request-Id")
+        return scrub(str(body["request_id"]))
+    rid = resp.headers.get("X-Request-Id") or resp.headers.get("X-Acs-Request-Id")
+    return scrub(rid) if rid else None  # a header is as able to echo the key as a body
 
 
 def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -333,9 +491,14 @@ def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None
             hint="check --base-url points at the gateway",
         )
     if log:
-        log(f"< {_shorten(raw.decode('utf-8', 'replace'))}")
+        log(f"< {_shorten(scrub(raw.decode('utf-8', 'replace')))}")
     try:
-        body = json.loads(raw)
+        # The key out of the answer before anything reads it (wanvid.redact): a gateway that echoes it back (in
+        # a video URL, a message, a prompt) must not plant it in the Task, the journal or a sidecar. The text is
+        # scrubbed, then the parsed strings, for a key spelled with \u escapes.
+        body = scrub_json(json.loads(scrub(raw.decode("utf-8-sig"))))
+    except RecursionError:  # deeper than Python's stack; no task answer is
+        raise BadAnswer(f"{what} JSON nested too deeply", status=resp.status_code, request_id=rid) from None
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
         raise BadAnswer(
@@ -379,12 +542,13 @@ def _read_capped(resp: requests.Response) -> bytes | None:
 def _log_exchange(log: Callable[[str], None], resp: requests.Response, seconds: float) -> None:
     req = resp.request
     size = len(req.body) if hasattr(req.body, "__len__") else 0  # type: ignore[arg-type]
-    log(f"> {req.method} {req.url}" + (f" ({size:,} bytes)" if size else ""))
+    lines = [f"> {req.method} {req.url}" + (f" ({size:,} bytes)" if size else "")]
     for name, value in req.headers.items():
-        log(f"> {name}: {'Bearer ****' if name.lower() == 'authorization' else value}")
-    log(f"< HTTP {resp.status_code} {resp.reason} in {seconds * 1000:.0f} ms")
-    for name, value in resp.headers.items():
-        log(f"< {name}: {value}")
+        lines.append(f"> {name}: {'Bearer ****' if name.lower() == 'authorization' else value}")
+    lines.append(f"< HTTP {resp.status_code} {resp.reason} in {seconds * 1000:.0f} ms")
+    lines += [f"< {name}: {value}" for name, value in resp.headers.items()]
+    for line in lines:
+        log(scrub(line))  # a header may echo the key; the log's own sink scrubs again
 
 
 def _shorten(text: str, limit: int = 2000) -> str:
@@ -418,8 +582,8 @@ def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:
     """Map an error answer to the typed error whose exit code scripts rely on."""
     if body is None:
         try:
-            body = resp.json()
-        except ValueError:
+            body = scrub_json(resp.json())  # not through _json_body: scrubbed here, as every answer is
+        except (ValueError, RecursionError):
             body = None
     code, message = _code_and_message(body)
     # new-api's task layer wraps a provider's refusal as code "fail_to_fetch_task" with the provider's own JSON

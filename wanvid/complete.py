@@ -475,8 +475,9 @@ def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
     try:
         db = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT)
         try:
-            # Another version is a journal the Typer path would refuse or find empty: no ids either way.
-            if db.execute("PRAGMA user_version").fetchone()[0] != schema:
+            # A newer version (or none) is a journal the Typer path would refuse or find empty: no ids either
+            # way. An older one has the same tasks table; the next command that opens it upgrades it.
+            if not 1 <= db.execute("PRAGMA user_version").fetchone()[0] <= schema:
                 return []
             rows = db.execute(TASKS_SQL, (pattern,)).fetchall()
         finally:
@@ -500,20 +501,32 @@ def config_path() -> str:
     return os.path.join(_app_dir("WANVID_CONFIG_DIR", "config"), "config.toml")
 
 
+MAX_CONFIG = 1024 * 1024  # config.MAX_FILE (not imported: this module loads nothing of wanvid's)
+
+
 def profiles() -> list[str]:
     """config.profiles(): the sorted names of the config file's ``[profiles.NAME]`` tables; none when
     the file is missing, unreadable or not valid TOML (config.load_file's errors, which profiles()
     turns into no names). Anything else it raises, Typer raises too: ``answer`` lets Typer answer."""
     try:
-        f = open(config_path(), "rb")  # noqa: SIM115 (tomllib is imported only once this succeeds)
+        # Like config._read: never block on a FIFO, never read a device or a huge file (a shell waits on us).
+        fd = os.open(config_path(), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return []
-    with f:
+    import stat
+
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, FIFO or device (fdopen refuses a directory)
+        os.close(fd)
+        return []
+    with os.fdopen(fd, "rb") as f:
         import tomllib
 
         try:
-            data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            raw = f.read(MAX_CONFIG + 1)
+            if len(raw) > MAX_CONFIG:
+                return []
+            data = tomllib.loads(raw.decode())
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
             return []
     table = data.get("profiles", {})
     if not isinstance(table, dict):

@@ -2,13 +2,18 @@
 
 The file is TOML, one table per profile (``[profiles.NAME]``), in the platform's config dir
 (platformdirs; moved by ``WANVID_CONFIG_DIR``). It is written atomically with mode 0600 in a 0700 dir
-because it holds the API key. Nothing here prints; the key leaves this module only inside ``Settings``.
+because it holds the API key (a new file renamed over the old one, so a planted symlink is replaced, never
+written through). It is read only if it is a regular file of at most ``MAX_FILE`` bytes, and its shape is
+checked on load (tables where tables belong, strings where settings are): anything else is a ``UsageError``
+naming the file, never a crash or a hang. The base URL is checked here too, whatever its source, before
+anything is sent. Nothing here prints; the key leaves this module only inside ``Settings``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,6 +26,8 @@ UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  #
 FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}  # how a yes/no setting may be written
+MAX_FILE = 1024 * 1024  # a config file is a few hundred bytes; a bigger one is not a wanvid config
+URL_SHAPE = "scheme://host[:port][/path], e.g. https://api-platform.ope.ai"
 
 
 class Setting(NamedTuple):  # NamedTuples: built at every start, ten times faster than frozen dataclasses
@@ -46,7 +53,13 @@ class Settings(NamedTuple):
 def config_dir() -> Path:
     moved = os.environ.get("WANVID_CONFIG_DIR")
     if moved:
-        return Path(moved).expanduser()
+        try:
+            return Path(moved).expanduser()
+        except RuntimeError:  # ~someone who has no home directory here
+            raise UsageError(
+                f"WANVID_CONFIG_DIR={moved!r} names a home directory that does not exist",
+                hint="set WANVID_CONFIG_DIR to an existing path, or unset it",
+            ) from None
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("wanvid", appauthor=False))
@@ -57,13 +70,17 @@ def config_path() -> Path:
 
 
 def load_file() -> dict[str, Any]:
+    """The config file's settings, {} without a file; a UsageError naming the file when it cannot be used."""
     path = config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    data = _parse(path)
+    _check_shape(data, path)
+    return data
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    raw = _read(path)
+    if raw is None:
         return {}
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
     # Imported only once there is a file to parse: `--help` reads no config, and with the key in the
     # environment (CI) there is often no file (~4 ms of a 200 ms `wanvid status`).
     import tomllib
@@ -71,16 +88,87 @@ def load_file() -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"config file {path} is not valid TOML ({exc})",
-            hint=f"fix or delete {path}, then run `wanvid config set-key`",
-        ) from None
+        raise _bad_file(path, f"is not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise _bad_file(path, "is nested too deeply to be a wanvid config") from None
+
+
+def _read(path: Path) -> bytes | None:
+    """The file's bytes, None if there is none; refused unless it is a regular file of at most MAX_FILE bytes.
+
+    A symlink to a regular file is followed (a config kept with one's dotfiles); a FIFO or a device is not
+    read at all: the first would block until a writer comes, the second may never end."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:  # also a link to nothing: ``save`` replaces the link
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path)
+    try:
+        # O_NONBLOCK: should a FIFO be swapped in after the stat, opening it still returns at once
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", hint="check its permissions") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _not_regular(path)
+        raw = f.read(MAX_FILE + 1)
+    if len(raw) > MAX_FILE:
+        raise _bad_file(path, f"is larger than {MAX_FILE // 1024} KiB; a wanvid config is a few lines")
+    return raw
+
+
+def _not_regular(path: Path) -> UsageError:
+    return UsageError(
+        f"config file {path} is not a regular file",
+        hint=f"remove {path} (or set WANVID_CONFIG_DIR elsewhere), then run `wanvid config set-key`",
+    )
+
+
+def _bad_file(path: Path, problem: str) -> UsageError:
+    return UsageError(f"config file {path} {problem}", hint=f"fix or delete {path}, then run `wanvid config set-key`")
+
+
+_TOML_TYPES = {bool: "boolean", int: "integer", float: "float", list: "array", dict: "table"}
+
+
+def _check_shape(data: dict[str, Any], path: Path) -> None:
+    """``profiles`` is a table of tables, and each setting wanvid reads is a string (``upload_images`` may
+    also be a TOML boolean). Keys wanvid does not know are left alone: a newer wanvid may have written them."""
+
+    def bad(where: str, value: object, expected: str) -> UsageError:
+        kind = _TOML_TYPES.get(type(value), type(value).__name__)
+        return _bad_file(path, f"has {where} as a TOML {kind}, not {expected}")
+
+    table = data.get("profiles", {})
+    if not isinstance(table, dict):
+        raise bad("profiles", table, "a table of [profiles.NAME] tables")
+    for name, settings in table.items():
+        where = f"profiles.{_toml_key(name)}"
+        if not isinstance(settings, dict):
+            raise bad(where, settings, "a table")
+        for key in FILE_KEYS:
+            value = settings.get(key)
+            if value is None or isinstance(value, str) or (key == "upload_images" and isinstance(value, bool)):
+                continue
+            raise bad(f"{where}.{key}", value, "a string")
+
+
+def _toml_key(name: str) -> str:
+    """A profile name as TOML writes it: bare when it can be, else quoted with escapes (one line)."""
+    import json
+
+    bare = name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return name if bare else json.dumps(name)
 
 
 def profiles() -> list[str]:
-    """The profiles the config file names (for tab completion; an unreadable file names none)."""
+    """The profiles the config file names (for tab completion: every table under ``profiles``, whatever
+    the rest of the file holds, as wanvid.complete reads it; an unreadable file names none)."""
     try:
-        table = load_file().get("profiles", {})
+        table = _parse(config_path()).get("profiles", {})
     except (UsageError, RuntimeError):  # RuntimeError: a WANVID_CONFIG_DIR with a ~user that does not exist
         return []
     return sorted(name for name, value in table.items() if isinstance(value, dict)) if isinstance(table, dict) else []
@@ -135,13 +223,59 @@ def resolve(
             f"protocol {settings.protocol.value!r} (from {settings.protocol.source}) is not 'native' or 'unified'",
             hint="use --protocol native or --protocol unified",
         )
-    url = settings.base_url.value or ""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(
-            f"base URL {url!r} (from {settings.base_url.source}) is not an http(s) URL",
-            hint="use e.g. --base-url https://api-platform.ope.ai",
-        )
-    return settings
+    return settings._replace(base_url=check_base_url(settings.base_url))
+
+
+def check_base_url(setting: Setting) -> Setting:
+    """The base URL without surrounding whitespace (a trailing newline is noise, as in the key), or a
+    UsageError naming its source: it must be ``http(s)://host[:port][/path]`` and nothing else, so that
+    nothing is sent to a URL requests would read differently, and no password sits in a URL that gets logged."""
+    url = (setting.value or "").strip()
+    problem = _url_problem(url)
+    if problem:
+        import re
+
+        shown = re.sub(r"//[^/?#]*@", "//****@", url)  # never repeat a password
+        source = "the config file" if setting.source == "file" else setting.source
+        raise UsageError(f"base URL {shown!r} (from {source}) {problem}", hint=_url_fix(setting.source))
+    return Setting(url, setting.source)
+
+
+def _url_problem(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not url:
+        return "is empty"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a ValueError when it is not a number in 0-65535
+    except ValueError as exc:  # also a broken [IPv6] host
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not url.lower().startswith(f"{parts.scheme}://"):
+        return "is not an http(s) URL"
+    if "@" in parts.netloc:
+        return "contains a user name or password (the key goes in a header; nothing else is needed)"
+    if not parts.hostname:
+        return "has no host"
+    if not parts.netloc.startswith("[") and not all(c.isalnum() or c in "-._" for c in parts.hostname):
+        return "has a host name with characters no host name has"
+    if port == 0:
+        return "has port 0"
+    if "?" in url or "#" in url:
+        return "has a query or a fragment"
+    return None
+
+
+def _url_fix(source: str) -> str:
+    if source.startswith("env "):
+        where = f"fix or unset {source[4:]}"
+    elif source == "file":
+        where = f"fix base_url in {config_path()} (`wanvid config set base_url URL`), or pass --base-url"
+    else:
+        where = "pass --base-url"
+    return f"{where} as {URL_SHAPE}"
 
 
 def mask(key: str | None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .client import NOT_FOUND_CODES, Client, request_id_of, retry_after
-from .errors import ApiError, BadAnswer, NotFound, TaskFailed, UsageError, WanvidError
+from .errors import BadAnswer, NotFound, TaskFailed, UsageError, WanvidError
 from .protocols import PROTOCOLS, Protocol
 from .task import Status, Task
 
@@ -45,11 +45,11 @@ def submit(client: Client, v: Validated) -> Task:
     except BadAnswer as exc:
         exc.hint = "the gateway may have created the task anyway; look at your tasks in the ope.ai console first"
         raise
-    if not task.id:
-        raise ApiError(
+    if not task.id:  # the create was sent and may be paid for: the console is the only place left to look
+        raise BadAnswer(
             "the gateway accepted the request but sent no task id",
             request_id=task.request_id,
-            hint="check `wanvid status` later; nothing can be resumed without an id",
+            hint="the gateway may have created a task anyway; look at your tasks in the ope.ai console first",
         )
     task.model = task.model or v.request.model
     return task
@@ -104,6 +104,7 @@ def fetch_video(
     store: PartStore | None = None,
     progress: Progress | None = None,
     refresh: Callable[[], str | None] | None = None,
+    placed: Callable[[Downloaded], None] | None = None,
 ) -> Downloaded:
     """Download a finished task's MP4: the gateway's content route, else the task's signed video URL.
 
@@ -125,6 +126,7 @@ def fetch_video(
         refresh=refresh or requery,
         store=store,
         progress=progress,
+        placed=placed,
     )
 
 

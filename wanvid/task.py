@@ -1,6 +1,7 @@
 """The one task shape and status vocabulary the rest of wanvid sees, whatever the protocol said.
 
-Each protocol parses its answers into ``Task``; the raw payload is kept for ``--json``.
+Each protocol parses its answers into ``Task``; the raw payload is kept for ``--json``. What makes a
+task id usable (``id_problem``) is decided here, once, for ids from the server and from the command line.
 """
 
 from __future__ import annotations
@@ -53,6 +54,36 @@ _STATUS_WORDS: dict[str, Status] = {
 
 def parse_status(word: object) -> Status:
     return _STATUS_WORDS.get(str(word or "").strip().lower(), Status.UNRECOGNIZED)
+
+
+ID_LIMIT = 200  # real ids are 32-36 characters (a UUID, new-api's task_ + 32); far longer is not an id
+
+
+def id_problem(task_id: str) -> str | None:
+    """Why ``task_id`` (already stripped) cannot be used as a task id, or None when it can.
+
+    An id is printed on one line, sent as one URL path segment (where ``.`` and ``..`` would be folded into
+    another route by URL normalisation) and used in file names (``<task_id>.mp4``)."""
+    if not task_id:
+        return "it is empty"
+    if len(task_id) > ID_LIMIT:
+        return f"it is longer than {ID_LIMIT} characters"
+    if task_id in (".", ".."):
+        return "it is a path segment, not a name"
+    if "/" in task_id or "\\" in task_id:
+        return "it contains a slash"
+    if not task_id.isprintable() or any(c.isspace() for c in task_id):
+        return "it contains spaces or unprintable characters"
+    return None
+
+
+def shown_id(task_id: object) -> str:
+    """An id for a one-line message: escaped (``repr``) and cut short, whatever it holds."""
+    try:
+        text = repr(task_id)
+    except (ValueError, RecursionError):  # an int of more digits than Python prints, a list nested too deep
+        text = f"<a {type(task_id).__name__} too large to show>"
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 @dataclass
