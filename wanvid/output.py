@@ -6,6 +6,9 @@ when stderr is a terminal and ``CI`` is not set. Otherwise progress is a heartbe
 ``key=value`` line per status change, and at most one every ``WANVID_HEARTBEAT`` seconds (30) while
 nothing changes, without ANSI. rich's live machinery is imported only when a display starts, keeping
 ``--help`` fast.
+
+Every byte written here, to either stream, first passes ``wanvid.redact``: whatever a server echoed
+back or an exception carries, the key never shows.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from . import redact
 from .errors import WanvidError
 from .task import Status, Task
 
@@ -35,7 +39,6 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.mode = "json" if json_mode else "quiet" if quiet else "human"
         self.emitted = False  # a result is on stdout: --json promises exactly one document
-        self.secrets: list[str] = []  # masked out of every message, whatever produced it
 
     @property
     def progress(self) -> bool:
@@ -49,7 +52,7 @@ class Output:
     def result(self, text: str, data: Any, quiet_text: str | None = None) -> None:
         self.emitted = True
         if self.mode == "json":
-            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(redact.scrub_json(data), indent=2, ensure_ascii=False) + "\n")
         elif self.mode == "quiet":
             sys.stdout.write(printable(quiet_text if quiet_text is not None else text) + "\n")
         else:
@@ -61,16 +64,20 @@ class Output:
         self.emitted = True
         if self.mode == "json":
             self.result("", data)
-        elif self.mode == "quiet":
+            return
+        if self.mode == "quiet":
             if rows:
                 self.result("\n".join(r[0] for r in rows), data)
-        elif sys.stdout.isatty():
+            return
+        headers = tuple(printable(h) for h in headers)
+        rows = [tuple(printable(x) for x in row) for row in rows]
+        if sys.stdout.isatty():
             from rich.console import Console
             from rich.table import Table
 
             t = Table(*headers, box=None, header_style="bold")
             for row in rows:
-                t.add_row(*row)
+                t.add_row(*(_markup(x) for x in row))  # a prompt's "[/x]" is text, not rich markup
             Console().print(t)
         else:
             widths = [max(len(x) for x in col) for col in zip(headers, *rows, strict=False)]
@@ -107,19 +114,15 @@ class Output:
         _err(line)
 
     def add_secret(self, secret: str | None) -> None:
-        # Shorter strings would mask ordinary words; real keys are far longer than this. A secret may come back
-        # percent-encoded inside a URL (an AWS session token in a presigned URL): that form is masked too.
-        from urllib.parse import quote
+        """Mask ``secret`` everywhere from now on, in this process (``wanvid.redact``), not just here."""
+        redact.add(secret)
 
-        text = (secret or "").strip()
-        for variant in {secret or "", text, quote(text, safe="")}:
-            if len(variant) >= 8:
-                self.secrets.append(variant)
+    @property
+    def secrets(self) -> list[str]:
+        return list(redact.secrets())
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
+        return redact.scrub(text)
 
     # -- progress -------------------------------------------------------------------------------
     @contextmanager
@@ -147,7 +150,7 @@ class Output:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(printable(text) + "\n")
+    sys.stderr.write(printable(text) + "\n")  # printable scrubs the key too
     sys.stderr.flush()
 
 
@@ -155,8 +158,8 @@ _CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0
 
 
 def printable(text: str) -> str:
-    """Text from a server with terminal control characters (escape sequences) made harmless."""
-    return text.translate(_CONTROL)
+    """Text for a terminal or a log: the key masked, control characters (escape sequences) made harmless."""
+    return redact.scrub(text).translate(_CONTROL)
 
 
 def status_word(task: Task) -> str:
@@ -263,7 +266,8 @@ class _LivePoll:
             console=Console(stderr=True),
             transient=False,
         )
-        self.bar = self.progress.add_task("poll", total=None, task_id=task_id, state="submitted")
+        # The fields go into markup templates: a server's "[/x]" in a status or id would be a MarkupError.
+        self.bar = self.progress.add_task("poll", total=None, task_id=_markup(task_id), state="submitted")
 
     def __enter__(self) -> _LivePoll:
         self.progress.start()
@@ -277,7 +281,13 @@ class _LivePoll:
         total = 100 if (task.progress is not None or done) else None
         completed = 100 if done else (task.progress or 0)
         state = describe(task) + _left_text(_left(self.eta, self.age + elapsed, task))
-        self.progress.update(self.bar, total=total, completed=completed, state=state)
+        self.progress.update(self.bar, total=total, completed=completed, state=_markup(state))
+
+
+def _markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 class _PlainDownload:
@@ -331,7 +341,7 @@ class _LiveDownload:
             # times a second, and each report redraws.
             auto_refresh=False,
         )
-        self.bar = self.progress.add_task(name, total=None)
+        self.bar = self.progress.add_task(_markup(name), total=None)
 
     def __enter__(self) -> _LiveDownload:
         self.progress.start()
@@ -505,7 +515,7 @@ class _LiveBoard(BatchBoard):
                 if s.status == "DOWNLOADING" or (s.received and s.status == "SAVED"):
                     got = _mb(s.received) + (f"/{_mb(s.total)}" if s.total else "")
                 elapsed = f"{self.elapsed(s):.0f}s" if s.started else ""
-                table.add_row(str(number), printable(s.name), s.task_id[:8], shown, elapsed, got)
+                table.add_row(str(number), _markup(s.name), _markup(s.task_id[:8]), _markup(shown), elapsed, got)
         hidden = len(items) - room
         table.caption = (
             f"{c['done']}/{c['rows']} done · {c['active']} active · {c['waiting']} waiting · {c['failed']} failed"
@@ -521,9 +531,9 @@ class RowOutput(Output):
     """
 
     def __init__(self, board: BatchBoard, row: int, secrets: list[str], check: Any) -> None:
+        # ``secrets`` is unused: the masks are the process's (wanvid.redact), shared by every row's thread.
         super().__init__(quiet=True)  # no per-row info lines or retry chatter; the board shows the state
         self.board, self.row, self.check = board, row, check
-        self.secrets = list(secrets)
 
     def note(self, text: str) -> None:
         self.board.note(self.row, self.redact(text))

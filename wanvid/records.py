@@ -119,17 +119,15 @@ def expiry(task: Task, created_at: float) -> float:
     return created_at + TASK_LIFE
 
 
-def check_alive(entry: Entry | None) -> None:
-    """Raise ``Expired`` (exit 5) for a task the journal knows has outlived its 24 h, before any request."""
-    if entry is None or entry.shown_status != "EXPIRED":
-        return
+def expired(entry: Entry) -> Expired:
+    """The exit-5 error for a task whose 24 h are over by the journal's reckoning and the gateway's answer."""
     when = datetime.fromtimestamp(entry.life_ends, UTC).strftime("%Y-%m-%d %H:%M UTC")
     error = Expired(
         f"task {entry.id} and its result expired at {when}; the gateway keeps them 24 h",
         hint="create a new task (add --new to skip the journal's reuse check)",
     )
     error.task_id = entry.id
-    raise error
+    return error
 
 
 def age(seconds_ago: float) -> str:
@@ -149,6 +147,8 @@ def sidecar_path(video: Path) -> Path:
 
 def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, info: Any, source: str) -> Path:
     """``<video>.json``: what made this video, so it can be reproduced or audited. Never the key."""
+    from .redact import scrub_json
+
     request = entry.request_data() if entry else {}
     raw_out = task.raw.get("output") if isinstance(task.raw.get("output"), dict) else task.raw
     doc: dict[str, Any] = {
@@ -189,7 +189,7 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
     try:
         fd, tmp = tempfile.mkstemp(dir=video.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
+            json.dump(scrub_json(doc), f, indent=2, ensure_ascii=False)  # never the key, whatever a server sent
             f.write("\n")
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
