@@ -20,7 +20,7 @@ from wanvid.task import Status, Task
 
 from .conftest import TEST_KEY, wv
 
-FAST = ["--poll-interval", "0.02"]
+FAST = ["--poll-interval", "0.1"]
 BIG = 400_000  # bytes of video: the cuts below fall well inside it
 CUT = 100_000
 PROTOCOLS = ["native", "unified"]

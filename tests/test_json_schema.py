@@ -27,7 +27,7 @@ from .conftest import TEST_KEY, wv
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "docs" / "schema"
 DOC = ROOT / "docs" / "json.md"
-FAST = ["--poll-interval", "0.02"]
+FAST = ["--poll-interval", "0.1"]
 SCHEMAS: dict[str, dict[str, Any]] = {p.name: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
 # Relative "$ref": "task.json" resolves against the referring schema's name, the key here.
 REGISTRY: Registry = Registry().with_resources((name, Resource.from_contents(s)) for name, s in SCHEMAS.items())

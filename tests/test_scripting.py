@@ -76,7 +76,7 @@ def test_on_complete_gets_the_video_in_its_environment(gw, cat, tmp_path):
 
     seen = tmp_path / "seen.txt"
     hook = f'printf "%s\\n" "$WANVID_OUTPUT" "$WANVID_TASK_ID" "$WANVID_BYTES" "$WANVID_METADATA" > {seen}; echo done'
-    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.05", "--on-complete", hook, "--json")
+    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.1", "--on-complete", hook, "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)  # still exactly one JSON document: the hook's output went to stderr
     output, task_id, size, metadata = seen.read_text().splitlines()
@@ -89,7 +89,7 @@ def test_on_complete_gets_the_video_in_its_environment(gw, cat, tmp_path):
 def test_a_failing_hook_is_exit_9_with_the_video_kept(gw, cat, tmp_path):
     from .conftest import wv
 
-    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.05", "--on-complete", "echo nope >&2; exit 3")
+    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.1", "--on-complete", "echo nope >&2; exit 3")
     assert r.exit_code == 9
     assert r.stdout.strip() == str(tmp_path / "v.mp4") and (tmp_path / "v.mp4").stat().st_size > 1000
     assert "on-complete: nope" in r.stderr and "--on-complete command exited 3 for task" in r.stderr

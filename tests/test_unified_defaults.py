@@ -24,7 +24,7 @@ from wanvid.sandbox import Sandbox
 from .conftest import TEST_KEY, wv
 
 UNIFIED = ["--protocol", "unified"]
-FAST = ["--poll-interval", "0.05"]
+FAST = ["--poll-interval", "0.1"]
 SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
 
 

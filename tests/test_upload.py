@@ -27,7 +27,7 @@ SECRET = "dummy-secret-access-key-never-print-0123"
 ACCESS = "AKIDWANVIDTESTING000"
 BUCKET = "media"
 CREATE = "/aliyun/v1/videos/generations"
-FAST = ["--poll-interval", "0.05"]
+FAST = ["--poll-interval", "0.1"]
 
 
 class S3:

@@ -13,34 +13,60 @@ rerunning the same command picks them all up.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import string
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_any
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .client import READ_TIMEOUT
-from .errors import AuthError, FieldError, Interrupted, TaskFailed, UsageError, WanvidError
+from .errors import (
+    AuthError,
+    FieldError,
+    Interrupted,
+    Stopped,
+    StorageError,
+    TaskFailed,
+    UsageError,
+    WanvidError,
+    signal_number,
+)
 from .manifest import Row
 from .output import FINAL, GOOD, BatchBoard, RowOutput
+from .redact import scrub_json
 from .request import Validated, VideoRequest, validate
-from .session import Ctx, already_saved, fetch_cmd, run_hook, save_video, stem, submit_or_reuse, wait_task
+from .session import (
+    STOP_SIGNALS,
+    Ctx,
+    already_saved,
+    check_name,
+    fetch_cmd,
+    run_hook,
+    save_video,
+    stem,
+    submit_or_reuse,
+    wait_task,
+)
 
 if TYPE_CHECKING:
     from .client import Gate
+    from .media import LocalMedia
     from .upload import Hosting
 
 DEFAULT_NAME = "{stem}.mp4"
 NAME_FIELDS = ("row", "stem", "model", "seed", "duration", "resolution", "task_id")
 # Worst first: what a script should look at first when several rows failed differently.
-SEVERITY = (130, 1, 4, 8, 6, 124, 7, 9, 5, 3, 2)
+SEVERITY = (143, 129, 130, 1, 4, 8, 6, 124, 7, 9, 5, 3, 2)  # 143/129/130: stopped by SIGTERM/SIGHUP/SIGINT
 STATUSES = tuple(status.lower() for status in FINAL)  # how a row ends; the board shows them in capitals
 
 
@@ -157,7 +183,8 @@ def plan(
     """Every row checked before anything is sent: its request, its file, and whether it is already done.
     ``hosting``: the upload settings (``wanvid.upload``) for local files that go by URL."""
     used = check_template(template)
-    items = [_plan_row(ctx, row, defaults, out_dir, template, used, force, hosting) for row in rows]
+    files: dict[LocalMedia, LocalMedia] = {}  # one inspected file, one object: its SHA-256 is read once
+    items = [_plan_row(ctx, row, defaults, out_dir, template, used, force, hosting, files) for row in rows]
     _cross_check(ctx, items)
     return items
 
@@ -170,7 +197,8 @@ def _plan_row(
     template: str,
     used: list[str],
     force: bool,
-    hosting: Hosting | None = None,
+    hosting: Hosting | None,
+    files: dict[LocalMedia, LocalMedia],
 ) -> Item:
     item = Item(row.number, template=row.values.get("output", template), problems=list(row.problems))
     if item.problems:
@@ -185,6 +213,9 @@ def _plan_row(
     except UsageError as exc:
         item.problems.append(exc.message)
         return item
+    for m in item.v.media.values():  # the rows of a batch often share an image: hash it for the first only
+        if m.local:
+            m.local = files.setdefault(m.local, m.local)
     what = "output" if "output" in row.values else "--name"
     try:
         if what == "output":
@@ -192,8 +223,11 @@ def _plan_row(
         unset = [n for n in used if n in ("seed", "duration", "resolution") and getattr(item.v.request, n) is None]
         if unset:
             raise UsageError(f"{what} uses {{{unset[0]}}}, which this row does not set")
-        item.name(out_dir, "0" * 36)  # a template with {task_id} must work once the id is known: try it now
         item.dest = item.name(out_dir)
+        # A template with {task_id} must work once the id is known: try it now, with an id of a usual length.
+        trial = item.dest or item.name(out_dir, "0" * 36)
+        assert trial is not None
+        check_name(trial)
     except UsageError as exc:
         item.problems.append(exc.message)
         return item
@@ -205,12 +239,19 @@ def _plan_row(
             check_target(item.dest, force)
         except WanvidError as exc:
             item.problems.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
-        inputs = [m.local.path.resolve() for m in item.v.media.values() if m.local]
-        if item.dest.resolve() in inputs:
+        inputs = [m.local.path for m in item.v.media.values() if m.local]
+        if item.dest.exists() and any(_same_file(item.dest, path) for path in inputs):  # a stat only if it exists
             item.problems.append(f"output {item.dest} is one of the row's inputs")
     if item.done is None and not item.problems:
         _host(ctx, item, hosting)
     return item
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # gone since it was checked: not the same file
+        return False
 
 
 def _host(ctx: Ctx, item: Item, hosting: Hosting | None) -> None:
@@ -229,8 +270,8 @@ def _host(ctx: Ctx, item: Item, hosting: Hosting | None) -> None:
 def _saved_before(ctx: Ctx, item: Item, out_dir: Path) -> str | None:
     """The task whose video for this row's very request is on disk where the row's name puts it."""
     assert item.v is not None
-    if item.dest is not None:
-        return already_saved(ctx, item.v, item.dest)
+    if item.dest is not None:  # a stat first: in a new batch no file is there, and no query is needed
+        return already_saved(ctx, item.v, item.dest) if item.dest.is_file() else None
     for path, task_id in ctx.journal.outputs_for(item.v.fingerprint(ctx.base)):
         if item.name(out_dir, task_id) == Path(path):
             return already_saved(ctx, item.v, Path(path))
@@ -299,11 +340,13 @@ def run(
             for future in done:
                 finish(future.result())
             board.tick()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (session.stop_signals)
         import signal
 
+        worker.signum = signal_number(interrupt)
         stop.set()
-        signal.signal(signal.SIGINT, worker.second_interrupt)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, worker.second_interrupt)
         ctx.out.note("interrupted: no new row starts; running rows stop at their next step and stay resumable")
         for future in futures:
             future.cancel()
@@ -315,7 +358,8 @@ def run(
         pool.shutdown(wait=True, cancel_futures=True)
     for item in todo:
         if item.row not in results:
-            error = _error(Interrupted("the batch was interrupted before this row started")) if stop.is_set() else None
+            stopped = Interrupted("the batch was interrupted before this row started", signum=worker.signum)
+            error = _error(stopped) if stop.is_set() else None
             finish(RowResult(item.row, "not_started", error=error))
     return [results[item.row] for item in items]
 
@@ -338,6 +382,7 @@ class _Worker:
     ) -> None:
         self.ctx, self.board, self.stop, self.abort, self.gate = ctx, board, stop, abort, gate
         self.out_dir, self.wait_opts, self.force, self.metadata, self.hook = out_dir, wait_opts, force, metadata, hook
+        self.signum = 2  # the signal that stopped the batch (SIGINT unless SIGTERM/SIGHUP): rows exit 128 + it
         self.paying = threading.Condition()  # rows between sending a create and journaling its answer
         self.unjournaled = 0
 
@@ -357,20 +402,25 @@ class _Worker:
         that task is paid for, and only the journal lets a rerun find it. (A third one ends it at once.)"""
         import signal
 
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
         with self.paying:
             if self.unjournaled:
                 sys.stderr.write(f"waiting for {self.unjournaled} new task(s) to be journaled\n")
             self.paying.wait_for(lambda: self.unjournaled == 0, timeout=READ_TIMEOUT + 5)
-        os._exit(130)
+        os._exit(128 + signum)
 
     def nap(self, seconds: float) -> None:
         if self.stop.wait(seconds):
-            raise KeyboardInterrupt  # the row's steps turn this into Interrupted, naming the task
+            raise self._stopped()  # the row's steps turn this into Interrupted, naming the task
 
     def check(self) -> None:
         if self.stop.is_set():
-            raise KeyboardInterrupt
+            raise self._stopped()
+
+    def _stopped(self) -> KeyboardInterrupt:
+        """What a row sees when the batch is stopped: the signal that stopped it decides its exit code."""
+        return KeyboardInterrupt() if self.signum == 2 else Stopped(self.signum)
 
     def run(self, item: Item) -> RowResult:
         if self.stop.is_set() or self.abort.is_set():
@@ -389,7 +439,8 @@ class _Worker:
                 self.abort.set()
             return self._ended(ctx, item, "error", exc, known)
         except KeyboardInterrupt:
-            return self._ended(ctx, item, "interrupted", Interrupted("the batch was interrupted"), known)
+            stopped = Interrupted("the batch was interrupted", signum=self.signum)
+            return self._ended(ctx, item, "interrupted", stopped, known)
         except Exception as exc:  # a bug in one row must not take the others down
             return self._ended(ctx, item, "error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"), known)
         finally:
@@ -471,21 +522,87 @@ def document(manifest: Path, results_path: Path, results: list[RowResult]) -> di
 
 class ResultsFile:
     """The results JSONL: a line per row as it ends (so a crash keeps what was learnt), rewritten in row
-    order when the batch is over."""
+    order when the batch is over.
+
+    Nothing planted is followed or written through. The file is started empty, and rewritten at the end,
+    by replacing it with a temporary that ``mkstemp`` creates (``O_EXCL``, a name nobody can guess) in its
+    directory; a row's line is appended through ``O_APPEND | O_NOFOLLOW``, opened again for each row so
+    that it lands in the file as it is now. So two batches sharing the file never truncate each other's
+    writes nor meet on one temporary: each line is whole, and the file ends as the batch that finished
+    last wrote it. A target that is a link, a directory or a device is refused before anything is sent;
+    a full disk is exit 8 (every task is in the journal: rerunning the batch picks them up).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.mode = 0o666 & ~_umask()  # what open() would give the file; mkstemp makes it 0600
         try:
-            self.file = path.open("w", encoding="utf-8")
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
         except OSError as exc:
-            raise UsageError(f"cannot write the results file {path}: {exc.strerror}", hint="pass --results") from None
+            raise self._failed(exc) from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else ""
+            raise UsageError(
+                f"the results file {path} is {kind or 'not a regular file (a device or a pipe)'}",
+                hint="pass --results the path of a regular file, or remove it",
+            )
+        self._replace("")  # an earlier run's lines must not read as this one's
 
     def add(self, result: RowResult) -> None:
-        self.file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-        self.file.flush()
+        data = (json.dumps(scrub_json(result.to_dict()), ensure_ascii=False) + "\n").encode()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, self.mode)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO put there since the batch started
+                raise UsageError(f"the results file {self.path} is no longer a regular file", hint="pass --results")
+            while data:  # one line in one write, as a rule: lines of another batch do not cut into it
+                data = data[os.write(fd, data) :]
+        except OSError as exc:
+            raise self._failed(exc) from None
+        finally:
+            os.close(fd)
 
     def close(self, results: list[RowResult]) -> None:
-        self.file.close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results), encoding="utf-8")
-        os.replace(tmp, self.path)
+        self._replace("".join(json.dumps(scrub_json(r.to_dict()), ensure_ascii=False) + "\n" for r in results))
+
+    def _replace(self, text: str) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise self._failed(exc) from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                os.fchmod(f.fileno(), self.mode)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> WanvidError:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return UsageError(f"the directory of the results file {self.path} does not exist", hint="pass --results")
+        if exc.errno in _FULL:
+            return StorageError(
+                f"no space left on the device for the results file {self.path}",
+                hint="free some space and rerun the same command: saved rows are skipped, paid tasks picked up",
+            )
+        return StorageError(f"cannot write the results file {self.path}: {exc.strerror}", hint="pass --results")
+
+
+# Opening the results file: never through a link, never blocking on a FIFO (0 where the OS has no such flag).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))  # EFBIG: a file-size limit
+
+
+def _umask() -> int:
+    current = os.umask(0)  # the only way to read it; done before the rows' threads start
+    os.umask(current)
+    return current

@@ -94,10 +94,11 @@ class Validated:
 
     def fingerprint(self, base_url: str) -> str:
         """Identical for the same gateway, model, parameters, prompt and input bytes (not paths)."""
-        doc = self.record()
-        for name, value in doc.items():
-            if isinstance(value, dict) and "path" in value:
-                doc[name] = value["sha256"]
+        # The same document as record() gives, with each local file as its hash, built without record()'s
+        # deep copy and path resolution (a batch fingerprints every row).
+        doc: dict[str, Any] = {k: v for k, v in vars(self.request).items() if v is not None}
+        doc.update({name: m.local.sha256 if m.local else m.record() for name, m in self.media.items()})
+        doc["protocol"] = self.protocol
         doc["base_url"] = base_url.rstrip("/")
         return _sha256(json.dumps(doc, sort_keys=True).encode())
 
@@ -275,7 +276,11 @@ def _resolve(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str)
         raise FieldError(
             name, f"{ref.split(':')[0]}: URLs are not supported; give a local file, or an http(s) or data: URL"
         )
-    local = _inspect(name, kind, Path(ref).expanduser(), spec, model)
+    try:
+        path = Path(ref).expanduser()
+    except RuntimeError:  # ~someone who has no home directory here
+        raise FieldError(name, f"{ref}: that user has no home directory here; give the file's full path") from None
+    local = _inspect(name, kind, path, spec, model)
     return Media(name, ref, local, shape=_shape(local))
 
 
@@ -283,7 +288,26 @@ def _shape(local: LocalMedia) -> tuple[int, int] | None:
     return (local.width, local.height) if local.kind == "image" and local.width and local.height else None
 
 
+_INSPECTED: dict[tuple[Any, ...], LocalMedia] = {}  # a file unchanged since it was inspected is not opened again
+
+
 def _inspect(name: str, kind: str, path: Path, spec: ModelSpec | None, model: str) -> LocalMedia:
+    import os
+
+    try:
+        st = os.stat(path)
+        key: tuple[Any, ...] | None = (name, kind, path, spec, model, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except (OSError, ValueError):
+        key = None
+    if key in _INSPECTED:
+        return _INSPECTED[key]
+    got = _inspect_file(name, kind, path, spec, model)
+    if key is not None and len(_INSPECTED) < 1024:
+        _INSPECTED[key] = got
+    return got
+
+
+def _inspect_file(name: str, kind: str, path: Path, spec: ModelSpec | None, model: str) -> LocalMedia:
     from . import media  # Pillow and file probing only on this path, never for --help
 
     if kind == "image":
