@@ -33,6 +33,7 @@ from .errors import (
     TaskFailed,
     UsageError,
     WanvidError,
+    signal_number,
 )
 from .models import DEFAULT_MODEL, MODELS
 from .output import Output, describe
@@ -44,6 +45,7 @@ from .session import (
     known,
     query_task,
     run_hook,
+    safe,
     save_video,
     saved_fields,
     stem,
@@ -447,7 +449,7 @@ WAIT_PARAMS = [
             typer.Option(
                 "--poll-interval",
                 metavar="SECONDS",
-                help="Poll at this fixed interval in seconds [default: 2 s growing to 15 s].",
+                help="Poll at this fixed interval in seconds, 0.1 or more [default: 2 s growing to 15 s].",
                 show_default=False,
                 rich_help_panel=WAIT,
             ),
@@ -639,16 +641,24 @@ def command(
 
 @contextmanager
 def error_boundary(ctx: Ctx) -> Iterator[None]:
+    """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
+    Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
+    from .session import stop_signals
+
     try:
-        yield
+        with stop_signals():
+            yield
     except typer.Exit:
         raise
-    except WanvidError as exc:
+    except WanvidError as exc:  # the steps that follow a payment name the task in their errors (session.safe)
         ctx.out.error(exc)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        ctx.out.error(Interrupted("interrupted"))
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as stop:
+        error: WanvidError = Interrupted("interrupted", signum=signal_number(stop))
+        if ctx.paid:
+            error = safe(error, ctx.paid, ctx.again("status", ctx.paid))
+        ctx.out.error(error)
+        raise typer.Exit(error.exit_code) from None
     except BrokenPipeError:  # `wanvid ... | head`: the reader left; nothing to report to anyone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1) from None
@@ -835,7 +845,8 @@ def run_(ctx: Ctx, **opts: Any) -> None:
         raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
     _hosted(ctx, v, uploads)  # after the checks above: they look at local files as such
     client = ctx.client()
-    task, entry, reused = submit_or_reuse(ctx, client, v, new, output=dest)
+    then = lambda tid: f"{ctx.again('wait', tid)} && {fetch_cmd(ctx, tid, dest, force)}"  # noqa: E731
+    task, entry, reused = submit_or_reuse(ctx, client, v, new, output=dest, resume=then)
     if not reused:
         ctx.out.note(f"created task {task.id}")  # in every mode: a script's log keeps the id whatever happens
     # From here on the task is paid for: every way out names it and the command that finishes the job.
@@ -922,7 +933,7 @@ def batch_(
         raise UsageError("--concurrency must be from 1 to 32")
     if not math.isfinite(stagger) or stagger < 0:
         raise UsageError("--stagger must be a number of seconds, 0 or more")
-    out_dir = Path(output_dir).expanduser().resolve()  # resolved: the journal knows saved videos by path
+    out_dir = _expanded(output_dir, "--output-dir").resolve()  # resolved: the journal knows saved videos by path
     rows = manifest_file.read(manifest)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -945,7 +956,10 @@ def batch_(
             invalid,
         )
     ctx.client()  # a missing key or an insecure URL stops the batch here, not once per row
-    results_path = Path(results).expanduser().resolve() if results else out_dir / f"{manifest.stem}.results.jsonl"
+    results_path = out_dir / f"{manifest.stem}.results.jsonl"
+    if results:  # its directory resolved, not the file: a link there is refused (ResultsFile), never followed
+        given = _expanded(results, "--results").absolute()
+        results_path = given.parent.resolve() / given.name
     if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
         raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
     results_file = batch.ResultsFile(results_path)
@@ -976,6 +990,13 @@ def batch_(
         ctx.out.result(paths, doc, quiet_text=paths)
     if doc["exit_code"]:
         raise typer.Exit(doc["exit_code"])
+
+
+def _expanded(path: str, flag: str) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~name, and no user of that name here
+        raise UsageError(f"{flag} {path!r} names a ~user this machine does not have", hint="write it out") from None
 
 
 @command(app, "list", aliases=("history",))
@@ -1066,6 +1087,19 @@ def sandbox(
 
     if flavor not in FLAVORS:
         raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)}, not {flavor!r}")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, not {port}", hint="0 picks a free port")
+    for flag, seconds in (("--queue-seconds", queue_seconds), ("--run-seconds", run_seconds)):
+        if not math.isfinite(seconds) or seconds < 0:
+            raise UsageError(f"{flag} must be a number of seconds, 0 or more")
+    if not math.isfinite(ttl_seconds) or ttl_seconds <= 0:
+        raise UsageError("--ttl-seconds must be a number of seconds, more than 0")
+    counts = {"--throttle": throttle, "--server-errors": server_errors, "--cut-download-after": cut_download_after}
+    for flag, count in counts.items():
+        if count is not None and count < 0:
+            raise UsageError(f"{flag} must be 0 or more")
+    if slow_download is not None and slow_download <= 0:
+        raise UsageError("--slow-download must be a number of bytes a second, more than 0")
 
     code, _, message = (fail or "").partition(":")
     try:

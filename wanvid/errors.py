@@ -10,7 +10,7 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     │   ├── InvalidRequest (2)    HTTP 400 / ModelNotFound: the server rejected the request as invalid
     │   ├── AuthError (4)         missing key, 401, 403, quota or arrears
     │   ├── NotFound (5)          404, task_not_exist, UNKNOWN: no such task, or it expired
-    │   │   └── Expired (5)       the journal knows the task's 24 h life is over: nothing is asked
+    │   │   └── Expired (5)       the journal's 24 h are over and the gateway no longer has the task
     │   ├── Unavailable (6)       connection errors, 5xx, 429 after the retry budget is spent
     │   └── BadAnswer (6)         an answer wanvid cannot read: not JSON, wrong shape, too big
     ├── TaskFailed (3)            the task itself ended FAILED / CANCELED
@@ -19,7 +19,8 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     │                             read-only directory, a corrupt or newer-schema journal
     ├── HookFailed (9)            the video is saved, but the --on-complete command failed
     ├── WaitTimeout (124)         --timeout passed while the task still runs
-    └── Interrupted (130)         Ctrl-C while waiting or downloading
+    └── Interrupted (130/143/129) stopped by a signal: 128 + its number (SIGINT/Ctrl-C 130, SIGTERM 143,
+                                  SIGHUP 129), as a shell reports a process the signal killed
 
 An error raised after a task was paid for carries ``task_id`` (and the task's JSON when known), so the
 boundary can always say which task is safe and how to pick it up. This module imports nothing heavy:
@@ -132,3 +133,22 @@ class WaitTimeout(WanvidError):
 
 class Interrupted(WanvidError):
     exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None, *, signum: int = 2) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 128 + signum
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python raises KeyboardInterrupt for SIGINT, so that every place that
+    tidies up after a Ctrl-C (journal, resume command) does the same for ``timeout``, CI cancellation and
+    ``docker stop``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_number(exc: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt: SIGTERM/SIGHUP for ``Stopped``, else SIGINT (2)."""
+    return exc.signum if isinstance(exc, Stopped) else 2

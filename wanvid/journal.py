@@ -5,16 +5,25 @@ A task is recorded right after the gateway answers the create request, before th
 updated whenever wanvid learns more (status, video URL, output file). Partial downloads record their
 source here too, so a later process can resume them.
 
+Never paying twice across processes: before a create request is sent, ``claim`` takes a row in
+``claims`` for its request hash, profile and gateway, in the same transaction that looks for a live task
+answering the same request. A second process with the identical request finds the claim and waits for
+the task to be recorded (``record`` drops the claim in the same transaction), then reuses it. A claim
+whose process is gone (no such pid on this host, or older than ``CLAIM_LIFE``) is taken over.
+
 Concurrency: WAL mode plus a busy timeout, and every write is one short ``BEGIN IMMEDIATE``
 transaction, so several wanvid processes share the file without lost or torn rows. A file that is not
 a journal, or one written by a newer wanvid (``PRAGMA user_version`` above ``SCHEMA``), is refused
-with a ``StorageError`` and never touched. Nothing here prints, and no key ever reaches this module.
+with a ``StorageError`` and never touched; so is a journal path that is a symbolic link. Older schemas
+are upgraded in place (columns and tables added, nothing dropped). Nothing here prints, and every value
+written passes ``wanvid.redact`` first: a key a gateway echoed never lands in the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -23,9 +32,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from .errors import StorageError, UsageError
 
-SCHEMA = 1
+SCHEMA = 2  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
 BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock before we give up
 
@@ -62,7 +71,21 @@ CREATE TABLE IF NOT EXISTS parts (
     source     TEXT NOT NULL,     -- the URL the bytes came from
     etag       TEXT,
     total      INTEGER,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    size       INTEGER,           -- the file's size and mtime when wanvid last stopped writing it:
+    mtime_ns   INTEGER            -- a .part changed since then by something else is not resumed
+)"""
+_PARTS_V2 = ("ALTER TABLE parts ADD COLUMN size INTEGER", "ALTER TABLE parts ADD COLUMN mtime_ns INTEGER")
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    request_hash TEXT NOT NULL,
+    base_url     TEXT NOT NULL,
+    profile      TEXT NOT NULL,
+    pid          INTEGER NOT NULL,  -- the process sending the create request
+    host         TEXT NOT NULL,     -- ... on this machine (a journal on a shared disk may see others)
+    token        TEXT NOT NULL,     -- this claim, not an older one of a recycled pid
+    started_at   REAL NOT NULL,
+    PRIMARY KEY (request_hash, base_url, profile)
 )"""
 _OUTPUTS = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -149,12 +172,48 @@ class Part:
     source: str
     etag: str | None
     total: int | None
+    size: int | None = None  # the file's size and st_mtime_ns when wanvid last stopped writing it
+    mtime_ns: int | None = None
+
+
+CLAIM_LIFE = 15 * 60.0  # a create request (connect, answer, retries on 429) ends well within this
+_HOST = socket.gethostname()
+
+
+@dataclass
+class Claim:
+    """Another process is sending the create request for the same request right now."""
+
+    pid: int
+    host: str
+    token: str
+    started_at: float
+    stale: bool = False  # its owner was gone: taken over
+
+    def abandoned(self) -> bool:
+        if time.time() - self.started_at > CLAIM_LIFE:
+            return True
+        if self.host != _HOST:
+            return False
+        try:
+            os.kill(self.pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # it exists, as another user
+            return False
+        return False
 
 
 def data_dir() -> Path:
     moved = os.environ.get("WANVID_DATA_DIR")
     if moved:
-        return Path(moved).expanduser()
+        try:
+            return Path(moved).expanduser()
+        except RuntimeError:  # ~someone who has no home directory here
+            raise UsageError(
+                f"WANVID_DATA_DIR={moved!r} names a home directory that does not exist",
+                hint="set WANVID_DATA_DIR to an existing path, or unset it",
+            ) from None
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("wanvid", appauthor=False))
@@ -179,6 +238,11 @@ class Journal:
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.path.is_symlink():  # SQLite would write through it into whatever it points at
+                raise StorageError(
+                    f"the journal {self.path} is a symbolic link; wanvid does not write through links",
+                    hint="remove the link (or point WANVID_DATA_DIR at the directory it leads to)",
+                )
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise self._unusable(exc) from None
@@ -201,17 +265,24 @@ class Journal:
         return db
 
     def _create(self, db: sqlite3.Connection) -> None:
+        """Create the tables, or bring a journal of an older schema up to this one (adding, never dropping)."""
         with _transaction(db):
-            if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA:
                 return  # another process created it while we waited for the lock
-            if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                # Tables but no version: not a file this program wrote. Refuse rather than guess.
-                raise sqlite3.DatabaseError("file is not a wanvid journal")
-            db.execute(_TASKS)
-            db.execute(_PARTS)
-            db.execute(_OUTPUTS)
-            for statement in _INDEXES:
-                db.execute(statement)
+            if version == 0:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    # Tables but no version: not a file this program wrote. Refuse rather than guess.
+                    raise sqlite3.DatabaseError("file is not a wanvid journal")
+                db.execute(_TASKS)
+                db.execute(_PARTS)
+                db.execute(_OUTPUTS)
+                for statement in _INDEXES:
+                    db.execute(statement)
+            elif version == 1:
+                for statement in _PARTS_V2:
+                    db.execute(statement)
+            db.execute(_CLAIMS)
             db.execute(f"PRAGMA user_version={SCHEMA}")
         os.chmod(self.path, 0o600)  # it names your files and prompts
 
@@ -221,6 +292,11 @@ class Journal:
             return StorageError(
                 f"the journal {self.path} is unreadable ({reason})",
                 hint=f"move it aside (mv {self.path} {self.path}.bad) and run again; wanvid never overwrites it",
+            )
+        if "full" in reason or getattr(exc, "errno", None) == 28:  # SQLITE_FULL, ENOSPC
+            return StorageError(
+                f"no space left on the device for the journal {self.path} ({reason})",
+                hint="free some space, then run again",
             )
         if "locked" in reason:
             return StorageError(
@@ -238,13 +314,22 @@ class Journal:
             self._db = None
 
     # -- tasks ------------------------------------------------------------------------------------
-    def record(self, entry: Entry) -> None:
-        """Insert a new task (or replace a row with the same gateway and id)."""
+    def record(self, entry: Entry, claim: str | None = None) -> None:
+        """Insert a new task (or replace a row with the same gateway and id), and drop the ``claim`` under
+        which it was created in the same transaction: a waiting process sees the task, never a gap."""
+        from .redact import scrub_json
+
         marks = ", ".join("?" for _ in _COLUMNS)
-        self._write(
-            f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
-            tuple(getattr(entry, c) for c in _COLUMNS),
-        )
+        try:
+            with _transaction(self.db):
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                    scrub_json(tuple(getattr(entry, c) for c in _COLUMNS)),
+                )
+                if claim is not None:
+                    self.db.execute("DELETE FROM claims WHERE token = ?", (claim,))
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
 
     def update(self, base_url: str, task_id: str, **changes: Any) -> None:
         """Change some columns of a known task; unknown tasks (created elsewhere) are left alone."""
@@ -296,6 +381,45 @@ class Journal:
         )
         return next((e for e in rows if not e.expired(now)), None)
 
+    # -- claims: one create per request at a time, across processes ------------------------------
+    def claim(self, request_hash: str, base_url: str, profile: str, token: str) -> Entry | Claim | None:
+        """Before paying for a request, in one transaction: the live task that already answers it (reuse
+        it), or another process's claim on creating it right now (wait, then ask again), or None: the claim
+        is ours (``token``) until ``record(..., claim=token)`` or ``release(token)``.
+
+        A claim whose owner is gone is taken over: its process no longer runs on this host, or it is older
+        than ``CLAIM_LIFE`` (a process elsewhere, or a recycled pid). ``Claim.stale`` says so, because the
+        owner may have died after the gateway made the task and before the journal heard of it."""
+        try:
+            with _transaction(self.db):
+                reused = self.same_request(request_hash, base_url, profile)
+                if reused is not None:
+                    return reused
+                key = (request_hash, base_url, profile)
+                row = self.db.execute(
+                    "SELECT pid, host, token, started_at FROM claims WHERE request_hash = ? AND base_url = ? "
+                    "AND profile = ?",
+                    key,
+                ).fetchone()
+                held = Claim(*row) if row else None
+                if held is not None and held.token != token and not held.abandoned():
+                    return held
+                self.db.execute(
+                    "INSERT OR REPLACE INTO claims (request_hash, base_url, profile, pid, host, token, started_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*key, os.getpid(), _HOST, token, time.time()),
+                )
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+        if held is not None and held.token != token:
+            held.stale = True
+            return held
+        return None
+
+    def release(self, token: str) -> None:
+        """Give up a claim (the create failed, or was never sent): the next identical request may pay."""
+        self._write("DELETE FROM claims WHERE token = ?", (token,))
+
     def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
         """(median seconds from submission to finish, how many) of recent successes like ``entry``: same
         gateway, model, resolution and duration. The gateway's own timestamps, so a task first looked at
@@ -314,18 +438,20 @@ class Journal:
     # -- saved videos -----------------------------------------------------------------------------
     def saved(self, entry: Entry, path: Path, size: int) -> None:
         """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths)."""
+        from .redact import scrub_json
+
         now = time.time()
         try:
             with _transaction(self.db):
                 self.db.execute(
                     "UPDATE tasks SET output_path = ?, output_bytes = ?, downloaded_at = ?, updated_at = ? "
                     "WHERE base_url = ? AND id = ?",
-                    (str(path), size, now, now, entry.base_url, entry.id),
+                    scrub_json((str(path), size, now, now, entry.base_url, entry.id)),
                 )
                 self.db.execute(
                     "INSERT OR REPLACE INTO outputs (path, task_id, base_url, request_hash, bytes, saved_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (str(path), entry.id, entry.base_url, entry.request_hash, size, now),
+                    scrub_json((str(path), entry.id, entry.base_url, entry.request_hash, size, now)),
                 )
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
@@ -344,13 +470,16 @@ class Journal:
 
     # -- partial downloads ------------------------------------------------------------------------
     def part(self, path: Path) -> Part | None:
-        row = self.db_read("SELECT task_id, source, etag, total FROM parts WHERE path = ?", (str(path),))
+        row = self.db_read(
+            "SELECT task_id, source, etag, total, size, mtime_ns FROM parts WHERE path = ?", (str(path),)
+        )
         return Part(*row[0]) if row else None
 
     def save_part(self, path: Path, part: Part) -> None:
         self._write(
-            "INSERT OR REPLACE INTO parts (path, task_id, source, etag, total, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (str(path), part.task_id, part.source, part.etag, part.total, time.time()),
+            "INSERT OR REPLACE INTO parts (path, task_id, source, etag, total, updated_at, size, mtime_ns) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (str(path), part.task_id, part.source, part.etag, part.total, time.time(), part.size, part.mtime_ns),
         )
 
     def drop_part(self, path: Path) -> None:
@@ -358,9 +487,12 @@ class Journal:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        # Every value passes the key filter (wanvid.redact): whatever a server echoed, the file never holds it.
+        from .redact import scrub_json
+
         try:
             with _transaction(self.db):
-                self.db.execute(sql, args)
+                self.db.execute(sql, scrub_json(args))
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 

@@ -8,11 +8,14 @@ command that picks it up again (``safe``). Nothing here knows about Typer; heavy
 rich, the journal) load inside the steps that need them.
 """
 
+import functools
 import math
 import os
 import shlex
+import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +26,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import config
-from .errors import FieldError, HookFailed, Interrupted, NotFound, Unavailable, UsageError, WaitTimeout, WanvidError
+from .errors import (
+    FieldError,
+    HookFailed,
+    Interrupted,
+    NotFound,
+    Stopped,
+    Unavailable,
+    UsageError,
+    WaitTimeout,
+    WanvidError,
+    signal_number,
+)
 from .output import Output
 
 if TYPE_CHECKING:
@@ -52,6 +66,7 @@ class Ctx:
     view: Output | None = None
     gate: "Gate | None" = None
     sleep: Callable[[float], None] = time.sleep
+    paid: str | None = None  # the task this invocation created or reuses, once there is one
 
     @cached_property
     def out(self) -> Output:
@@ -93,11 +108,11 @@ class Ctx:
         return Journal()
 
     def client(self) -> "Client":
-        from .client import Client
+        from .client import Client, is_loopback
 
         key = self.settings.require_key()
         host = urlsplit(self.base).hostname or ""
-        if urlsplit(self.base).scheme == "http" and not _loopback(host):
+        if urlsplit(self.base).scheme == "http" and not is_loopback(host):
             if not self.allow_insecure:
                 raise UsageError(
                     f"refusing to send the API key over plain http to {host}",
@@ -153,28 +168,20 @@ def validated(ctx: Ctx, opts: dict[str, Any]) -> "Validated":
     return v
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_wait(timeout: float, poll_interval: float | None) -> None:
     """Checked before anything is created: a bad wait option must not cost a task."""
     if not math.isfinite(timeout) or timeout < 0:
         raise UsageError("--timeout must be a number of seconds, 0 or more")
-    if poll_interval is not None and (not math.isfinite(poll_interval) or poll_interval <= 0):
-        raise UsageError("--poll-interval must be a number of seconds, more than 0")
+    # A floor: faster polling learns nothing sooner (the gateway checks upstream every 15 s) and only
+    # spends the rate limit (1e-9 sent 1,891 requests in 2 s).
+    if poll_interval is not None and (not math.isfinite(poll_interval) or poll_interval < 0.1):
+        raise UsageError("--poll-interval must be a number of seconds, 0.1 or more")
 
 
 def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
-    """The journal's row for a task (the most recent one when no id is given); refuse an expired one."""
-    from .records import age, check_alive
+    """The journal's row for a task (the most recent one when no id is given). One the journal believes
+    expired is still asked about (``query_task``): this machine's clock may be what is wrong."""
+    from .records import age
 
     if task_id is None:
         entry = ctx.journal.latest(ctx.profile_name, ctx.base)
@@ -185,61 +192,144 @@ def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
             )
         ctx.out.info(f"task {entry.id} (the most recent, created {age(time.time() - entry.created_at)} ago)")
     else:
+        from .task import id_problem, shown_id
+
+        # It goes into URLs, file names and messages, where a newline forges a line, ``..`` or a ``/`` names
+        # another route or directory, and a control character reaches the terminal or a hook's environment.
+        problem = id_problem(task_id)
+        if problem:
+            raise UsageError(f"TASK_ID {shown_id(task_id)}: {problem}", hint="give a task id as `create` printed it")
         entry = ctx.journal.get(ctx.base, task_id)
     if entry is not None:
         ctx.task_protocol = entry.protocol
-    check_alive(entry)
     return entry, entry.id if entry else str(task_id)
 
 
 def submit_or_reuse(
-    ctx: Ctx, client: "Client", v: "Validated", new: bool, output: Path | None = None
+    ctx: Ctx,
+    client: "Client",
+    v: "Validated",
+    new: bool,
+    output: Path | None = None,
+    resume: Callable[[str], str] | None = None,
 ) -> tuple["Task", "Entry", bool]:
-    """Create the task, or reuse a live one for the identical request; journal it before anything else."""
-    from .records import age, new_entry, task_from
+    """Create the task, or reuse a live one for the identical request; journal it before anything else.
+
+    Unless ``new``, the request is claimed in the journal first (``Journal.claim``): an identical request
+    being created by another process (or batch row) right now is waited for and reused, not paid again.
+    ``resume(task_id)``: the command that picks the task up, should the process be stopped right after."""
+    from .records import new_entry
     from .service import submit
 
     journal = ctx.journal
     fingerprint = v.fingerprint(ctx.base)
-    reused = None if new else journal.same_request(fingerprint, ctx.base, ctx.profile_name)
-    if reused is not None:
-        ctx.out.note(
-            f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
-            "for the same request" + ("" if ctx.view else "; pass --new to pay for another")
-        )
-        if output is not None:
-            journal.update(ctx.base, reused.id, output_path=str(output))
-        return task_from(reused), reused, True
+    token = None if new else uuid.uuid4().hex
+    if token is not None:
+        reused = _claim(ctx, fingerprint, token)
+        if reused is not None:
+            return _reuse(ctx, reused, output)
     from .upload import publish
 
-    publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.upload)
-    with _interrupt_deferred():  # a Ctrl-C between the gateway's answer and the journal would lose the id
-        task = submit(client, v)
-        entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
-        entry.output_path = str(output) if output else None
-        try:
-            journal.record(entry)
-        except WanvidError as exc:
-            raise safe(exc, task.id, ctx.again("wait", task.id)) from None
+    resume = resume or (lambda task_id: ctx.again("wait", task_id))
+    try:
+        publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.upload)
+        with _signals_deferred() as caught:  # a stop between the gateway's answer and the journal would lose the id
+            task = submit(client, v)
+            ctx.paid = task.id
+            entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
+            entry.output_path = str(output) if output else None
+            try:
+                journal.record(entry, claim=token)
+                token = None
+            except WanvidError as exc:
+                raise safe(exc, task.id, resume(task.id)) from None
+    finally:
+        if token is not None:  # nothing was journaled under the claim: the next identical request may pay
+            journal.release(token)
+    if caught:
+        ctx.out.note(f"created task {task.id}")
+        stopped = Interrupted(f"stopped right after creating task {task.id}", signum=caught[0])
+        raise safe(stopped, task.id, resume(task.id))
     return task, entry, False
 
 
-@contextmanager
-def _interrupt_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C until the block is done, then deliver it."""
-    import signal
+def _claim(ctx: Ctx, fingerprint: str, token: str) -> "Entry | None":
+    """Take the journal's claim on creating this request, waiting while another process holds it; the live
+    task that answers the request instead, if there is (or comes to be) one."""
+    from .journal import Claim
+    from .records import iso
 
+    waited = False
+    while True:
+        got = ctx.journal.claim(fingerprint, ctx.base, ctx.profile_name, token)
+        if got is None:
+            return None
+        if not isinstance(got, Claim):
+            return got
+        if got.stale:
+            ctx.out.warn(
+                f"a wanvid (pid {got.pid}) began creating this same request at {iso(got.started_at)} and stopped "
+                "before it journaled an answer; if the gateway made that task it is not in the journal "
+                "(check the ope.ai console). Creating a new one"
+            )
+            return None
+        if not waited:
+            ctx.out.note(f"another wanvid (pid {got.pid}) is creating this same request right now; waiting to reuse it")
+            waited = True
+        ctx.sleep(CLAIM_POLL)
+
+
+CLAIM_POLL = 0.1  # seconds between looks at another process's claim: a create answers in about a second
+
+
+def _reuse(ctx: Ctx, reused: "Entry", output: Path | None) -> tuple["Task", "Entry", bool]:
+    from .records import age, task_from
+
+    ctx.out.note(
+        f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
+        "for the same request" + ("" if ctx.view else "; pass --new to pay for another")
+    )
+    ctx.paid = reused.id
+    if output is not None:
+        ctx.journal.update(ctx.base, reused.id, output_path=str(output))
+    return task_from(reused), reused, True
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``Stopped`` (a KeyboardInterrupt) for as long as a command runs, so they are
+    handled like Ctrl-C everywhere: the task named, the journal tidied, exit 128 + the signal's number."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread; a batch worker is stopped between steps instead
+        yield
         return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS if sig != signal.SIGINT}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block is done; the caller sees which arrived (in order)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught  # signals reach only the main thread; a batch worker is stopped between steps instead
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def wait_task(
@@ -265,7 +355,8 @@ def wait_task(
         if task.status is Status.UNKNOWN and entry is not None and not noted:
             said = ": ".join(x for x in (task.error_code, task.error_message) if x)
             ctx.out.note(
-                f"the gateway reports task {task_id} as UNKNOWN" + (f" ({said})" if said else "")
+                f"the gateway reports task {task_id} as UNKNOWN"
+                + (f" ({said})" if said else "")
                 + f"; it was created {span(time.time() - entry.created_at)} ago, so this is most likely"
                 f" its upstream check failing for now. Polling on for up to {span(UNKNOWN_GRACE)}"
             )
@@ -287,11 +378,12 @@ def wait_task(
                 on_update=view.update,
                 sleep=ctx.sleep,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         _exit_on_second_interrupt()
         if entry is not None:  # the journal keeps it as unfinished, stamped with when we last looked
             ctx.journal.update(ctx.base, task_id, status=entry.status)
-        raise safe(Interrupted(f"stopped waiting; task {task_id} keeps running"), task_id, resume) from None
+        stopped = Interrupted(f"stopped waiting; task {task_id} keeps running", signum=signal_number(stop))
+        raise safe(stopped, task_id, resume) from None
     except Unavailable as exc:
         if client.hit_deadline:
             raise safe(WaitTimeout(f"gave up on task {task_id} at --timeout: {exc.message}"), task_id, resume) from None
@@ -335,16 +427,26 @@ def query_task(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") 
     gateway that answers "running" afterwards is glitching, and the journal's task (with its video URL) is
     what every command goes on with."""
     from .output import describe
-    from .records import remember, task_from
+    from .records import expired, iso, remember, task_from
     from .service import query
+    from .task import Status
 
     try:
         task = query(client, ctx.protocol_name, task_id)
     except NotFound as exc:
+        if entry is not None and entry.expired():
+            raise expired(entry) from None  # the gateway agrees with the journal: its 24 h are over
         if entry is not None and exc.code is not None:  # the gateway says the task is gone, not the route
             ctx.journal.update(ctx.base, task_id, status="NOT_FOUND")
             exc.hint = "tasks and results live 24 h; to make the video again, run the same command with --new"
         raise
+    if entry is not None and entry.expired() and task.status is Status.UNKNOWN:
+        raise expired(entry)  # an answer that says nothing does not outweigh the journal's clock
+    if entry is not None and entry.expired():
+        ctx.out.note(
+            f"this machine's clock says task {task_id} expired at {iso(entry.life_ends)}, but the gateway still "
+            "has it; going on (is the clock right?)"
+        )
     remember(ctx.journal, ctx.base, task, entry)
     if not task.status.ended and entry is not None and entry.status == "SUCCEEDED" and entry.video_url:
         ctx.out.note(f"the gateway says task {task_id} is {describe(task)}, but it reported SUCCEEDED before")
@@ -361,12 +463,12 @@ def safe(exc: WanvidError, task_id: str, resume: str) -> WanvidError:
 
 
 def _exit_on_second_interrupt() -> None:
-    """After the first Ctrl-C wanvid tidies up (journal, message); a second one ends the process at once,
-    even inside a C call such as a wait for the journal's lock (the system's default action, not Python's)."""
-    import signal
-
+    """After the first Ctrl-C (or SIGTERM, SIGHUP) wanvid tidies up (journal, message); a second one ends the
+    process at once, even inside a C call such as a wait for the journal's lock (the system's default
+    action, not Python's)."""
     if threading.current_thread() is threading.main_thread():  # a batch's main thread handles its own
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def save_video(
@@ -380,9 +482,17 @@ def save_video(
     entry: "Entry | None",
     resume: str,
 ) -> "Downloaded":
-    from .download import Progress
+    from .download import OutputExists, Progress, Superseded
     from .records import write_sidecar
     from .service import fetch_video
+
+    got = None if force else _saved_meanwhile(ctx, task, dest)
+    if got is not None:
+        return got
+
+    def placed(got: "Downloaded") -> None:  # journaled before the .part's lock is let go (download.download)
+        if entry is not None:
+            ctx.journal.saved(entry, got.path, got.size)
 
     try:
         with ctx.out.downloading(dest.name, task.id) as view:
@@ -393,19 +503,51 @@ def save_video(
                 force=force,
                 store=ctx.journal,
                 progress=Progress(view.start, view.advance, ctx.out.note),
+                placed=placed,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         _exit_on_second_interrupt()
-        raise safe(Interrupted(f"download of task {task.id} stopped"), task.id, resume) from None
+        stopped = Interrupted(f"download of task {task.id} stopped", signum=signal_number(stop))
+        raise safe(stopped, task.id, resume) from None
+    except (Superseded, OutputExists) as exc:  # the same command, run at the same time, got there first
+        got = None if force else _saved_meanwhile(ctx, task, dest, patience=SAVE_PATIENCE)
+        if got is None:
+            raise safe(exc, task.id, resume) from None
+        return got
     except WanvidError as exc:
         raise safe(exc, task.id, resume) from None
-    if entry is not None:
-        ctx.journal.saved(entry, got.path, got.size)
     if metadata:
         write_sidecar(got.path, task, entry, size=got.size, info=got.info, source=got.source)
     shown = f"{got.info.duration:.1f} s, {got.info.width}x{got.info.height}" if got.info.duration else "no duration"
     ctx.out.info(f"saved {got.path} ({got.size:,} bytes; {shown})")
     return got
+
+
+SAVE_PATIENCE = 5.0  # seconds to let another process journal the video it just placed at our target
+
+
+def _saved_meanwhile(ctx: Ctx, task: "Task", dest: Path, patience: float = 0.0) -> "Downloaded | None":
+    """This task's video, already at ``dest`` as the journal recorded it: another wanvid running the same
+    command saved it while this one waited (for the same task, then for the ``.part``). ``patience``: how
+    long to wait for that record when the file is there before it (the other process places the file,
+    then journals it, before it lets go of the ``.part``)."""
+    from .download import Downloaded
+    from .media import verify_mp4
+
+    until = time.monotonic() + patience
+    while (saved := ctx.journal.output(dest)) is None or saved[0] != task.id:
+        if time.monotonic() >= until or not os.path.lexists(dest):
+            return None
+        ctx.sleep(CLAIM_POLL)
+    try:
+        if dest.stat().st_size != saved[2]:
+            return None
+        with dest.open("rb") as f:
+            info = verify_mp4(f)
+    except (OSError, ValueError):
+        return None  # changed or gone since: the download decides what to do
+    ctx.out.note(f"{dest} was saved from task {task.id} meanwhile (by another wanvid)")
+    return Downloaded(dest, saved[2], info, source="")
 
 
 def saved_fields(got: "Downloaded", metadata: bool) -> dict[str, Any]:
@@ -425,15 +567,49 @@ def fetch_cmd(ctx: Ctx, task_id: str, dest: Path, force: bool) -> str:
 
 
 def target(output: str | None, default: str | Path) -> Path:
-    """The absolute output path (printed as the result, so scripts need not know our cwd)."""
+    """The absolute output path (printed as the result, so scripts need not know our cwd), checked to be
+    one this machine can create: a UsageError for an unknown ~user or a name too long (``check_name``)."""
     if output is None:
-        return Path.cwd() / default
-    path = Path(output).expanduser().absolute()
-    if output.endswith(("/", os.sep)) and not path.is_dir():
-        raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
-    return path / Path(default).name if path.is_dir() else path
+        path = Path.cwd() / default
+    else:
+        try:
+            path = Path(output).expanduser().absolute()
+        except RuntimeError:  # ~name, and no user of that name here
+            user = output.split("/")[0]
+            raise UsageError(f"output {user!r} names no user on this machine", hint="write the path out") from None
+        if output.endswith(("/", os.sep)) and not os.path.isdir(path):
+            raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
+        if os.path.isdir(path):  # os.path: an unusable name is "not a directory" here, and checked below
+            path = path / Path(default).name
+    check_name(path)
+    return path
 
 
+# Names made beside an output: its .part, its sidecar <name>.json, and the sidecar's temporary
+# .<name>.json.XXXXXXXX.tmp, the longest (19 bytes more than the name).
+NAME_ROOM = len(".") + len(".json.") + 8 + len(".tmp")
+
+
+def check_name(path: Path) -> None:
+    """A UsageError, before anything is paid for, when ``path``'s file name cannot be created: a NUL in
+    it, or too long for its directory's file system once the names made beside it are counted."""
+    name = path.name
+    if "\x00" in str(path):
+        raise UsageError(f"output {str(path)!r} has a NUL character", hint="give another file name")
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no such directory (check_target says so), or no such limit
+        limit = 255
+    size = len(os.fsencode(name))
+    if size + NAME_ROOM > limit:
+        raise UsageError(
+            f"output file name {name[:40]}... is {size} bytes; {path.parent} takes at most {limit - NAME_ROOM} "
+            f"(its file system's {limit}, less room for the .part and .json files made beside it)",
+            hint="give a shorter file name",
+        )
+
+
+@functools.lru_cache(maxsize=256)  # a batch names each of its rows after an image, often the same one
 def stem(ref: str) -> str:
     from .media import is_remote
 

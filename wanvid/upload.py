@@ -504,5 +504,3 @@ def _failed(exc: Exception, doing: str, h: Hosted) -> Exception:
         f"{doing} {where} failed: {type(exc).__name__}: {exc}; nothing was sent",
         hint="check --bucket-endpoint and the network, then run the command again",
     )
-
-
