@@ -178,14 +178,37 @@ def trickle(body: bytes, every: float) -> Handler:
 
 
 def test_a_trickling_answer_does_not_outrun_wait_timeout(server):
-    body = json.dumps(native()).encode() + b" " * 200  # 260 bytes at 20 a second: 13 s without a deadline
+    body = json.dumps(native()).encode() + b" " * 2000  # ~2 KB at 20 bytes a second: 100 s without a deadline
     server.routes[("GET", NATIVE)] = trickle(body, 0.05)
     started = time.monotonic()
     r = wv("wait", TASK, "--timeout", "2", "--poll-interval", "0.1")
     took = time.monotonic() - started
     assert r.exit_code == 124, r.stderr
-    assert took < 6, took
+    assert took < 30, took  # a bound on a hang, not a speed target: 2 s plus slack for a busy machine
     assert TASK in r.stderr and f"wanvid wait {TASK}" in r.stderr
+
+
+def test_headers_trickled_a_byte_at_a_time_do_not_outrun_wait_timeout(server):
+    """Socket timeouts bound each read, not the status line and headers as a whole (client._Watchdog)."""
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (n, b"y" * 50) for n in range(40))
+        stop = h.server.stop  # type: ignore[attr-defined]
+        for i in range(len(head)):  # ~2.2 KB at 20 bytes a second: nearly 2 minutes without a deadline
+            if stop.wait(0.05):
+                return
+            try:
+                h.wfile.write(head[i : i + 1])
+                h.wfile.flush()
+            except OSError:
+                return
+
+    server.routes[("GET", NATIVE)] = handler
+    started = time.monotonic()
+    r = wv("wait", TASK, "--timeout", "2", "--poll-interval", "0.1")
+    assert r.exit_code == 124, r.stderr
+    assert time.monotonic() - started < 30
+    assert f"wanvid wait {TASK}" in r.stderr
 
 
 # -- 3. retries --------------------------------------------------------------------------------------

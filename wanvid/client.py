@@ -26,7 +26,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -115,6 +115,71 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+# -- a total deadline for the status line and headers ---------------------------------------------
+# Socket timeouts bound each recv, not the whole answer: a server that sends its headers a byte at a time
+# would hold a request for hours. So while a request waits for its headers, a timer stands ready to shut
+# its socket down at the deadline; the connection class tells the timer which socket that is.
+_inflight = threading.local()
+
+
+class _Watchdog:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.timer: threading.Timer | None = None
+
+    def arm(self, sock: socket.socket) -> None:
+        self.disarm()  # a redirect: the next answer gets the time that is left, on its own socket
+        self.timer = threading.Timer(max(0.0, self.seconds), _shut, (sock,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+@contextlib.contextmanager
+def _disarmed(watch: _Watchdog) -> Iterator[None]:
+    """The watchdog stands down however the request ends (an exception included)."""
+    try:
+        yield
+    except BaseException:
+        watch.disarm()
+        raise
+    finally:
+        _inflight.watch = None
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # the blocked recv returns at once; urllib3 reports a broken answer
+
+
+def _watched(base: type[Any]) -> type[Any]:
+    class Watched(base):
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            watch = getattr(_inflight, "watch", None)
+            if watch is not None and getattr(self, "sock", None) is not None:
+                watch.arm(self.sock)
+            return super().getresponse(*args, **kwargs)
+
+    return Watched
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose direct connections report their socket to the request's ``_Watchdog``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+        pools = {}
+        for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
+            pools[scheme] = type(pool.__name__, (pool,), {"ConnectionCls": _watched(pool.ConnectionCls)})
+        self.poolmanager.pool_classes_by_scheme = pools
+
+
 class Gate:
     """One rate-limit budget shared by clients working side by side (the workers of a batch).
 
@@ -180,7 +245,11 @@ class Client:
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _WatchedAdapter())
+        self.session = session
         self.session.headers["User-Agent"] = f"wanvid/{__version__}"
         self.auth = _GatewayAuth(self.base_url, api_key)
         self.max_retries = max_retries_from_env() if max_retries is None else max_retries
@@ -247,18 +316,20 @@ class Client:
             if self.gate is not None:
                 self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
             started = time.monotonic()
+            _inflight.watch = watch = _Watchdog(self._left(ANSWER_SECONDS))
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    json=json,
-                    data=data,
-                    headers=headers,
-                    auth=self.auth,
-                    stream=stream,
-                    timeout=self._timeouts(),
-                    proxies=proxies,  # type: ignore[arg-type]  # None values are how requests drops a proxy
-                )
+                with _disarmed(watch):
+                    resp = self.session.request(
+                        method,
+                        url,
+                        json=json,
+                        data=data,
+                        headers=headers,
+                        auth=self.auth,
+                        stream=stream,
+                        timeout=self._timeouts(),
+                        proxies=proxies,  # type: ignore[arg-type]  # None values are how requests drops a proxy
+                    )
             except requests.exceptions.ProxyError as exc:
                 # Refused by the proxy: it never passed the request on, so even a POST may be sent again.
                 wait = self.backoff(attempt, None)
@@ -286,6 +357,7 @@ class Client:
                 hint = ACTED_HINT if not idempotent else "check --base-url and your network, then try again"
                 raise Unavailable(f"the request to {where.hostname} failed ({_one_line(exc)})", hint=hint) from None
             else:
+                watch.disarm()  # the headers are in; a body is read under its own deadline (_read_answer)
                 if self.log:
                     _log_exchange(self.log, resp, time.monotonic() - started)
                 if resp.status_code < 400:
@@ -393,6 +465,10 @@ class Client:
             return None
         host = f"[{host}]" if ":" in host else host
         return f"{host}:{port}" if port else host
+
+    def _left(self, most: float) -> float:
+        """Seconds a request may take: ``most``, or less when the caller's deadline comes first."""
+        return most if self.deadline is None else max(0.1, min(most, self.deadline - time.monotonic()))
 
     def _timeouts(self) -> tuple[float, float]:
         """Connect and read timeouts, cut short so that no single request outlasts the caller's deadline."""
