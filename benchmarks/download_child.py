@@ -24,7 +24,9 @@ spent = {"copy_seconds": 0.0, "advance_seconds": 0.0, "advance_calls": 0, "bytes
 _copy = download._copy
 
 
-def _timed_copy(resp: Any, out: Any, size: int, part: Any, advance: Any) -> int:
+def _timed_copy(job: Any, resp: Any, size: int, encoding: Any) -> int:
+    advance = job.advance
+
     def timed_advance(n: int) -> None:
         t = time.perf_counter()
         try:
@@ -33,11 +35,13 @@ def _timed_copy(resp: Any, out: Any, size: int, part: Any, advance: Any) -> int:
             spent["advance_seconds"] += time.perf_counter() - t
             spent["advance_calls"] += 1
 
+    job.advance = timed_advance  # the instance's attribute shadows the method for this call
     t0, before = time.perf_counter(), size
     try:
-        size = _copy(resp, out, size, part, timed_advance)
+        size = _copy(job, resp, size, encoding)
         return size
     finally:
+        del job.advance
         spent["copy_seconds"] += time.perf_counter() - t0
         spent["bytes"] += size - before
 

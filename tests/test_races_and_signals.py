@@ -269,3 +269,28 @@ def test_a_run_killed_at_any_point_is_finished_by_running_it_again_without_payin
     assert creates(sandbox) == 1 and "reusing task" in err
     if point == "mid-download":
         assert "resuming out.mp4.part" in err
+
+
+def test_a_full_disk_under_the_journal_is_named_as_such_not_as_permissions(sandbox, cat, isolated):
+    """The journal cannot grow (a file size limit stands in for a full disk or quota): exit 8 saying the
+    disk may be full, not that the directory should be made writable."""
+    import resource
+
+    assert wv("list", env=proc_env(sandbox)).exit_code == 0  # the journal exists; its first write-ahead page
+    limit = 4096  # will not fit under this
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), as ENOSPC would come from a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        [*WANVID, "create", str(cat), "-p", "walk"],
+        env=proc_env(sandbox),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        timeout=60,
+    )
+    assert proc.returncode == 8, proc.stderr
+    assert "full" in proc.stderr and "free some space" in proc.stderr and "writable" not in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -298,6 +298,12 @@ class Journal:
                 f"no space left on the device for the journal {self.path} ({reason})",
                 hint="free some space, then run again",
             )
+        if "disk I/O error" in reason:  # SQLITE_IOERR: a write the system refused (a quota, a file size limit)
+            return StorageError(
+                f"the system refused a write to the journal {self.path} ({reason}): the disk or your quota may "
+                "be full, or the disk failing",
+                hint="free some space (or check the disk), then run again",
+            )
         if "locked" in reason:
             return StorageError(
                 f"the journal {self.path} stayed locked for {BUSY_TIMEOUT:.0f}s ({reason})",
