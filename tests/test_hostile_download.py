@@ -567,3 +567,59 @@ def test_any_bytes_through_the_box_parser_raise_only_value_error(data):
         if info.duration is not None:
             assert math.isfinite(info.duration) and 0 <= info.duration <= 10_000_000
         assert info.width is None or info.width >= 0
+
+
+# -- a body that trickles ------------------------------------------------------------------------------
+
+
+def trickling(first: int, *, always: bool) -> Video:
+    """``first`` bytes at once, then one byte every 20 ms (for the first answer, or for every answer); a
+    Range is honoured."""
+    count = iter(range(1_000_000))
+
+    def answer(h: BaseHTTPRequestHandler, _: int) -> None:
+        n, start = next(count), 0
+        match = re.fullmatch(r"bytes=(\d+)-", h.headers.get("Range", ""))
+        h.send_response(206 if match else 200)
+        if match:
+            start = int(match.group(1))
+            h.send_header("Content-Range", f"bytes {start}-{len(SAMPLE) - 1}/{len(SAMPLE)}")
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", str(len(SAMPLE) - start))
+        h.end_headers()
+        if n > 0 and not always:
+            h.wfile.write(SAMPLE[start:])
+            return
+        h.wfile.write(SAMPLE[start : start + first])
+        h.wfile.flush()
+        deadline = time.monotonic() + 10  # the client hangs up long before this
+        for i in range(start + first, len(SAMPLE)):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+            h.wfile.write(SAMPLE[i : i + 1])
+            h.wfile.flush()
+
+    return answer
+
+
+def test_a_body_that_slows_to_a_trickle_is_cut_and_resumed(hostile, isolated, monkeypatch):
+    """Per-read timeouts never end a body that sends a byte now and then; the stall guard does (its window
+    is shortened here from a minute so that the test is quick)."""
+    monkeypatch.setattr("wanvid.download.STALL_SECONDS", 0.5)
+    monkeypatch.setattr("wanvid.download.STALL_BYTES", 1000)
+    hostile.video = trickling(20_000, always=False)
+    r = download()
+    assert r.exit_code == 0, r.stderr
+    assert (isolated / "v.mp4").read_bytes() == SAMPLE
+    assert hostile.ranges()[0] is None and hostile.ranges()[1].startswith("bytes=2")  # resumed, not restarted
+
+
+def test_a_body_that_always_trickles_ends_with_exit_6_keeping_the_bytes(hostile, isolated, monkeypatch):
+    monkeypatch.setattr("wanvid.download.STALL_SECONDS", 0.5)
+    monkeypatch.setattr("wanvid.download.STALL_BYTES", 1000)
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "1")
+    hostile.video = trickling(20_000, always=True)
+    r = download()
+    assert r.exit_code == 6 and "slowed to a trickle 2 times" in r.stderr
+    assert (isolated / "v.mp4.part").stat().st_size >= 20_000 and not (isolated / "v.mp4").exists()

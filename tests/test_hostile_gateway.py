@@ -241,6 +241,43 @@ def test_a_redirect_loop_is_exit_6(server):
     assert "redirect" in one_line(r.stderr)
 
 
+def test_nan_and_infinity_in_an_answer_never_reach_json_output(server):
+    text = json.dumps(native()).replace('"RUNNING"', '"RUNNING", "progress": NaN, "odd": [Infinity, -Infinity]')
+    server.routes[("GET", NATIVE)] = (200, {"Content-Type": "application/json"}, text.encode())
+    r = wv("status", TASK, "--json")
+    assert r.exit_code == 0, r.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"--json printed {constant}, which is not JSON")
+
+    doc = json.loads(r.stdout, parse_constant=refuse)
+    assert doc["raw"]["output"]["odd"] == [None, None]
+
+
+def test_an_endless_redirect_body_is_never_read(server):
+    """requests reads a redirect's whole body before following it; a server that never ends it would
+    fill memory and hold the request. wanvid drops that connection and follows the Location at once."""
+    moved = f"/moved{NATIVE}"
+
+    def endless(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", moved)
+        h.end_headers()  # no length: the body runs until the connection closes
+        stop, chunk = h.server.stop, b"x" * 65536  # type: ignore[attr-defined]
+        while not stop.is_set():
+            try:
+                h.wfile.write(chunk)
+            except OSError:  # the client hung up: that is the point
+                return
+
+    server.routes[("GET", NATIVE)] = endless
+    server.routes[("GET", moved)] = native(status="SUCCEEDED", video_url="https://oss.example/v.mp4")
+    started = time.monotonic()
+    r = wv("status", TASK)
+    assert r.exit_code == 0, r.stderr
+    assert "SUCCEEDED" in r.stdout and time.monotonic() - started < 30
+
+
 @pytest.mark.parametrize("location", ["http://[::1", "nope://example.com/x", "http://127.0.0.1:99999/x"])
 def test_a_garbage_location_is_exit_6(server, location):
     server.routes[("GET", NATIVE)] = (302, {"Location": location}, b"")

@@ -124,12 +124,12 @@ _inflight = threading.local()
 
 class _Watchdog:
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+        self.until = time.monotonic() + seconds
         self.timer: threading.Timer | None = None
 
     def arm(self, sock: socket.socket) -> None:
         self.disarm()  # a redirect: the next answer gets the time that is left, on its own socket
-        self.timer = threading.Timer(max(0.0, self.seconds), _shut, (sock,))
+        self.timer = threading.Timer(max(0.0, self.until - time.monotonic()), _shut, (sock,))
         self.timer.daemon = True
         self.timer.start()
 
@@ -149,6 +149,19 @@ def _disarmed(watch: _Watchdog) -> Iterator[None]:
         raise
     finally:
         _inflight.watch = None
+
+
+def _no_number(constant: str) -> None:
+    return None
+
+
+def _skip_redirect_body(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """A redirect's body is never read: requests would read all of it (``resp.content``) before following,
+    without a limit, so a hostile server could stream gigabytes into memory. The connection is dropped."""
+    if resp.is_redirect:
+        resp._content, resp._content_consumed = b"", True  # type: ignore[attr-defined]  # what .content returns
+        resp.raw.close()
+    return resp
 
 
 def _shut(sock: socket.socket) -> None:
@@ -249,6 +262,7 @@ class Client:
             session = requests.Session()
             for prefix in ("http://", "https://"):
                 session.mount(prefix, _WatchedAdapter())
+            session.hooks["response"].append(_skip_redirect_body)
         self.session = session
         self.session.headers["User-Agent"] = f"wanvid/{__version__}"
         self.auth = _GatewayAuth(self.base_url, api_key)
@@ -572,7 +586,8 @@ def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None
         # The key out of the answer before anything reads it (wanvid.redact): a gateway that echoes it back (in
         # a video URL, a message, a prompt) must not plant it in the Task, the journal or a sidecar. The text is
         # scrubbed, then the parsed strings, for a key spelled with \u escapes.
-        body = scrub_json(json.loads(scrub(raw.decode("utf-8-sig"))))
+        # NaN and Infinity (not JSON, but Python's json takes them) become null: --json output stays strict JSON.
+        body = scrub_json(json.loads(scrub(raw.decode("utf-8-sig")), parse_constant=_no_number))
     except RecursionError:  # deeper than Python's stack; no task answer is
         raise BadAnswer(f"{what} JSON nested too deeply", status=resp.status_code, request_id=rid) from None
     except ValueError:

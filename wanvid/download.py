@@ -564,13 +564,14 @@ def _fetch(job: _Job, source: str, first_retries: int | None, switch: bool) -> t
                 if encoding:
                     view.notice(f"a compressed download cannot be resumed; {part.name} starts over")
                     size = job.restart()
+                how = "slowed to a trickle" if dropped.stalled else "dropped the connection"
                 if switch and drops >= SWITCH_AFTER_DROPS:
-                    raise _Switch(f"dropped the connection {drops} times, the last after {got:,} bytes") from None
+                    raise _Switch(f"{how} {drops} times, the last after {got:,} bytes") from None
                 if attempt >= client.max_retries:
                     total_text = f"{job.total:,}" if job.total else "?"
                     kept = f"; {part.name} keeps them" if size else ""
                     raise DownloadDropped(
-                        f"the connection dropped after {got:,} of {total_text} bytes, {attempt + 1} times{kept}",
+                        f"the server {how} after {got:,} of {total_text} bytes, {attempt + 1} times{kept}",
                         hint="run the download again to resume it",
                     ) from None
         attempt += 1
@@ -635,9 +636,10 @@ class _Oversized(CorruptDownload):
 
 
 class _Dropped(Exception):
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stalled: bool = False) -> None:
         super().__init__(size)
         self.size = size
+        self.stalled = stalled  # the server kept the connection but all but stopped sending
 
 
 def _range_start(resp: requests.Response) -> int:
@@ -668,13 +670,26 @@ def _encoding(resp: requests.Response) -> str | None:
     )
 
 
+# Per-read timeouts (READ_TIMEOUT) end a download that stops; a server that sends a byte now and then
+# would never end. Under STALL_BYTES in STALL_SECONDS (1 KiB/s on average over a minute) is taken as a
+# drop: the request ends and the download resumes with Range, within the retry budget, keeping the bytes.
+STALL_SECONDS = 60.0
+STALL_BYTES = 64 * 1024
+
+
 def _copy(job: _Job, resp: requests.Response, size: int, encoding: str | None) -> int:
     """Append the answer's body to the ``.part`` from ``size``; return the new size."""
     out, limit = job.f, None if encoding else job.total
     head = b"" if size == 0 else None  # the first bytes, until they show whether this is an MP4 at all
     pending, reported = 0, time.monotonic()  # bytes not yet reported, and when we last did
+    window, window_bytes = reported, 0  # the stall guard's current window and the bytes that came in it
     try:
         for chunk in _inflated(resp) if encoding else _received(resp):
+            window_bytes += len(chunk)
+            if (now := time.monotonic()) - window >= STALL_SECONDS:
+                if window_bytes < STALL_BYTES:
+                    raise _Dropped(size, stalled=True)
+                window, window_bytes = now, 0
             if head is not None:
                 head += chunk[:8]
                 if len(head) >= 8 and head[4:8] != b"ftyp":
