@@ -294,3 +294,32 @@ def test_a_full_disk_under_the_journal_is_named_as_such_not_as_permissions(sandb
     assert proc.returncode == 8, proc.stderr
     assert "full" in proc.stderr and "free some space" in proc.stderr and "writable" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_runs_killed_at_staggered_moments_then_rerun_lose_nothing_and_announce_any_second_payment(
+    sandbox, cat, isolated
+):
+    """SIGKILL wherever it lands (creating, polling, downloading, placing), six times over, then the same
+    command once more: the video arrives whole, and a task is paid for again only where a killed process
+    never journaled the gateway's answer, which the next run says out loud."""
+    sandbox.faults.slow_download_bps = 60_000  # so that some kills land mid-download
+    args = ("run", str(cat), "-p", "walk", "-o", "out.mp4", *FAST)
+    warned = kills = 0
+    for delay in (0.15, 0.35, 0.6, 0.9, 1.2, 1.6):
+        proc = start(sandbox, *args)
+        try:
+            proc.wait(delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            kills += 1
+        _, err = proc.communicate(timeout=10)
+        warned += "not in the journal" in err
+        if (isolated / "out.mp4").exists():
+            break
+    assert kills >= 3  # the point of the test: several processes died mid-job
+    code, out, err = finish(start(sandbox, *args))
+    warned += "not in the journal" in err
+    assert code == 0, err
+    assert out == f"{isolated / 'out.mp4'}\n" and (isolated / "out.mp4").read_bytes() == SAMPLE
+    assert creates(sandbox) <= 1 + warned
+    assert not list(isolated.glob("*.part"))
