@@ -8,6 +8,7 @@ the task, and where two identical requests used to both pay.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -323,3 +324,101 @@ def test_runs_killed_at_staggered_moments_then_rerun_lose_nothing_and_announce_a
     assert out == f"{isolated / 'out.mp4'}\n" and (isolated / "out.mp4").read_bytes() == SAMPLE
     assert creates(sandbox) <= 1 + warned
     assert not list(isolated.glob("*.part"))
+
+
+# -- the review's cases: waits that must end, handlers that must be left as found -------------------------
+
+
+def test_a_signal_during_a_throttled_creates_retry_wait_ends_it_at_once_and_pays_nothing(sandbox, cat, isolated):
+    """Only the create request itself is held against signals: a retry's wait (after a 429, which made
+    nothing) ends as soon as a signal comes, instead of sitting out a 20 s Retry-After."""
+    sandbox.faults.throttle, sandbox.faults.retry_after = 3, 20
+    proc = start(sandbox, "run", str(cat), "-p", "walk")
+    deadline = time.monotonic() + 30
+    while not sandbox.requests("/aliyun/v1/videos/generations") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=30)
+    assert code == 143, err
+    assert time.monotonic() - started < 15  # a hang bound (the Retry-After was 20 s), not a speed target
+    assert Journal().recent() == []  # nothing to keep: every create was answered 429
+    with sqlite3.connect(journal_path()) as db:
+        assert db.execute("SELECT count(*) FROM claims").fetchone()[0] == 0  # released: nothing was made
+
+
+def test_sighup_under_nohup_is_ignored_as_nohup_asks(slow_sb, cat, isolated):
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [*WANVID, "run", str(cat)],
+        env=proc_env(slow_sb),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=nohup,
+    )
+
+    def polls() -> int:
+        return len(slow_sb.requests("/aliyun/v1/tasks/"))
+
+    deadline = time.monotonic() + 30
+    while polls() < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    seen = polls()
+    while polls() <= seen and time.monotonic() < deadline:  # it polls on after the hangup: it is alive
+        time.sleep(0.02)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=20)
+    assert code == 143, err
+
+
+def test_the_journal_failing_after_a_paid_create_names_the_task(sandbox, cat, isolated):
+    """The claim fits under the file size limit, the task's row (a long prompt) does not: the create is
+    paid, the journal cannot keep it, and the error names the task instead of losing it."""
+    import resource
+
+    assert wv("list", env=proc_env(sandbox)).exit_code == 0
+    limit = 12_000
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        [*WANVID, "create", str(cat), "-p", "a cat walks " * 400],
+        env=proc_env(sandbox),
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        timeout=60,
+    )
+    assert proc.returncode == 8, proc.stderr
+    assert creates(sandbox) == 1
+    named = re.search(r"task (\S+) is safe; resume with: wanvid wait \1", proc.stderr)
+    assert named, proc.stderr
+    assert wv("status", named.group(1), env=proc_env(sandbox)).exit_code == 0  # the id named is the paid task
+
+
+def test_an_in_process_command_leaves_every_signal_handler_as_it_found_it(slow_sb, cat, isolated, monkeypatch):
+    """A library caller's (or a test runner's) handlers survive a command that was interrupted: wanvid's
+    tidy-up resets SIGINT to exit at once on a second Ctrl-C, and must put it back afterwards."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setenv("WANVID_BASE_URL", slow_sb.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+
+    def interrupt_once_polling() -> None:
+        deadline = time.monotonic() + 30
+        while not slow_sb.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C to this process, while the command waits
+
+    thread = threading.Thread(target=interrupt_once_polling)
+    thread.start()
+    r = wv("run", str(cat), "-p", "walk")
+    thread.join()
+    assert r.exit_code == 130 and "is safe" in r.stderr
+    assert {sig: signal.getsignal(sig) for sig in before} == before

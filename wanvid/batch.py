@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import READ_TIMEOUT
+from .client import CONNECT_TIMEOUT, READ_TIMEOUT
 from .errors import (
     AuthError,
     FieldError,
@@ -407,7 +407,9 @@ class _Worker:
         with self.paying:
             if self.unjournaled:
                 sys.stderr.write(f"waiting for {self.unjournaled} new task(s) to be journaled\n")
-            self.paying.wait_for(lambda: self.unjournaled == 0, timeout=READ_TIMEOUT + 5)
+            # One create attempt: its headers within READ_TIMEOUT (the client's watchdog), its answer's body
+            # within another; past that it has failed and made nothing the journal could keep.
+            self.paying.wait_for(lambda: self.unjournaled == 0, timeout=2 * READ_TIMEOUT + CONNECT_TIMEOUT + 5)
         os._exit(128 + signum)
 
     def nap(self, seconds: float) -> None:

@@ -931,8 +931,8 @@ def batch_(
     check_wait(timeout, poll_interval)
     if not 1 <= concurrency <= 32:
         raise UsageError("--concurrency must be from 1 to 32")
-    if not math.isfinite(stagger) or stagger < 0:
-        raise UsageError("--stagger must be a number of seconds, 0 or more")
+    if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
+        raise UsageError("--stagger must be a number of seconds from 0 to 3600")
     out_dir = _expanded(output_dir, "--output-dir").resolve()  # resolved: the journal knows saved videos by path
     rows = manifest_file.read(manifest)
     try:

@@ -464,7 +464,9 @@ class Client:
             tunnel = re.search(r"Tunnel connection failed: [^'\")\\]*", text)
             what = f"{name} failed to pass the request on to {parts.hostname}" + (f" ({tunnel[0]})" if tunnel else "")
         hint = f"check {parts.scheme.upper()}_PROXY (or ALL_PROXY), or add {parts.hostname} to NO_PROXY to go direct"
-        return Unavailable(what, hint=f"{ACTED_HINT}; {hint}" if acted else hint)
+        error = Unavailable(what, hint=f"{ACTED_HINT}; {hint}" if acted else hint)
+        error.unsent = not acted
+        return error
 
     def _proxy_of(self, url: str) -> str | None:
         """host:port of the proxy requests picks for ``url`` (never its user or password)."""
@@ -540,7 +542,9 @@ def _network_error(exc: Exception, url: str, *, sent: bool, acted: bool) -> Unav
     hint = "check --base-url and your network, then try again"
     if sent and acted:
         hint = ACTED_HINT
-    return Unavailable(what, hint=hint)
+    error = Unavailable(what, hint=hint)
+    error.unsent = not sent  # the request never reached the server: a create made nothing (session keeps no claim)
+    return error
 
 
 def retry_after(resp: requests.Response) -> float | None:

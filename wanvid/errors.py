@@ -10,7 +10,7 @@ and the exit code below; anything else is a bug and exits 1. The hierarchy::
     │   ├── InvalidRequest (2)    HTTP 400 / ModelNotFound: the server rejected the request as invalid
     │   ├── AuthError (4)         missing key, 401, 403, quota or arrears
     │   ├── NotFound (5)          404, task_not_exist, UNKNOWN: no such task, or it expired
-    │   │   └── Expired (5)       the journal's 24 h are over and the gateway no longer has the task
+    │   │   └── Expired (5)       the journal's 24 h are over and the gateway has no (or no usable) answer
     │   ├── Unavailable (6)       connection errors, 5xx, 429 after the retry budget is spent
     │   └── BadAnswer (6)         an answer wanvid cannot read: not JSON, wrong shape, too big
     ├── TaskFailed (3)            the task itself ended FAILED / CANCELED
@@ -85,6 +85,7 @@ class ApiError(WanvidError):
         self.status = status
         self.code = code
         self.request_id = request_id
+        self.unsent = False  # the request certainly never reached the server (refused, unresolved)
 
 
 class InvalidRequest(ApiError):

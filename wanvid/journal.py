@@ -9,7 +9,8 @@ Never paying twice across processes: before a create request is sent, ``claim`` 
 ``claims`` for its request hash, profile and gateway, in the same transaction that looks for a live task
 answering the same request. A second process with the identical request finds the claim and waits for
 the task to be recorded (``record`` drops the claim in the same transaction), then reuses it. A claim
-whose process is gone (no such pid on this host, or older than ``CLAIM_LIFE``) is taken over.
+whose process is gone (no such pid on this host, or older than ``CLAIM_LIFE``) is taken over, and so is
+one this process left behind after a create that may have made a task.
 
 Concurrency: WAL mode plus a busy timeout, and every write is one short ``BEGIN IMMEDIATE``
 transaction, so several wanvid processes share the file without lost or torn rows. A file that is not
@@ -176,8 +177,12 @@ class Part:
     mtime_ns: int | None = None
 
 
-CLAIM_LIFE = 15 * 60.0  # a create request (connect, answer, retries on 429) ends well within this
+# A claim of a live process on this host is waited for this long at most (a recycled pid, say, after a
+# container restart); one from another host (a journal on a shared disk) too. A create request, its
+# retries under a batch's shared 429 budget included, ends well within it.
+CLAIM_LIFE = 3600.0
 _HOST = socket.gethostname()
+_OURS: set[str] = set()  # tokens of the claims this process is working under right now
 
 
 @dataclass
@@ -195,6 +200,8 @@ class Claim:
             return True
         if self.host != _HOST:
             return False
+        if self.pid == os.getpid():
+            return self.token not in _OURS  # left by this process (a create that failed), or a recycled pid
         try:
             os.kill(self.pid, 0)  # signal 0: only asks whether the process exists
         except ProcessLookupError:
@@ -238,6 +245,10 @@ class Journal:
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.path.exists() and not self.path.is_file() and not self.path.is_symlink():
+                raise StorageError(
+                    f"the journal {self.path} is not a regular file", hint="move it aside, then run again"
+                )
             if self.path.is_symlink():  # SQLite would write through it into whatever it points at
                 raise StorageError(
                     f"the journal {self.path} is a symbolic link; wanvid does not write through links",
@@ -334,6 +345,7 @@ class Journal:
                 )
                 if claim is not None:
                     self.db.execute("DELETE FROM claims WHERE token = ?", (claim,))
+                    _OURS.discard(claim)
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
@@ -415,6 +427,7 @@ class Journal:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (*key, os.getpid(), _HOST, token, time.time()),
                 )
+                _OURS.add(token)
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
         if held is not None and held.token != token:
@@ -424,7 +437,13 @@ class Journal:
 
     def release(self, token: str) -> None:
         """Give up a claim (the create failed, or was never sent): the next identical request may pay."""
+        _OURS.discard(token)
         self._write("DELETE FROM claims WHERE token = ?", (token,))
+
+    def disown(self, token: str) -> None:
+        """Stop working under a claim but leave it standing (a create that may have made a task): it is taken
+        over, with a warning, once this process is gone (or by this process, which knows it is not working)."""
+        _OURS.discard(token)
 
     def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
         """(median seconds from submission to finish, how many) of recent successes like ``entry``: same

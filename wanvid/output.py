@@ -150,8 +150,11 @@ class Output:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(printable(text) + "\n")  # printable scrubs the key too
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(printable(text) + "\n")  # printable scrubs the key too
+        sys.stderr.flush()
+    except OSError:  # the terminal hung up (EIO) or the reader left: the exit code still tells the story
+        pass
 
 
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)], "?")

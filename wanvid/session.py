@@ -8,11 +8,13 @@ command that picks it up again (``safe``). Nothing here knows about Typer; heavy
 rich, the journal) load inside the steps that need them.
 """
 
+import contextlib
 import functools
 import math
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -220,21 +222,29 @@ def submit_or_reuse(
     ``resume(task_id)``: the command that picks the task up, should the process be stopped right after."""
     from .records import new_entry
     from .service import submit
+    from .upload import publish
 
     journal = ctx.journal
     fingerprint = v.fingerprint(ctx.base)
     token = None if new else uuid.uuid4().hex
-    if token is not None:
-        reused = _claim(ctx, fingerprint, token)
-        if reused is not None:
-            return _reuse(ctx, reused, output)
-    from .upload import publish
-
     resume = resume or (lambda task_id: ctx.again("wait", task_id))
     try:
+        if token is not None:
+            reused = _claim(ctx, fingerprint, token)
+            if reused is not None:
+                token = None
+                return _reuse(ctx, reused, output)
         publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.upload)
-        with _signals_deferred() as caught:  # a stop between the gateway's answer and the journal would lose the id
-            task = submit(client, v)
+        with _signals_deferred(client) as caught:  # a stop between the gateway's answer and the journal would lose it
+            try:
+                task = submit(client, v)
+            except WanvidError as exc:
+                if token is not None and not _nothing_created(exc):
+                    # The gateway may have made the task: the claim stays, so an identical request waiting on it
+                    # is not paid at once; once this process is gone it is taken over, with a warning.
+                    journal.disown(token)
+                    token = None
+                raise
             ctx.paid = task.id
             entry = new_entry(task, v, base_url=ctx.base, profile=ctx.profile_name, request_hash=fingerprint)
             entry.output_path = str(output) if output else None
@@ -244,13 +254,23 @@ def submit_or_reuse(
             except WanvidError as exc:
                 raise safe(exc, task.id, resume(task.id)) from None
     finally:
-        if token is not None:  # nothing was journaled under the claim: the next identical request may pay
-            journal.release(token)
+        if token is not None:  # nothing was made under the claim: the next identical request may pay
+            with contextlib.suppress(WanvidError):  # never in place of the error being raised
+                journal.release(token)
     if caught:
         ctx.out.note(f"created task {task.id}")
         stopped = Interrupted(f"stopped right after creating task {task.id}", signum=caught[0])
         raise safe(stopped, task.id, resume(task.id))
     return task, entry, False
+
+
+def _nothing_created(exc: WanvidError) -> bool:
+    """A failed create that certainly made no task: refused by the gateway (4xx) or never delivered."""
+    from .errors import ApiError
+
+    if not isinstance(exc, ApiError):
+        return isinstance(exc, UsageError)  # refused here (e.g. a file that changed), before sending
+    return exc.unsent or (exc.status is not None and 400 <= exc.status < 500 and exc.status != 408)
 
 
 def _claim(ctx: Ctx, fingerprint: str, token: str) -> "Entry | None":
@@ -298,10 +318,17 @@ def _reuse(ctx: Ctx, reused: "Entry", output: Path | None) -> tuple["Task", "Ent
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+def _handled(sig: int) -> bool:
+    """Whether wanvid should take this signal: not one the parent set to be ignored (``nohup``, a background
+    job's SIGINT), which must stay ignored."""
+    return signal.getsignal(sig) is not signal.SIG_IGN
+
+
 @contextmanager
 def stop_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``Stopped`` (a KeyboardInterrupt) for as long as a command runs, so they are
-    handled like Ctrl-C everywhere: the task named, the journal tidied, exit 128 + the signal's number."""
+    handled like Ctrl-C everywhere: the task named, the journal tidied, exit 128 + the signal's number.
+    Every handler (SIGINT's too, which the tidy-up may reset) is as it was when the command ends."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -309,7 +336,10 @@ def stop_signals() -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise Stopped(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS if sig != signal.SIGINT}
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT and _handled(sig):
+            signal.signal(sig, stop)
     try:
         yield
     finally:
@@ -318,16 +348,46 @@ def stop_signals() -> Iterator[None]:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[list[int]]:
-    """Hold SIGINT, SIGTERM and SIGHUP until the block is done; the caller sees which arrived (in order)."""
+def _signals_deferred(client: "Client") -> Iterator[list[int]]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the create is sent and journaled; the caller sees which arrived.
+
+    Only the request itself is held: a retry's wait (after a refused or throttled create, which made
+    nothing) ends at once when a signal has come. A second signal says what is being waited for; a third
+    ends the process at once, task or not."""
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield caught  # signals reach only the main thread; a batch worker is stopped between steps instead
         return
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in STOP_SIGNALS}
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+        if len(caught) == 2:
+            with contextlib.suppress(OSError):
+                sys.stderr.write(
+                    "waiting for the gateway's answer to the create, so the task it makes is not lost "
+                    "(a third signal ends wanvid now, losing it)\n"
+                )
+        elif len(caught) >= 3:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    nap = client.sleep
+
+    def sleep(seconds: float) -> None:  # a retry's wait: nothing made yet, so a signal ends it
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0 or caught:
+            if caught:
+                raise KeyboardInterrupt if caught[0] == signal.SIGINT else Stopped(caught[0])
+            nap(min(left, 0.1))
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS if _handled(sig)}
+    for sig in previous:
+        signal.signal(sig, hold)
+    client.sleep = sleep
     try:
         yield caught
     finally:
+        client.sleep = nap
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
