@@ -70,6 +70,18 @@ class HeldCreates:
         monkeypatch.setattr(sb, "_create", create)
 
 
+def files_under(limit: int):  # type: ignore[no-untyped-def]
+    """A child's preexec_fn: no file grows past ``limit`` bytes (EFBIG from write(), as a full disk or quota
+    gives ENOSPC/EDQUOT; SIGXFSZ ignored so that the write fails instead of the process dying)."""
+    import resource
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limited
+
+
 @pytest.fixture
 def slow_sb() -> Iterator[Sandbox]:
     with Sandbox(queue_seconds=60, run_seconds=60) as sb:
@@ -275,21 +287,13 @@ def test_a_run_killed_at_any_point_is_finished_by_running_it_again_without_payin
 def test_a_full_disk_under_the_journal_is_named_as_such_not_as_permissions(sandbox, cat, isolated):
     """The journal cannot grow (a file size limit stands in for a full disk or quota): exit 8 saying the
     disk may be full, not that the directory should be made writable."""
-    import resource
-
     assert wv("list", env=proc_env(sandbox)).exit_code == 0  # the journal exists; its first write-ahead page
-    limit = 4096  # will not fit under this
-
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), as ENOSPC would come from a full disk
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     proc = subprocess.run(
         [*WANVID, "create", str(cat), "-p", "walk"],
         env=proc_env(sandbox),
         capture_output=True,
         text=True,
-        preexec_fn=limited,
+        preexec_fn=files_under(4096),  # will not fit under this
         timeout=60,
     )
     assert proc.returncode == 8, proc.stderr
@@ -379,21 +383,13 @@ def test_sighup_under_nohup_is_ignored_as_nohup_asks(slow_sb, cat, isolated):
 def test_the_journal_failing_after_a_paid_create_names_the_task(sandbox, cat, isolated):
     """The claim fits under the file size limit, the task's row (a long prompt) does not: the create is
     paid, the journal cannot keep it, and the error names the task instead of losing it."""
-    import resource
-
     assert wv("list", env=proc_env(sandbox)).exit_code == 0
-    limit = 12_000
-
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     proc = subprocess.run(
         [*WANVID, "create", str(cat), "-p", "a cat walks " * 400],
         env=proc_env(sandbox),
         capture_output=True,
         text=True,
-        preexec_fn=limited,
+        preexec_fn=files_under(12_000),
         timeout=60,
     )
     assert proc.returncode == 8, proc.stderr

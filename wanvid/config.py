@@ -50,16 +50,24 @@ class Settings(NamedTuple):
         return self.api_key.value
 
 
+def moved_dir(variable: str) -> Path | None:
+    """The directory an environment variable moves a wanvid dir to (``~`` expanded), or None when unset."""
+    moved = os.environ.get(variable)
+    if not moved:
+        return None
+    try:
+        return Path(moved).expanduser()
+    except RuntimeError:  # ~someone who has no home directory here
+        raise UsageError(
+            f"{variable}={moved!r} names a home directory that does not exist",
+            hint=f"set {variable} to an existing path, or unset it",
+        ) from None
+
+
 def config_dir() -> Path:
-    moved = os.environ.get("WANVID_CONFIG_DIR")
+    moved = moved_dir("WANVID_CONFIG_DIR")
     if moved:
-        try:
-            return Path(moved).expanduser()
-        except RuntimeError:  # ~someone who has no home directory here
-            raise UsageError(
-                f"WANVID_CONFIG_DIR={moved!r} names a home directory that does not exist",
-                hint="set WANVID_CONFIG_DIR to an existing path, or unset it",
-            ) from None
+        return moved
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("wanvid", appauthor=False))

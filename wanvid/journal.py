@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError, UsageError
+from .errors import StorageError
 
 SCHEMA = 2  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
@@ -212,15 +212,11 @@ class Claim:
 
 
 def data_dir() -> Path:
-    moved = os.environ.get("WANVID_DATA_DIR")
+    from .config import moved_dir
+
+    moved = moved_dir("WANVID_DATA_DIR")
     if moved:
-        try:
-            return Path(moved).expanduser()
-        except RuntimeError:  # ~someone who has no home directory here
-            raise UsageError(
-                f"WANVID_DATA_DIR={moved!r} names a home directory that does not exist",
-                hint="set WANVID_DATA_DIR to an existing path, or unset it",
-            ) from None
+        return moved
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("wanvid", appauthor=False))
