@@ -707,7 +707,7 @@ def test_fuzz_fast_path_equals_typer_in_process(journal: None, profiles: None, m
     classes = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}
     rng = random.Random(2024)
     variants = [*SHELL_VARIANTS, ("fish", "")]
-    for i in range(2000):
+    for i in range(1000):
         words = [rng.choice(FUZZ_WORDS) for _ in range(rng.randint(0, 5))]
         line = " ".join(["wanvid", *words]) + rng.choice([" ", "", " 3", " -", " --m", " wan", " t", "=", " s"])
         shell, action = variants[i % len(variants)]

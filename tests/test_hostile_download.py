@@ -556,7 +556,7 @@ ANY_BYTES = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ANY_BYTES)
 def test_any_bytes_through_the_box_parser_raise_only_value_error(data):
     for parse in (mp4_info, verify_mp4):

@@ -514,7 +514,7 @@ def check_sane(task: Task) -> None:
         assert task.id == task.id.strip() and task.id not in (".", "..") and "/" not in task.id
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(native_doc=NATIVE_DOCS, unified_doc=UNIFIED_DOCS)
 def test_any_answer_parses_into_a_sane_task_or_a_bad_answer(native_doc, unified_doc):
     for proto, answer in ((Native, native_doc), (Unified, unified_doc)):
