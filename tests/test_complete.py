@@ -290,7 +290,7 @@ def test_the_console_script_answers_as_typer_in_every_shell(line: str, journal: 
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
 )
 def test_help_is_wrapped_to_the_terminal_as_typer_wraps_it(extra: dict[str, str], journal: None) -> None:
-    for line in ("wanvid create --", "wanvid ", "wanvid status "):
+    for line in ("wanvid create --", "wanvid status "):  # option help, and the journal's task help
         assert_same(line, extra, variants=[("zsh", ""), ("fish", "get-args")])  # bash shows no help
 
 
@@ -462,8 +462,7 @@ def test_an_unusable_config_file_gives_no_profiles_and_no_error(content: bytes |
         proc = run(PYTHON_M, request_env(shell, "wanvid status --profile "))
         assert proc.returncode == 0 and proc.stderr == ""
         assert proc.stdout == {"bash": "\n", "zsh": "_files\n", "fish": "\n"}[shell]
-    assert_same("wanvid status --profile ")
-    assert_same("wanvid batch --profile d")
+    assert_same("wanvid batch --profile d")  # one line against Typer per file: each costs nine processes
 
 
 def test_an_unreadable_config_file_gives_no_profiles(profiles: None) -> None:

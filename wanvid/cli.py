@@ -643,8 +643,10 @@ def command(
 def error_boundary(ctx: Ctx) -> Iterator[None]:
     """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
     Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
+    from . import redact
     from .session import stop_signals
 
+    secrets = redact.secrets()
     try:
         with stop_signals():
             yield
@@ -672,6 +674,8 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
             )
         )
         raise typer.Exit(1) from None
+    finally:
+        redact.restore(secrets)  # everything this command prints is out; its keys are no longer needed
 
 
 # ---------------------------------------------------------------------------------------------

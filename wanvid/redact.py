@@ -44,6 +44,14 @@ def secrets() -> tuple[str, ...]:
     return _secrets
 
 
+def restore(saved: tuple[str, ...]) -> None:
+    """Go back to the secrets ``secrets()`` returned earlier: a command run in a longer-lived process (a
+    test, a library caller) leaves the list as it found it, rather than growing it with every key seen."""
+    global _secrets
+    with _lock:
+        _secrets = saved
+
+
 def scrub(text: str) -> str:
     for secret in _secrets:
         if secret in text:
