@@ -6,6 +6,10 @@ identical request, journaled before anything else), ``wait_task`` (poll until it
 (download, verify, journal, sidecar). After a task is paid for, every error they raise names it and the
 command that picks it up again (``safe``). Nothing here knows about Typer; heavy modules (requests,
 rich, the journal) load inside the steps that need them.
+
+Signals (``stop_signals``, ``_signals_deferred``): SIGTERM and SIGHUP end a command the way Ctrl-C does,
+and all three are held while a create request is in flight and being journaled, so a paid task is never
+lost to ``timeout``, CI cancellation or ``docker stop``.
 """
 
 import contextlib
