@@ -98,7 +98,7 @@ def shot(isolated: Path) -> Path:
         ("digits.csv", "image,seed\nshot.png," + "7" * 5001 + "\n", "seed: '777"),
         ("twice.jsonl", '{"image": "shot.png", "prompt": "a", "prompt": "b"}\n', "has the key 'prompt' twice"),
         ("cased.jsonl", '{"image": "shot.png", "prompt": "a", "Prompt": "b"}\n', "sets prompt twice"),
-        ("nouser.csv", "image,prompt\n~no-such-user-here/shot.png,x\n", "names no user here"),
+        ("nouser.csv", "image,prompt\n~no-such-user-here/shot.png,x\n", "names no user on this machine"),
     ],
 )
 def test_hostile_manifest_content_is_a_row_problem(gw, shot, name, text, problem):
@@ -247,11 +247,12 @@ def test_an_output_of_an_unknown_user_is_exit_2(gw, cat):
         ["download", "t1", "-o", "~no-such-user-here/"],
     ):
         r = wv(*args)
-        assert r.exit_code == 2 and "'~no-such-user-here' names no user" in one_line(r.stderr)
+        assert r.exit_code == 2 and "~no-such-user-here names no user on this machine" in one_line(r.stderr)
     for flag in ("--output-dir", "--results"):
         Path("m.csv").write_text(f"image\n{cat}\n")
         r = wv("batch", "m.csv", flag, "~no-such-user-here/x")
-        assert r.exit_code == 2 and f"{flag} '~no-such-user-here/x' names a ~user" in one_line(r.stderr)
+        said = one_line(r.stderr)
+        assert r.exit_code == 2 and f"{flag} '~no-such-user-here/x': ~no-such-user-here names no user" in said
     assert gw.requests() == []
 
 

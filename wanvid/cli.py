@@ -937,7 +937,7 @@ def batch_(
         raise UsageError("--concurrency must be from 1 to 32")
     if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
         raise UsageError("--stagger must be a number of seconds from 0 to 3600")
-    out_dir = _expanded(output_dir, "--output-dir").resolve()  # resolved: the journal knows saved videos by path
+    out_dir = config.expand(output_dir, "--output-dir").resolve()  # resolved: the journal knows saved videos by path
     rows = manifest_file.read(manifest)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -962,7 +962,7 @@ def batch_(
     ctx.client()  # a missing key or an insecure URL stops the batch here, not once per row
     results_path = out_dir / f"{manifest.stem}.results.jsonl"
     if results:  # its directory resolved, not the file: a link there is refused (ResultsFile), never followed
-        given = _expanded(results, "--results").absolute()
+        given = config.expand(results, "--results").absolute()
         results_path = given.parent.resolve() / given.name
     if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
         raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
@@ -994,13 +994,6 @@ def batch_(
         ctx.out.result(paths, doc, quiet_text=paths)
     if doc["exit_code"]:
         raise typer.Exit(doc["exit_code"])
-
-
-def _expanded(path: str, flag: str) -> Path:
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:  # ~name, and no user of that name here
-        raise UsageError(f"{flag} {path!r} names a ~user this machine does not have", hint="write it out") from None
 
 
 @command(app, "list", aliases=("history",))

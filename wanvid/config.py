@@ -50,18 +50,20 @@ class Settings(NamedTuple):
         return self.api_key.value
 
 
+def expand(path: str, what: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; a user this machine does not have (pathlib's
+    RuntimeError) is a one-line UsageError naming ``what`` (the flag, variable or field it came from)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        user = path.split("/")[0]
+        raise UsageError(f"{what} {path!r}: {user} names no user on this machine", hint="write the path out") from None
+
+
 def moved_dir(variable: str) -> Path | None:
     """The directory an environment variable moves a wanvid dir to (``~`` expanded), or None when unset."""
     moved = os.environ.get(variable)
-    if not moved:
-        return None
-    try:
-        return Path(moved).expanduser()
-    except RuntimeError:  # ~someone who has no home directory here
-        raise UsageError(
-            f"{variable}={moved!r} names a home directory that does not exist",
-            hint=f"set {variable} to an existing path, or unset it",
-        ) from None
+    return expand(moved, variable) if moved else None
 
 
 def config_dir() -> Path:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config
 from .config import FALSE, TRUE
 from .errors import UsageError
 from .request import VideoRequest
@@ -253,9 +254,9 @@ def _typed(name: str, value: Any, base: Path) -> Any:
         return value.lower()
     if name in PATH_FIELDS and not _is_url(value):
         try:
-            path = Path(value).expanduser()
-        except RuntimeError:  # ~name of no user on this machine
-            raise ValueError(f"{_shown.repr(value)} starts with ~ but names no user here") from None
+            path = config.expand(value, "path")
+        except UsageError as exc:  # a row problem, like every bad cell
+            raise ValueError(exc.message) from None
         return str(path if path.is_absolute() else base / path)
     return value
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import config
 from .errors import FieldError, UsageError
 from .models import SIZES, ModelSpec, check_media_types, check_params, nearest_size, spec_for
 
@@ -277,9 +278,9 @@ def _resolve(name: str, kind: str, ref: str, spec: ModelSpec | None, model: str)
             name, f"{ref.split(':')[0]}: URLs are not supported; give a local file, or an http(s) or data: URL"
         )
     try:
-        path = Path(ref).expanduser()
-    except RuntimeError:  # ~someone who has no home directory here
-        raise FieldError(name, f"{ref}: that user has no home directory here; give the file's full path") from None
+        path = config.expand(ref, "file")
+    except UsageError as exc:  # named by its flag, as every field error is
+        raise FieldError(name, exc.message, exc.hint) from None
     local = _inspect(name, kind, path, spec, model)
     return Media(name, ref, local, shape=_shape(local))
 

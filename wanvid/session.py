@@ -636,11 +636,7 @@ def target(output: str | None, default: str | Path) -> Path:
     if output is None:
         path = Path.cwd() / default
     else:
-        try:
-            path = Path(output).expanduser().absolute()
-        except RuntimeError:  # ~name, and no user of that name here
-            user = output.split("/")[0]
-            raise UsageError(f"output {user!r} names no user on this machine", hint="write the path out") from None
+        path = config.expand(output, "output").absolute()
         if output.endswith(("/", os.sep)) and not os.path.isdir(path):
             raise UsageError(f"output directory {path} does not exist", hint="create it first, or give a file name")
         if os.path.isdir(path):  # os.path: an unusable name is "not a directory" here, and checked below
