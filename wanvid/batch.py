@@ -34,12 +34,12 @@ from .errors import (
     AuthError,
     FieldError,
     Interrupted,
-    Stopped,
     StorageError,
     TaskFailed,
     UsageError,
     WanvidError,
     signal_number,
+    stop_for,
 )
 from .manifest import Row
 from .output import FINAL, GOOD, BatchBoard, RowOutput
@@ -422,7 +422,7 @@ class _Worker:
 
     def _stopped(self) -> KeyboardInterrupt:
         """What a row sees when the batch is stopped: the signal that stopped it decides its exit code."""
-        return KeyboardInterrupt() if self.signum == 2 else Stopped(self.signum)
+        return stop_for(self.signum)
 
     def run(self, item: Item) -> RowResult:
         if self.stop.is_set() or self.abort.is_set():

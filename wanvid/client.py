@@ -413,7 +413,7 @@ class Client:
         if not isinstance(raw, urllib3.HTTPResponse):  # a test double or a custom adapter: nothing to bound
             return
         until = time.monotonic() + ANSWER_SECONDS
-        if self.deadline is not None:
+        if self.deadline is not None:  # compared with the deadline below, so not through _left's arithmetic
             until = min(until, self.deadline)
         # urllib3 1.x has no read1; its read(n) may wait for all n bytes, each recv still bounded by the time left
         read = getattr(raw, "read1", None) or raw.read
@@ -488,10 +488,7 @@ class Client:
 
     def _timeouts(self) -> tuple[float, float]:
         """Connect and read timeouts, cut short so that no single request outlasts the caller's deadline."""
-        if self.deadline is None:
-            return CONNECT_TIMEOUT, READ_TIMEOUT
-        left = max(0.1, self.deadline - time.monotonic())
-        return min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left)
+        return self._left(CONNECT_TIMEOUT), self._left(READ_TIMEOUT)
 
     def _give_up(self, attempt: int, wait: float, budget: int | None = None) -> bool:
         """The retry budget is spent, or waiting would pass the caller's deadline (``--timeout``)."""

@@ -150,7 +150,7 @@ def check_target(dest: Path, force: bool) -> None:
     if dest.is_dir():
         raise UsageError(f"output {dest} is a directory", hint="give a file name with -o")
     if os.path.lexists(dest) and not force:  # a link, even a dangling one, is there: it is never written through
-        raise OutputExists(f"output {dest} already exists", hint="pass --force to replace it, or -o another path")
+        raise _taken(dest)
     if not dest.parent.is_dir():
         raise UsageError(f"output directory {dest.parent} does not exist", hint="create it or pick another -o")
     if not os.access(dest.parent, os.W_OK):
@@ -198,7 +198,7 @@ def download(
             job = _Job(client, task_id, f, part, store, view)
             try:
                 if os.path.lexists(dest) and not force:  # placed by another process since check_target
-                    raise OutputExists(f"output {dest} already exists", hint="pass --force to replace it")
+                    raise _taken(dest)
                 size, source, info = _complete(job, _kept(job), route, _Signed(video_url, refresh))
             except CorruptDownload:
                 raise  # the .part goes below
@@ -597,6 +597,10 @@ class OutputExists(UsageError):
     """The target is there and ``force`` was not given: nothing is written (or only the ``.part`` keeps it)."""
 
 
+def _taken(dest: Path, more: str = "") -> OutputExists:
+    return OutputExists(f"output {dest} already exists{more}", hint="pass --force to replace it, or -o another path")
+
+
 class Superseded(UsageError):
     """Another process had the ``.part`` locked and, by the time this one got the lock, had placed (or
     removed) it: what it did is in the journal, not in this file."""
@@ -796,7 +800,7 @@ def _place(f: BinaryIO, part: Path, dest: Path, force: bool) -> None:
     if force:
         os.replace(part, dest)
         return
-    taken = OutputExists(f"output {dest} already exists; the video stays in {part}", hint="pass --force")
+    taken = _taken(dest, f"; the video stays in {part}")
     try:
         os.link(part, dest)  # atomic, and fails instead of replacing a file that appeared meanwhile
     except FileExistsError:

@@ -150,6 +150,11 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+def stop_for(signum: int) -> KeyboardInterrupt:
+    """What a stop by ``signum`` raises where it is noticed: KeyboardInterrupt for SIGINT, else ``Stopped``."""
+    return KeyboardInterrupt() if signum == 2 else Stopped(signum)
+
+
 def signal_number(exc: BaseException) -> int:
     """The signal behind a KeyboardInterrupt: SIGTERM/SIGHUP for ``Stopped``, else SIGINT (2)."""
     return exc.signum if isinstance(exc, Stopped) else 2

@@ -43,6 +43,7 @@ from .errors import (
     WaitTimeout,
     WanvidError,
     signal_number,
+    stop_for,
 )
 from .output import Output
 
@@ -381,7 +382,7 @@ def _signals_deferred(client: "Client") -> Iterator[list[int]]:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0 or caught:
             if caught:
-                raise KeyboardInterrupt if caught[0] == signal.SIGINT else Stopped(caught[0])
+                raise stop_for(caught[0])
             nap(min(left, 0.1))
 
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS if _handled(sig)}
