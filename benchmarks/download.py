@@ -3,7 +3,7 @@
 The sandbox's ``video_size`` fault makes every video response exactly N bytes. Three ways of fetching the
 same task run side by side, interleaved: ``curl`` on the content route, ``wanvid download -q``, and
 ``wanvid download`` on a pseudo-terminal (the live bar only appears when stderr is a terminal). wanvid runs
-through ``download_child.py``: the ``wanvid.cli.run()`` the installed script calls, with clocks on its
+through ``download_child.py``: the ``wanvid.cli.app.run()`` the installed script calls, with clocks on its
 copy loop.
 
 The steady rate is the slope between two sizes, (big - small) / (t_big - t_small) of whole-process

@@ -1,8 +1,8 @@
 """``wanvid download`` in this process, with its copy loop timed: the download section's wanvid runs.
 
 Usage: python download_child.py RESULT_JSON download TASK_ID -o FILE [...]   (the arguments after
-RESULT_JSON are wanvid's own). It runs the same ``wanvid.cli.run()`` the installed ``wanvid`` script calls,
-after wrapping ``wanvid.download._copy`` (the loop that reads the body and writes the ``.part``) so that
+RESULT_JSON are wanvid's own). It runs the same ``wanvid.cli.app.run()`` the installed ``wanvid`` script calls,
+after wrapping ``wanvid.gateway.download._copy`` (the loop that reads the body and writes the ``.part``) so that
 two clocks run: the loop's whole time, and the time spent inside the progress callback it is handed (the
 live bar's redraws, or -q's no-op). The loop's time with the bar against without, in pairs of runs, is
 the bar's cost per byte; the callback's share of it is the redraws' own part (see download.py).
@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from wanvid import download
-from wanvid.cli import run
+from wanvid.cli.app import run
+from wanvid.gateway import download
 
 spent = {"copy_seconds": 0.0, "advance_seconds": 0.0, "advance_calls": 0, "bytes": 0}
 _copy = download._copy

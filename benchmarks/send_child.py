@@ -1,6 +1,6 @@
 """One measured send of a local image, in a fresh interpreter (run by send.py; prints one JSON line).
 
-Modes: ``wanvid`` = ``wanvid.service.submit`` of a validated request; ``baseline`` = the naive way the
+Modes: ``wanvid`` = ``wanvid.gateway.service.submit`` of a validated request; ``baseline`` = the naive way the
 issue names, ``requests.post(url, json=body)`` with the whole base64 data URI as a string in ``body``.
 Both are timed from the file path to the parsed answer. Memory is the growth of the peak RSS over the
 RSS just before: the kernel's high-water mark (VmHWM) is reset first through /proc/self/clear_refs, so
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import requests  # imported before timing in both modes; wanvid.client imports it anyway
+import requests  # imported before timing in both modes; wanvid.gateway.client imports it anyway
 
 
 def _status_kib(field: str) -> int:
@@ -36,9 +36,9 @@ def _reset_peak() -> bool:
 def main() -> None:
     mode, image, url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     if mode == "wanvid":
-        from wanvid.client import Client
-        from wanvid.request import VideoRequest, validate
-        from wanvid.service import submit
+        from wanvid.gateway.client import Client
+        from wanvid.gateway.service import submit
+        from wanvid.rules.request import VideoRequest, validate
 
         v = validate(VideoRequest(model="wan2.7-i2v", image=str(image), prompt="x"), "native")
         client = Client(url, "bench-key")

@@ -1,4 +1,4 @@
-"""Regenerate completions/ and wanvid/completion_table.json from the CLI itself (`make completions`).
+"""Regenerate completions/ and wanvid/cli/completion_table.json from the CLI itself (`make completions`).
 
 tests/test_subprocess.py checks the scripts for drift, tests/test_complete.py the table.
 
@@ -28,7 +28,7 @@ from typing import Any
 SHELLS = {"bash": "wanvid.bash", "zsh": "_wanvid", "fish": "wanvid.fish"}
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "completions"
-TABLE = ROOT / "wanvid" / "completion_table.json"
+TABLE = ROOT / "wanvid" / "cli" / "completion_table.json"
 # Typer's switch that makes --install-completion/--show-completion take a shell name; the table is
 # built without it (as users run wanvid), and complete.py hands requests made with it to Typer.
 NO_DETECTION = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
@@ -89,7 +89,7 @@ def _callback(param: Any) -> str:
         return "none"
     from typer import completion
 
-    from wanvid import cli
+    from wanvid.cli import app as cli
 
     fns = list(_functions(param.callback))
     if any(f in (completion.install_callback, completion.show_callback) for f in fns):
@@ -150,16 +150,16 @@ def _completes(param: Any, ctx: Any) -> dict[str, Any]:
     from typer._types import TyperChoice
     from typer.models import TyperPath
 
-    from wanvid import cli
+    from wanvid.cli import app as cli
 
     if param._custom_shell_complete is not None:
         fns = list(_functions(param._custom_shell_complete))
         if cli._complete_model in fns:
             items = [[value, _help(text)] for value, text in cli._complete_model("")]
             return {"kind": "items", "items": items}
-        if any(f.__module__ == "wanvid.cli" and "_complete_task" in f.__code__.co_names for f in fns):
+        if any(f.__module__ == "wanvid.cli.app" and "_complete_task" in f.__code__.co_names for f in fns):
             return {"kind": "tasks"}
-        if any(f.__module__ == "wanvid.cli" and "profiles" in f.__code__.co_names for f in fns):
+        if any(f.__module__ == "wanvid.cli.app" and "profiles" in f.__code__.co_names for f in fns):
             return {"kind": "profiles"} if _completes_profiles(param, ctx) else {"kind": "fallback"}
         return {"kind": "fallback"}
     kind = type(param.type)
@@ -252,7 +252,8 @@ def table() -> str:
     try:
         import typer.main
 
-        from wanvid import cli, journal
+        from wanvid.cli import app as cli
+        from wanvid.store import journal
 
         root = typer.main.get_command(cli.app)
         ctx = root.make_context("wanvid", [], resilient_parsing=True)

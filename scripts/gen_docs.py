@@ -11,7 +11,7 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 def reference() -> str:
     typer_cmd = Path(sys.executable).parent / "typer"  # typer's own CLI, installed with typer
-    cmd = [str(typer_cmd), "wanvid.cli", "utils", "docs", "--name", "wanvid", "--title", "wanvid command reference"]
+    cmd = [str(typer_cmd), "wanvid.cli.app", "utils", "docs", "--name", "wanvid", "--title", "wanvid command reference"]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 

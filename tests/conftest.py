@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from wanvid.cli import app
-from wanvid.sandbox import Sandbox
+from wanvid.cli.app import app
+from wanvid.sandbox.server import Sandbox
 
 TEST_KEY = "test-key-0123456789-never-print"
 

@@ -18,9 +18,9 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 from referencing import Registry, Resource
 
-from wanvid.batch import RowResult, worst
-from wanvid.client import Gate
-from wanvid.sandbox import Sandbox
+from wanvid.gateway.client import Gate
+from wanvid.jobs.batch import RowResult, worst
+from wanvid.sandbox.server import Sandbox
 
 from .conftest import TEST_KEY, wv
 

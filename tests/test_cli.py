@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from wanvid.sandbox import Sandbox
+from wanvid.sandbox.server import Sandbox
 
 from .conftest import TEST_KEY, wv
 
@@ -264,7 +264,7 @@ def test_a_task_the_gateway_keeps_calling_unknown_exits_5(gw, cat, monkeypatch):
     task_id = _created(gw, cat)
     r = wv("download", task_id)
     assert r.exit_code == 2 and "UNKNOWN" in r.stderr and f"wanvid wait {task_id}" in r.stderr
-    monkeypatch.setattr("wanvid.poller.UNKNOWN_GRACE", 0.3)
+    monkeypatch.setattr("wanvid.jobs.poller.UNKNOWN_GRACE", 0.3)
     r = wv("wait", task_id, *FAST)
     assert r.exit_code == 5 and f"kept answering UNKNOWN for task {task_id}" in r.stderr
     assert "most likely its upstream check failing for now" in r.stderr  # the visible note while polling
@@ -466,8 +466,8 @@ def test_json_errors_are_one_document(sandbox, cat, monkeypatch):
 
 
 def test_a_huge_poll_hint_is_bounded():
-    from wanvid.poller import MAX_HINT, wait_for
-    from wanvid.task import Status, Task
+    from wanvid.jobs.poller import MAX_HINT, wait_for
+    from wanvid.rules.task import Status, Task
 
     sleeps: list[float] = []
     now = [0.0]

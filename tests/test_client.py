@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from wanvid.client import Client
 from wanvid.errors import ApiError, AuthError, InvalidRequest, NotFound, Unavailable
-from wanvid.sandbox import Sandbox
-from wanvid.service import query
+from wanvid.gateway.client import Client
+from wanvid.gateway.service import query
+from wanvid.sandbox.server import Sandbox
 
 from .conftest import TEST_KEY
 

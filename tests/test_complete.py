@@ -23,13 +23,14 @@ from typing import Any
 
 import pytest
 
-from wanvid import complete, config
-from wanvid.journal import SCHEMA, Entry, Journal, journal_path
+from wanvid import config
+from wanvid.cli import complete
+from wanvid.store.journal import SCHEMA, Entry, Journal, journal_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_M = [sys.executable, "-m", "wanvid"]
 SCRIPT = Path(sys.executable).parent / "wanvid"
-HEAVY = {"typer", "click", "rich", "requests", "urllib3", "PIL", "wanvid.cli"}
+HEAVY = {"typer", "click", "rich", "requests", "urllib3", "PIL", "wanvid.cli.app"}
 
 # id, status, model, age in seconds: "3e" ids are the ones the examples complete
 TASKS = [
@@ -555,7 +556,7 @@ def test_the_fast_path_imports_no_heavy_stack(journal: None, profiles: None) -> 
     ]:
         proc = run([sys.executable, "-X", "importtime", "-m", "wanvid"], request_env(shell, line))
         modules = imported(proc.stderr)
-        assert "wanvid.complete" in modules and proc.stdout.strip()
+        assert "wanvid.cli.complete" in modules and proc.stdout.strip()
         assert not heavy(modules), sorted(heavy(modules))
 
 
@@ -605,7 +606,7 @@ def test_journal_path_is_the_journals(env: dict[str, str | None], monkeypatch: p
 
 
 def test_journal_path_on_linux_does_not_import_platformdirs() -> None:
-    code = "import sys, wanvid.complete as c; c.journal_path(); print('platformdirs' in sys.modules)"
+    code = "import sys, wanvid.cli.complete as c; c.journal_path(); print('platformdirs' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k not in ("WANVID_DATA_DIR", "XDG_DATA_HOME")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == ("False" if sys.platform == "linux" else "True")
@@ -639,7 +640,7 @@ def test_config_path_is_the_configs(env: dict[str, str | None], monkeypatch: pyt
 
 
 def test_config_path_on_linux_does_not_import_platformdirs() -> None:
-    code = "import sys, wanvid.complete as c; c.config_path(); print('platformdirs' in sys.modules)"
+    code = "import sys, wanvid.cli.complete as c; c.config_path(); print('platformdirs' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k not in ("WANVID_CONFIG_DIR", "XDG_CONFIG_HOME")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == ("False" if sys.platform == "linux" else "True")
@@ -665,7 +666,7 @@ def test_profiles_are_config_profiles(content: str | None) -> None:
 
 
 def test_task_query_is_cli_complete_task(journal: None) -> None:
-    from wanvid.cli import _complete_task
+    from wanvid.cli.app import _complete_task
 
     schema = complete.load_table()["journal_schema"]
     for prefix in ["", "3", "3e", "3E", "t_", "t", "%", "\\", "ab12cd34", "nothing"]:
@@ -703,7 +704,7 @@ def test_fuzz_fast_path_equals_typer_in_process(journal: None, profiles: None, m
     import typer.main
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
-    from wanvid.cli import app
+    from wanvid.cli.app import app
 
     cli = typer.main.get_command(app)
     classes = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}

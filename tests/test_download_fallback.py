@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from wanvid.client import Client
-from wanvid.download import Progress
 from wanvid.errors import Unavailable
-from wanvid.journal import Journal, Part
-from wanvid.sandbox import Sandbox
-from wanvid.service import fetch_video
-from wanvid.task import Status, Task
+from wanvid.gateway.client import Client
+from wanvid.gateway.download import Progress
+from wanvid.gateway.service import fetch_video
+from wanvid.rules.task import Status, Task
+from wanvid.sandbox.server import Sandbox
+from wanvid.store.journal import Journal, Part
 
 from .conftest import TEST_KEY, wv
 
@@ -32,7 +32,7 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 def gw(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     """A sandbox whose tasks finish almost at once, as the gateway of in-process commands (in the flavor
     a test names with ``EACH_FLAVOR``, else the default); retries back off for milliseconds."""
-    monkeypatch.setattr("wanvid.client.BACKOFF_BASE", 0.005)
+    monkeypatch.setattr("wanvid.gateway.client.BACKOFF_BASE", 0.005)
     with Sandbox(queue_seconds=0, run_seconds=0.05, flavor=getattr(request, "param", "house")) as sb:
         monkeypatch.setenv("WANVID_BASE_URL", sb.url)
         monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)

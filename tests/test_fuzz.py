@@ -31,11 +31,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from wanvid import media
-from wanvid.cli import app
+from wanvid.cli.app import app
 from wanvid.errors import FieldError
-from wanvid.models import spec_for
-from wanvid.sandbox import sample_mp4
+from wanvid.rules import media
+from wanvid.rules.models import spec_for
+from wanvid.sandbox.server import sample_mp4
 
 from .conftest import TEST_KEY, wv
 from .test_gateway_variants import Answer, gateway  # noqa: F401 - gateway is a fixture
@@ -484,8 +484,8 @@ def test_the_live_displays_take_server_text_as_text_not_markup(monkeypatch):
     import pty
     import sys
 
-    from wanvid.output import Output, _LiveBoard, _LiveDownload, _LivePoll
-    from wanvid.task import Status, Task
+    from wanvid.cli.output import Output, _LiveBoard, _LiveDownload, _LivePoll
+    from wanvid.rules.task import Status, Task
 
     master, replica = pty.openpty()
     terminal = open(replica, "w", encoding="utf-8")  # noqa: SIM115 - closed below, after the last write

@@ -35,9 +35,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wanvid.download import CHUNK, EXPAND_SLACK
-from wanvid.media import mp4_info, verify_mp4
-from wanvid.sandbox import sample_mp4
+from wanvid.gateway.download import CHUNK, EXPAND_SLACK
+from wanvid.rules.media import mp4_info, verify_mp4
+from wanvid.sandbox.server import sample_mp4
 
 from .conftest import TEST_KEY, wv
 
@@ -114,7 +114,7 @@ class Hostile:
 
 @pytest.fixture
 def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setattr("wanvid.client.BACKOFF_BASE", 0.005)
+    monkeypatch.setattr("wanvid.gateway.client.BACKOFF_BASE", 0.005)
     h = Hostile()
     thread = threading.Thread(target=h.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -606,8 +606,8 @@ def trickling(first: int, *, always: bool) -> Video:
 def test_a_body_that_slows_to_a_trickle_is_cut_and_resumed(hostile, isolated, monkeypatch):
     """Per-read timeouts never end a body that sends a byte now and then; the stall guard does (its window
     is shortened here from a minute so that the test is quick)."""
-    monkeypatch.setattr("wanvid.download.STALL_SECONDS", 0.5)
-    monkeypatch.setattr("wanvid.download.STALL_BYTES", 1000)
+    monkeypatch.setattr("wanvid.gateway.download.STALL_SECONDS", 0.5)
+    monkeypatch.setattr("wanvid.gateway.download.STALL_BYTES", 1000)
     hostile.video = trickling(20_000, always=False)
     r = download()
     assert r.exit_code == 0, r.stderr
@@ -616,8 +616,8 @@ def test_a_body_that_slows_to_a_trickle_is_cut_and_resumed(hostile, isolated, mo
 
 
 def test_a_body_that_always_trickles_ends_with_exit_6_keeping_the_bytes(hostile, isolated, monkeypatch):
-    monkeypatch.setattr("wanvid.download.STALL_SECONDS", 0.5)
-    monkeypatch.setattr("wanvid.download.STALL_BYTES", 1000)
+    monkeypatch.setattr("wanvid.gateway.download.STALL_SECONDS", 0.5)
+    monkeypatch.setattr("wanvid.gateway.download.STALL_BYTES", 1000)
     monkeypatch.setenv("WANVID_MAX_RETRIES", "1")
     hostile.video = trickling(20_000, always=True)
     r = download()

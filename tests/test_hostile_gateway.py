@@ -25,11 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wanvid.client import Client
 from wanvid.errors import ApiError, BadAnswer, UsageError
-from wanvid.protocols import Native, Unified
-from wanvid.service import query
-from wanvid.task import Task
+from wanvid.gateway.client import Client
+from wanvid.gateway.protocols import Native, Unified
+from wanvid.gateway.service import query
+from wanvid.rules.task import Task
 
 from .conftest import TEST_KEY, wv
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from wanvid.batch import ResultsFile, RowResult
-from wanvid.manifest import MAX_BYTES, MAX_CELL
-from wanvid.sandbox import Sandbox
+from wanvid.jobs.batch import ResultsFile, RowResult
+from wanvid.rules.manifest import MAX_BYTES, MAX_CELL
+from wanvid.sandbox.server import Sandbox
 
 from .conftest import TEST_KEY, wv
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wanvid.errors import StorageError
-from wanvid.journal import SCHEMA, Entry, Journal, Part, journal_path
+from wanvid.store.journal import SCHEMA, Entry, Journal, Part, journal_path
 
 from .conftest import TEST_KEY
 
@@ -163,7 +163,7 @@ def test_cli_reports_a_corrupt_journal_with_exit_8_before_paying(isolated: Path,
         ("2026-11-20 10:00:00.123", 1795168800.123),  # native: the gateway's local form, read as UTC
         ("2026-11-20 10:00:00", 1795168800.0),
         ("2026-11-20T10:00:00.123", 1795168800.123),
-        ("2026-11-20 10:00:00 UTC", 1795168800.0),  # unified: what wanvid.protocols makes of unix seconds
+        ("2026-11-20 10:00:00 UTC", 1795168800.0),  # unified: what wanvid.gateway.protocols makes of unix seconds
         ("2026-11-20T18:00:00+08:00", 1795168800.0),  # an explicit offset is honoured
         ("", None),
         (None, None),
@@ -172,7 +172,7 @@ def test_cli_reports_a_corrupt_journal_with_exit_8_before_paying(isolated: Path,
     ],
 )
 def test_gateway_times_are_read_in_every_form_they_come_in(text, expected):
-    from wanvid.records import _parse_time
+    from wanvid.store.records import _parse_time
 
     got = _parse_time(text)
     assert got == expected if expected is None else got == pytest.approx(expected)

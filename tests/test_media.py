@@ -1,4 +1,4 @@
-"""wanvid.media: local input files checked against both models' rules before any money is spent.
+"""wanvid.rules.media: local input files checked against both models' rules before any money is spent.
 
 Images and WAVs are made on the fly (Pillow, ``wave``); MP4 box structures are built by hand; only the
 MP3/MOV/MP4 files that need ffmpeg to make are committed under tests/data.
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, features
 
-from wanvid import media
 from wanvid.errors import FieldError
-from wanvid.media import LocalMedia, inspect_audio, inspect_image, inspect_video, is_remote, mp4_info
-from wanvid.models import MB, MODELS, ModelSpec
+from wanvid.rules import media
+from wanvid.rules.media import LocalMedia, inspect_audio, inspect_image, inspect_video, is_remote, mp4_info
+from wanvid.rules.models import MB, MODELS, ModelSpec
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -828,7 +828,7 @@ def test_accepts_a_str_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_import_does_not_load_pillow() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = "import wanvid.media, sys; assert 'PIL' not in sys.modules, sorted(sys.modules)"
+    code = "import wanvid.rules.media, sys; assert 'PIL' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
 

@@ -20,12 +20,12 @@ import pytest
 import requests
 from PIL import Image
 
-from wanvid.client import Client
 from wanvid.errors import UsageError
-from wanvid.journal import Journal, Part, journal_path
-from wanvid.request import VideoRequest, validate
-from wanvid.sandbox import Sandbox, _Video, sample_mp4
-from wanvid.service import submit
+from wanvid.gateway.client import Client
+from wanvid.gateway.service import submit
+from wanvid.rules.request import VideoRequest, validate
+from wanvid.sandbox.server import Sandbox, _Video, sample_mp4
+from wanvid.store.journal import Journal, Part, journal_path
 
 from .conftest import TEST_KEY, wv
 
@@ -250,7 +250,7 @@ def test_an_html_page_instead_of_the_video_is_caught(gw, cat, isolated):
 def test_a_truncated_mp4_fails_verification(gw, cat, isolated, monkeypatch):
     task_id = finished_task(gw, cat)
     # A server whose announced length matches what it sends, but the file ends mid-box.
-    monkeypatch.setattr("wanvid.sandbox._video", lambda size, variant: _Video(SAMPLE[:60_000], 60_000, '"cut"'))
+    monkeypatch.setattr("wanvid.sandbox.server._video", lambda size, variant: _Video(SAMPLE[:60_000], 60_000, '"cut"'))
     r = wv("download", task_id, "-o", "v.mp4")
     assert r.exit_code == 7 and "not a complete MP4" in r.stderr
     assert list(isolated.glob("v.mp4*")) == []
@@ -447,7 +447,7 @@ def test_a_read_only_output_dir_is_refused_before_paying(gw, cat, isolated, monk
     out.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: make the kernel's answer the one a user would get
         real = os.access
-        monkeypatch.setattr("wanvid.download.os.access", lambda p, m: False if Path(p) == out else real(p, m))
+        monkeypatch.setattr("wanvid.gateway.download.os.access", lambda p, m: False if Path(p) == out else real(p, m))
     else:
         out.chmod(0o555)
     r = wv("run", str(cat), "-o", str(out / "v.mp4"), *FAST)
@@ -463,12 +463,12 @@ def test_a_dir_that_turns_read_only_after_paying_keeps_the_task(gw, cat, isolate
             raise PermissionError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, mode, **kw)
 
-    monkeypatch.setattr("wanvid.download.os.open", refuse)
+    monkeypatch.setattr("wanvid.gateway.download.os.open", refuse)
     r = wv("run", str(cat), *FAST)
     assert r.exit_code == 8 and "Read-only file system" in r.stderr
     task_id = Journal().recent()[0].id
     assert f"task {task_id} is safe; resume with: wanvid download {task_id}" in r.stderr
-    monkeypatch.setattr("wanvid.download.os.open", real_open)
+    monkeypatch.setattr("wanvid.gateway.download.os.open", real_open)
     assert wv("download").exit_code == 0 and (isolated / "cat.mp4").read_bytes() == SAMPLE
 
 
@@ -587,7 +587,7 @@ def test_the_eta_comes_from_similar_tasks_in_the_journal(gw, cat):
 
 
 def test_task_ids_with_path_parts_make_safe_file_names():
-    from wanvid.download import default_name
+    from wanvid.gateway.download import default_name
 
     assert default_name("../../etc/passwd") == "etc_passwd.mp4"
     assert default_name("a/b\\c") == "a_b_c.mp4" and default_name("..") == "video.mp4"

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from wanvid.journal import Journal, journal_path
-from wanvid.sandbox import Sandbox, sample_mp4
+from wanvid.sandbox.server import Sandbox, sample_mp4
+from wanvid.store.journal import Journal, journal_path
 
 from .conftest import TEST_KEY, wv
 

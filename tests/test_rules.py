@@ -8,12 +8,12 @@ import pytest
 from PIL import Image
 
 from wanvid.errors import FieldError, UsageError, WaitTimeout
-from wanvid.models import MODELS, check_media_types, check_params
-from wanvid.poller import wait_for
-from wanvid.protocols import Native, Unified
-from wanvid.request import VideoRequest, validate
-from wanvid.service import abbreviate, body_for
-from wanvid.task import Status, Task, parse_status
+from wanvid.gateway.protocols import Native, Unified
+from wanvid.gateway.service import abbreviate, body_for
+from wanvid.jobs.poller import wait_for
+from wanvid.rules.models import MODELS, check_media_types, check_params
+from wanvid.rules.request import VideoRequest, validate
+from wanvid.rules.task import Status, Task, parse_status
 
 W27, W26 = MODELS["wan2.7-i2v"], MODELS["wan2.6-i2v"]
 

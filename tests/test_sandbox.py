@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from wanvid.media import mp4_info
-from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
+from wanvid.rules.media import mp4_info
+from wanvid.sandbox.server import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
 from .conftest import wv
 
@@ -1363,7 +1363,7 @@ def test_sandbox_imports_only_the_standard_library() -> None:
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import wanvid.sandbox\n"
+        "import wanvid.sandbox.server\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "extra = new - set(sys.stdlib_module_names) - {'wanvid'}\n"
         "assert not extra, sorted(extra)\n"

@@ -2,7 +2,7 @@
 
 Every expectation comes from the gateway's documented behaviour (../shared/GATEWAY-VARIANTS.md, API.md,
 new-api's Go code at 4ca47ee23) and from the SDKs' own types, never from wanvid's rule modules: nothing
-here imports ``wanvid.models`` or ``wanvid.request``. Tasks take 0.2 s queued + 0.6 s running, or no
+here imports ``wanvid.rules.models`` or ``wanvid.rules.request``. Tasks take 0.2 s queued + 0.6 s running, or no
 time at all (``instant``); the SDKs' own poll intervals are kept short or never reached.
 """
 
@@ -25,7 +25,7 @@ from openai.types import Video
 from PIL import Image
 from pydantic import ValidationError
 
-from wanvid.sandbox import Faults, Sandbox, sample_mp4
+from wanvid.sandbox.server import Faults, Sandbox, sample_mp4
 
 # The OpenAI SDK marks its video methods deprecated (the Sora API's shutdown date); the calls still work.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wanvid.sandbox import Sandbox, sample_mp4
+from wanvid.sandbox.server import Sandbox, sample_mp4
 
 from .conftest import TEST_KEY, wv
 
@@ -226,8 +226,8 @@ def test_a_real_process_with_debug_leaks_the_key_nowhere(hostile, cat, tmp_path)
 def test_the_answer_is_scrubbed_before_it_is_parsed(hostile, cat):
     """Ingress: a Task parsed from an echoing answer holds no key, so nothing derived from it can."""
     from wanvid import redact
-    from wanvid.client import Client
-    from wanvid.service import query
+    from wanvid.gateway.client import Client
+    from wanvid.gateway.service import query
 
     r = wv("create", str(cat), "-p", "a fish", "-q")
     assert r.exit_code == 0, r.stderr

@@ -110,7 +110,7 @@ def test_missing_key_exits_4_as_a_process(gateway):
 @pytest.fixture
 def slow_env() -> Iterator[dict[str, str]]:
     """A gateway whose tasks stay PENDING for a minute, so 'unfinished' holds even on a loaded machine."""
-    from wanvid.sandbox import Sandbox
+    from wanvid.sandbox.server import Sandbox
 
     with Sandbox(queue_seconds=60, run_seconds=60) as sb:
         yield {"WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY}
@@ -142,7 +142,7 @@ def test_ctrl_c_while_waiting_keeps_the_task_and_prints_how_to_resume(slow_env):
 
 def test_cli_import_stays_light():
     code = (
-        "import sys, wanvid.cli; heavy = {'requests', 'urllib3', 'rich.progress', 'rich.live', 'PIL'}"
+        "import sys, wanvid.cli.app; heavy = {'requests', 'urllib3', 'rich.progress', 'rich.live', 'PIL'}"
         " & set(sys.modules); print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -280,7 +280,7 @@ def test_a_process_answers_as_the_whole_app_does(args, tmp_path):
     """A process builds only the command its first word names, or stand-ins for a listing (cli.run); nothing
     the user sees may change."""
     env = {**os.environ, "COLUMNS": "100", "WANVID_CONFIG_DIR": str(tmp_path)}
-    whole_app = "import sys; from wanvid.cli import app; sys.argv[0] = 'wanvid'; app(prog_name='wanvid')"
+    whole_app = "import sys; from wanvid.cli.app import app; sys.argv[0] = 'wanvid'; app(prog_name='wanvid')"
     whole = subprocess.run([sys.executable, "-c", whole_app, *args], capture_output=True, text=True, env=env)
     proc = run(*args, env=env)
     assert (proc.returncode, proc.stdout, proc.stderr) == (whole.returncode, whole.stdout, whole.stderr)
@@ -292,7 +292,7 @@ def test_every_root_option_ends_the_process():
     lets a command run after it. A new root option (say --debug) must revisit _only_the_named_command."""
     import typer.main
 
-    from wanvid.cli import app
+    from wanvid.cli.app import app
 
     root = typer.main.get_command(app)
     options = {p.name for p in root.get_params(root.make_context("wanvid", [], resilient_parsing=True))}

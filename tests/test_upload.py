@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from wanvid import upload
-from wanvid.journal import Journal
-from wanvid.sandbox import Sandbox
+from wanvid.gateway import upload
+from wanvid.sandbox.server import Sandbox
+from wanvid.store.journal import Journal
 
 from .conftest import wv
 
@@ -320,11 +320,11 @@ def test_batch_rows_upload_their_audio_and_without_a_bucket_none_is_sent(s3, gw,
 
 def test_a_library_submit_refuses_local_audio_for_wan27_and_unuploaded_files(gw, cat, s3):
     """The rule holds for Python callers too, not only for the commands: nothing is sent."""
-    from wanvid.client import Client
     from wanvid.errors import UsageError
-    from wanvid.request import VideoRequest, validate
-    from wanvid.service import submit
-    from wanvid.upload import prepare, resolve
+    from wanvid.gateway.client import Client
+    from wanvid.gateway.service import submit
+    from wanvid.gateway.upload import prepare, resolve
+    from wanvid.rules.request import VideoRequest, validate
 
     from .conftest import TEST_KEY
 
@@ -339,7 +339,7 @@ def test_a_library_submit_refuses_local_audio_for_wan27_and_unuploaded_files(gw,
 
 
 def test_a_session_token_is_masked_also_percent_encoded():
-    from wanvid.output import Output
+    from wanvid.cli.output import Output
 
     out = Output(json_mode=False, quiet=False)
     out.add_secret("FwoG/ab+cd=SESSIONTOKEN")

@@ -12,12 +12,12 @@ FAST_COMPLETION = ("complete_bash", "complete_zsh", "complete_fish")
 def main() -> None:
     instruction = os.environ.get("_WANVID_COMPLETE")
     if instruction in FAST_COMPLETION and not os.environ.get("WANVID_TYPER_COMPLETE"):
-        from .complete import answer
+        from wanvid.cli.complete import answer
 
         status = answer(instruction.partition("_")[2])
         if status is not None:
             raise SystemExit(status)
-    from .cli import run
+    from wanvid.cli.app import run
 
     run()
 

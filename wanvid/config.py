@@ -17,12 +17,12 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import AuthError, UsageError
+from wanvid.errors import AuthError, UsageError
 
 DEFAULT_BASE_URL = "https://api-platform.ope.ai"
 DEFAULT_PROFILE = "default"
 DEFAULT_PROTOCOL = "native"
-UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.upload
+UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.gateway.upload
 FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}  # how a yes/no setting may be written
@@ -176,7 +176,7 @@ def _toml_key(name: str) -> str:
 
 def profiles() -> list[str]:
     """The profiles the config file names (for tab completion: every table under ``profiles``, whatever
-    the rest of the file holds, as wanvid.complete reads it; an unreadable file names none)."""
+    the rest of the file holds, as wanvid.cli.complete reads it; an unreadable file names none)."""
     try:
         table = _parse(config_path()).get("profiles", {})
     except (UsageError, RuntimeError):  # RuntimeError: a WANVID_CONFIG_DIR with a ~user that does not exist

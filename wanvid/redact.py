@@ -1,13 +1,13 @@
 """The process's secrets, and the one function that masks them out of everything that leaves it.
 
 A secret is registered where it becomes known (``session.Ctx`` through ``Output.add_secret``: the key
-from the flag, the environment and the config file; ``wanvid.upload``: bucket credentials), with its
+from the flag, the environment and the config file; ``wanvid.gateway.upload``: bucket credentials), with its
 percent-encoded form, since a server may echo it inside a URL. Two kinds of places call ``scrub``:
 
 - ingress: ``client._json_body`` scrubs the gateway's answer before parsing it, so a ``Task`` never
   holds the key, and neither does anything derived from it (the journal row, the video URL, the
   sidecar). That keeps the data clean, but it covers only what came in through that door;
-- every sink: stdout and stderr (``wanvid.output``), ``--debug`` logs, journal writes, the metadata
+- every sink: stdout and stderr (``wanvid.cli.output``), ``--debug`` logs, journal writes, the metadata
   sidecar and a batch's results file. These are the guarantee, whatever produced the text (an error
   answer read elsewhere, a file name, an exception's message).
 

@@ -55,14 +55,14 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from . import config
-from .errors import FieldError, Unavailable, UsageError
-from .request import Media
+from wanvid import config
+from wanvid.errors import FieldError, Unavailable, UsageError
+from wanvid.rules.request import Media
 
 if TYPE_CHECKING:
-    from .media import LocalMedia
-    from .output import Output
-    from .request import Validated
+    from wanvid.cli.output import Output
+    from wanvid.rules.media import LocalMedia
+    from wanvid.rules.request import Validated
 
 URL_LIFE = 25 * 3600  # seconds a presigned URL works: the task's 24 h plus an hour (see above)
 S3_MAX_LIFE = 7 * 24 * 3600  # SigV4's limit
@@ -139,7 +139,7 @@ class Hosted(Media):
         }
         if self.url:
             doc["url"] = self.url.split("?", 1)[0]  # never the signature (see the module's docstring)
-            from .records import iso
+            from wanvid.store.records import iso
 
             doc["url_expires"] = iso(self.expires_at or 0)
         return doc

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .config import FALSE, TRUE
-from .errors import UsageError
-from .request import VideoRequest
+from wanvid import config
+from wanvid.config import FALSE, TRUE
+from wanvid.errors import UsageError
+from wanvid.rules.request import VideoRequest
 
 REQUEST_FIELDS = {f.name for f in dataclasses.fields(VideoRequest)}
 INT_FIELDS = {"duration", "seed"}

@@ -1,6 +1,6 @@
 """One invocation's settings, journal and client (``Ctx``), and the steps commands share.
 
-A command body in ``wanvid.cli`` (and each row of ``wanvid.batch``) is a short sequence of these steps:
+A command body in ``wanvid.cli.app`` (and each row of ``wanvid.jobs.batch``) is a short sequence of these steps:
 ``validated`` (flags to a checked request), ``submit_or_reuse`` (pay, or reuse a live task for the
 identical request, journaled before anything else), ``wait_task`` (poll until it ends), ``save_video``
 (download, verify, journal, sidecar). After a task is paid for, every error they raise names it and the
@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import config
-from .errors import (
+from wanvid import config
+from wanvid.cli.output import Output
+from wanvid.errors import (
     FieldError,
     HookFailed,
     Interrupted,
@@ -45,14 +46,13 @@ from .errors import (
     signal_number,
     stop_for,
 )
-from .output import Output
 
 if TYPE_CHECKING:
-    from .client import Client, Gate
-    from .download import Downloaded
-    from .journal import Entry, Journal
-    from .request import Validated
-    from .task import Task
+    from wanvid.gateway.client import Client, Gate
+    from wanvid.gateway.download import Downloaded
+    from wanvid.rules.request import Validated
+    from wanvid.rules.task import Task
+    from wanvid.store.journal import Entry, Journal
 
 
 @dataclass
@@ -110,12 +110,12 @@ class Ctx:
 
     @cached_property
     def journal(self) -> "Journal":
-        from .journal import Journal
+        from wanvid.store.journal import Journal
 
         return Journal()
 
     def client(self) -> "Client":
-        from .client import Client, is_loopback
+        from wanvid.gateway.client import Client, is_loopback
 
         key = self.settings.require_key()
         host = urlsplit(self.base).hostname or ""
@@ -159,7 +159,7 @@ FLAGS = {"image": "IMAGE", "media": "IMAGE/--last-frame/--audio/--first-clip"}
 
 
 def validated(ctx: Ctx, opts: dict[str, Any]) -> "Validated":
-    from .request import VideoRequest, validate
+    from wanvid.rules.request import VideoRequest, validate
 
     values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
     try:
@@ -188,7 +188,7 @@ def check_wait(timeout: float, poll_interval: float | None) -> None:
 def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
     """The journal's row for a task (the most recent one when no id is given). One the journal believes
     expired is still asked about (``query_task``): this machine's clock may be what is wrong."""
-    from .records import age
+    from wanvid.store.records import age
 
     if task_id is None:
         entry = ctx.journal.latest(ctx.profile_name, ctx.base)
@@ -199,7 +199,7 @@ def known(ctx: Ctx, task_id: str | None) -> tuple["Entry | None", str]:
             )
         ctx.out.info(f"task {entry.id} (the most recent, created {age(time.time() - entry.created_at)} ago)")
     else:
-        from .task import id_problem, shown_id
+        from wanvid.rules.task import id_problem, shown_id
 
         # It goes into URLs, file names and messages, where a newline forges a line, ``..`` or a ``/`` names
         # another route or directory, and a control character reaches the terminal or a hook's environment.
@@ -225,9 +225,9 @@ def submit_or_reuse(
     Unless ``new``, the request is claimed in the journal first (``Journal.claim``): an identical request
     being created by another process (or batch row) right now is waited for and reused, not paid again.
     ``resume(task_id)``: the command that picks the task up, should the process be stopped right after."""
-    from .records import new_entry
-    from .service import submit
-    from .upload import publish
+    from wanvid.gateway.service import submit
+    from wanvid.gateway.upload import publish
+    from wanvid.store.records import new_entry
 
     journal = ctx.journal
     fingerprint = v.fingerprint(ctx.base)
@@ -239,7 +239,7 @@ def submit_or_reuse(
             if reused is not None:
                 token = None
                 return _reuse(ctx, reused, output)
-        publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.upload)
+        publish(v, ctx.out)  # local files sent by URL: uploaded unless already there, presigned (wanvid.gateway.upload)
         with _signals_deferred(client) as caught:  # a stop between the gateway's answer and the journal would lose it
             try:
                 task = submit(client, v)
@@ -271,7 +271,7 @@ def submit_or_reuse(
 
 def _nothing_created(exc: WanvidError) -> bool:
     """A failed create that certainly made no task: refused by the gateway (4xx) or never delivered."""
-    from .errors import ApiError
+    from wanvid.errors import ApiError
 
     if not isinstance(exc, ApiError):
         return isinstance(exc, UsageError)  # refused here (e.g. a file that changed), before sending
@@ -281,8 +281,8 @@ def _nothing_created(exc: WanvidError) -> bool:
 def _claim(ctx: Ctx, fingerprint: str, token: str) -> "Entry | None":
     """Take the journal's claim on creating this request, waiting while another process holds it; the live
     task that answers the request instead, if there is (or comes to be) one."""
-    from .journal import Claim
-    from .records import iso
+    from wanvid.store.journal import Claim
+    from wanvid.store.records import iso
 
     waited = False
     while True:
@@ -308,7 +308,7 @@ CLAIM_POLL = 0.1  # seconds between looks at another process's claim: a create a
 
 
 def _reuse(ctx: Ctx, reused: "Entry", output: Path | None) -> tuple["Task", "Entry", bool]:
-    from .records import age, task_from
+    from wanvid.store.records import age, task_from
 
     ctx.out.note(
         f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
@@ -406,10 +406,10 @@ def wait_task(
     entry: "Entry | None",
     resume: str = "",
 ) -> "Task":
-    from .poller import UNKNOWN_GRACE, wait_for
-    from .records import age as span
-    from .service import check_outcome
-    from .task import Status
+    from wanvid.gateway.service import check_outcome
+    from wanvid.jobs.poller import UNKNOWN_GRACE, wait_for
+    from wanvid.rules.task import Status
+    from wanvid.store.records import age as span
 
     resume = resume or ctx.again("wait", task_id)
     noted = False
@@ -471,7 +471,7 @@ def wait_task(
 
 def _expected(ctx: Ctx, entry: "Entry | None") -> tuple[float | None, float]:
     """When the task should end (seconds after creation, from similar tasks in the journal) and its age."""
-    from .poller import PRIOR_ETA
+    from wanvid.jobs.poller import PRIOR_ETA
 
     if entry is None:
         return None, 0.0
@@ -491,10 +491,10 @@ def query_task(ctx: Ctx, client: "Client", task_id: str, entry: "Entry | None") 
     A task the journal saw succeed stays succeeded: an ended task does not start again upstream, so a
     gateway that answers "running" afterwards is glitching, and the journal's task (with its video URL) is
     what every command goes on with."""
-    from .output import describe
-    from .records import expired, iso, remember, task_from
-    from .service import query
-    from .task import Status
+    from wanvid.cli.output import describe
+    from wanvid.gateway.service import query
+    from wanvid.rules.task import Status
+    from wanvid.store.records import expired, iso, remember, task_from
 
     try:
         task = query(client, ctx.protocol_name, task_id)
@@ -547,9 +547,9 @@ def save_video(
     entry: "Entry | None",
     resume: str,
 ) -> "Downloaded":
-    from .download import OutputExists, Progress, Superseded
-    from .records import write_sidecar
-    from .service import fetch_video
+    from wanvid.gateway.download import OutputExists, Progress, Superseded
+    from wanvid.gateway.service import fetch_video
+    from wanvid.store.records import write_sidecar
 
     got = None if force else _saved_meanwhile(ctx, task, dest)
     if got is not None:
@@ -596,8 +596,8 @@ def _saved_meanwhile(ctx: Ctx, task: "Task", dest: Path, patience: float = 0.0) 
     command saved it while this one waited (for the same task, then for the ``.part``). ``patience``: how
     long to wait for that record when the file is there before it (the other process places the file,
     then journals it, before it lets go of the ``.part``)."""
-    from .download import Downloaded
-    from .media import verify_mp4
+    from wanvid.gateway.download import Downloaded
+    from wanvid.rules.media import verify_mp4
 
     until = time.monotonic() + patience
     while (saved := ctx.journal.output(dest)) is None or saved[0] != task.id:
@@ -617,7 +617,7 @@ def _saved_meanwhile(ctx: Ctx, task: "Task", dest: Path, patience: float = 0.0) 
 
 def saved_fields(got: "Downloaded", metadata: bool) -> dict[str, Any]:
     """The JSON fields every command that saves a video reports."""
-    from .records import sidecar_path
+    from wanvid.store.records import sidecar_path
 
     return {
         "path": str(got.path),
@@ -672,7 +672,7 @@ def check_name(path: Path) -> None:
 
 @functools.lru_cache(maxsize=256)  # a batch names each of its rows after an image, often the same one
 def stem(ref: str) -> str:
-    from .media import is_remote
+    from wanvid.rules.media import is_remote
 
     if ref.startswith("data:"):
         return "video"
@@ -701,7 +701,7 @@ def run_hook(
 
     if not command:
         return None
-    from .records import sidecar_path
+    from wanvid.store.records import sidecar_path
 
     env = {
         **os.environ,

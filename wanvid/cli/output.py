@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from . import redact
-from .errors import WanvidError
-from .task import Status, Task
+from wanvid import redact
+from wanvid.errors import WanvidError
+from wanvid.rules.task import Status, Task
 
 
 class PollView(Protocol):

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .errors import BadAnswer, UsageError
-from .task import Task, id_problem, parse_status, shown_id
+from wanvid.errors import BadAnswer, UsageError
+from wanvid.rules.task import Task, id_problem, parse_status, shown_id
 
-if TYPE_CHECKING:  # `status` and `wait` load this module but never build a body, nor need wanvid.request
-    from .request import Validated
+if TYPE_CHECKING:  # `status` and `wait` load this module but never build a body, nor need wanvid.rules.request
+    from wanvid.rules.request import Validated
 
 
 class Native:
@@ -41,7 +41,7 @@ class Native:
     @staticmethod
     def build_body(v: Validated, url: Callable[[str], str]) -> dict[str, Any]:
         """``url(field)`` gives the media URL to send (inline data for local files)."""
-        from .request import media_types  # loaded already: ``v`` came from it
+        from wanvid.rules.request import media_types  # loaded already: ``v`` came from it
 
         r = v.request
         inp: dict[str, Any] = {}
@@ -248,7 +248,7 @@ def _url(value: str | None) -> str | None:
 
 def _loose(value: object) -> str | None:
     """A field only shown to the user: any scalar is shown as one line of printable text (runs of spaces and
-    line breaks become one space, other control characters "?", as wanvid.output shows them; cut at 1000
+    line breaks become one space, other control characters "?", as wanvid.cli.output shows them; cut at 1000
     characters), anything else dropped."""
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         return None

@@ -2,7 +2,7 @@
 
 Every command is declared with ``@command``, which appends the common options (``--api-key``,
 ``--base-url``, ``--profile``, ``--protocol``, ``--json``, ``-q``) and any shared option groups to its
-signature, packs them into a ``Ctx`` (``wanvid.session``, with the steps command bodies share), and runs
+signature, packs them into a ``Ctx`` (``wanvid.jobs.session``, with the steps command bodies share), and runs
 the body inside the one error boundary that turns a ``WanvidError`` into a one-line message and its exit
 code. Only typer and light modules are imported
 at the top: requests, rich's live displays and Pillow load inside the commands that need them.
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import __version__, config
-from .errors import (
+from wanvid import __version__, config
+from wanvid.cli.output import Output, describe
+from wanvid.errors import (
     FieldError,
     Interrupted,
     NotFound,
@@ -35,9 +36,7 @@ from .errors import (
     WanvidError,
     signal_number,
 )
-from .models import DEFAULT_MODEL, MODELS
-from .output import Output, describe
-from .session import (
+from wanvid.jobs.session import (
     Ctx,
     already_saved,
     check_wait,
@@ -54,10 +53,11 @@ from .session import (
     validated,
     wait_task,
 )
+from wanvid.rules.models import DEFAULT_MODEL, MODELS
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .task import Task
+    from wanvid.gateway.client import Client
+    from wanvid.rules.task import Task
 
 
 class _Group(TyperGroup):
@@ -581,9 +581,9 @@ def _upload_flags(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
-    """Local files that go by URL (``wanvid.upload``), decided after validation and before anything is sent."""
-    from .session import FLAGS
-    from .upload import prepare, resolve
+    """Local files that go by URL (``wanvid.gateway.upload``), decided after validation and before anything is sent."""
+    from wanvid.gateway.upload import prepare, resolve
+    from wanvid.jobs.session import FLAGS
 
     try:
         return prepare(v, resolve(ctx.profile_name, **flags), connect=connect, out=ctx.out)
@@ -643,8 +643,8 @@ def command(
 def error_boundary(ctx: Ctx) -> Iterator[None]:
     """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
     Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
-    from . import redact
-    from .session import stop_signals
+    from wanvid import redact
+    from wanvid.jobs.session import stop_signals
 
     secrets = redact.secrets()
     try:
@@ -679,12 +679,12 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Task-id completion (Typer's path; wanvid.complete answers first when it can).
+# Task-id completion (Typer's path; wanvid.cli.complete answers first when it can).
 def _complete_task(incomplete: str) -> list[tuple[str, str]]:
     """Task ids from the journal, most recent first, with their status (no HTTP, no rich: it must be quick)."""
     try:
-        from .complete import TASKS_SQL  # one query for both completion paths
-        from .journal import Journal
+        from wanvid.cli.complete import TASKS_SQL  # one query for both completion paths
+        from wanvid.store.journal import Journal
 
         journal = Journal()
         if not journal.path.exists():
@@ -718,8 +718,8 @@ def create(
     if dry_run:
         import json
 
-        from .service import dry_run as describe_request
-        from .upload import planned
+        from wanvid.gateway.service import dry_run as describe_request
+        from wanvid.gateway.upload import planned
 
         req = describe_request(v, ctx.base)
         headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
@@ -739,8 +739,8 @@ def create(
 @command(app, "status")
 def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if not found or expired)."""
-    from .service import check_outcome
-    from .task import Status
+    from wanvid.gateway.service import check_outcome
+    from wanvid.rules.task import Status
 
     client = ctx.client()
     entry, task_id = known(ctx, task_id)
@@ -776,7 +776,7 @@ def wait(
 
 
 def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float | None) -> None:
-    from .records import task_from
+    from wanvid.store.records import task_from
 
     entries = ctx.journal.unfinished(ctx.profile_name, ctx.base)
     ctx.out.info(f"{len(entries)} unfinished task(s) of profile {ctx.profile_name!r} on {ctx.base}")
@@ -804,8 +804,8 @@ def download(
     ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
 ) -> None:
     """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
-    from .download import check_target, default_name
-    from .service import check_outcome
+    from wanvid.gateway.download import check_target, default_name
+    from wanvid.gateway.service import check_outcome
 
     client = ctx.client()
     entry, task_id = known(ctx, task_id)
@@ -829,7 +829,7 @@ def download(
 @command(app, "run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
 def run_(ctx: Ctx, **opts: Any) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
-    from .download import check_target
+    from wanvid.gateway.download import check_target
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
@@ -928,9 +928,9 @@ def batch_(
     and Ctrl-C leaves every submitted task resumable: run the same command again. Exit 0 when every row
     succeeded, else the exit code of the worst failure.
     """
-    from . import batch
-    from . import manifest as manifest_file
-    from .client import Gate
+    from wanvid.gateway.client import Gate
+    from wanvid.jobs import batch
+    from wanvid.rules import manifest as manifest_file
 
     check_wait(timeout, poll_interval)
     if not 1 <= concurrency <= 32:
@@ -943,7 +943,7 @@ def batch_(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
-    from .upload import resolve as upload_settings
+    from wanvid.gateway.upload import resolve as upload_settings
 
     hosting = upload_settings(ctx.profile_name, **_upload_flags(opts))
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
@@ -1012,8 +1012,8 @@ def list_(
     every: Annotated[bool, typer.Option("--all", help="Every profile and gateway, not only the current ones.")] = False,
 ) -> None:
     """Show the tasks this machine created, newest first, from the journal (alias: history)."""
-    from .journal import STATES
-    from .records import age
+    from wanvid.store.journal import STATES
+    from wanvid.store.records import age
 
     wanted = status_filter.upper() if status_filter else None
     if wanted is not None and wanted not in STATES:
@@ -1080,7 +1080,7 @@ def sandbox(
     with POST /_sandbox/flavor {"flavor": "newapi"}. DashScope SDK users point base_http_api_url
     at <url>/api/v1.
     """
-    from .sandbox import FLAVORS, Sandbox
+    from wanvid.sandbox.server import FLAVORS, Sandbox
 
     if flavor not in FLAVORS:
         raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)}, not {flavor!r}")
@@ -1188,7 +1188,7 @@ def config_set(
         raise UsageError(f"unknown setting {name!r}", hint="settings are: " + ", ".join(config.FILE_KEYS[1:]))
     try:
         if name in config.UPLOAD_KEYS:
-            from .upload import check_setting
+            from wanvid.gateway.upload import check_setting
 
             value = check_setting(name, value)
         else:
@@ -1212,7 +1212,7 @@ def config_show(ctx: Ctx) -> None:
     """Show the effective settings (key masked) and where each comes from: flag, env, file or default."""
     s = ctx.settings
     rows = {"profile": s.profile, "api_key": s.api_key, "base_url": s.base_url, "protocol": s.protocol}
-    from .upload import sources
+    from wanvid.gateway.upload import sources
 
     rows.update(sources(s.profile.value or config.DEFAULT_PROFILE))  # upload settings, when env or the file sets any
     shown = {k: (config.mask(v.value) if k == "api_key" else v.value or "") for k, v in rows.items()}

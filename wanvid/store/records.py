@@ -1,7 +1,7 @@
 """What wanvid writes down about a task: its journal row, the row's updates, its expiry, and the
 metadata sidecar next to a saved video.
 
-The commands call these around the service operations; ``wanvid.journal`` stores the rows. A task
+The commands call these around the service operations; ``wanvid.store.journal`` stores the rows. A task
 the journal does not know (created on another machine) is still queried and downloaded, it just has
 no history, no expiry check and a shorter sidecar.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import __version__
-from .errors import Expired, StorageError
-from .journal import TASK_LIFE, Entry, Journal
-from .task import Status, Task
+from wanvid import __version__
+from wanvid.errors import Expired, StorageError
+from wanvid.rules.task import Status, Task
+from wanvid.store.journal import TASK_LIFE, Entry, Journal
 
 if TYPE_CHECKING:
-    from .request import Validated
+    from wanvid.rules.request import Validated
 
 
 def new_entry(task: Task, v: Validated, *, base_url: str, profile: str, request_hash: str) -> Entry:
@@ -147,7 +147,7 @@ def sidecar_path(video: Path) -> Path:
 
 def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, info: Any, source: str) -> Path:
     """``<video>.json``: what made this video, so it can be reproduced or audited. Never the key."""
-    from .redact import scrub_json
+    from wanvid.redact import scrub_json
 
     request = entry.request_data() if entry else {}
     raw_out = task.raw.get("output") if isinstance(task.raw.get("output"), dict) else task.raw

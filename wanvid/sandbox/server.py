@@ -1,7 +1,7 @@
 """The built-in gateway emulator: both protocols of API.md on a local port, with switchable faults.
 
 Owns everything a client can observe from the gateway without reaching it: routes, auth, the error
-envelope, request validation (through ``wanvid.models``, so client and emulator share one rule set),
+envelope, request validation (through ``wanvid.rules.models``, so client and emulator share one rule set),
 answers in one of three flavors (``Sandbox(flavor=...)``, ``POST /_sandbox/flavor``):
 
 - ``docs`` (the default): ope.ai's own pages: the task-table words (``NOT_START`` until the gateway's
@@ -65,8 +65,8 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
-from .errors import FieldError
-from .models import MODELS, ModelSpec, check_media_types, check_params, spec_for
+from wanvid.errors import FieldError
+from wanvid.rules.models import MODELS, ModelSpec, check_media_types, check_params, spec_for
 
 STATUS_STYLES = ("upper", "openai", "newapi")
 # How the gateway answers (see the module docstring): "docs" (the default) follows ope.ai's pages,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from wanvid.errors import StorageError
 
 SCHEMA = 2  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
@@ -212,7 +212,7 @@ class Claim:
 
 
 def data_dir() -> Path:
-    from .config import moved_dir
+    from wanvid.config import moved_dir
 
     moved = moved_dir("WANVID_DATA_DIR")
     if moved:
@@ -330,7 +330,7 @@ class Journal:
     def record(self, entry: Entry, claim: str | None = None) -> None:
         """Insert a new task (or replace a row with the same gateway and id), and drop the ``claim`` under
         which it was created in the same transaction: a waiting process sees the task, never a gap."""
-        from .redact import scrub_json
+        from wanvid.redact import scrub_json
 
         marks = ", ".join("?" for _ in _COLUMNS)
         try:
@@ -459,7 +459,7 @@ class Journal:
     # -- saved videos -----------------------------------------------------------------------------
     def saved(self, entry: Entry, path: Path, size: int) -> None:
         """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths)."""
-        from .redact import scrub_json
+        from wanvid.redact import scrub_json
 
         now = time.time()
         try:
@@ -509,7 +509,7 @@ class Journal:
     # -- plumbing ---------------------------------------------------------------------------------
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         # Every value passes the key filter (wanvid.redact): whatever a server echoed, the file never holds it.
-        from .redact import scrub_json
+        from wanvid.redact import scrub_json
 
         try:
             with _transaction(self.db):

@@ -23,8 +23,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .errors import WaitTimeout
-from .task import Status, Task
+from wanvid.errors import WaitTimeout
+from wanvid.rules.task import Status, Task
 
 EARLY = 6.0  # seconds after creation during which fast failures are looked for
 DENSE = 1.5  # the gap while something is likely to happen

@@ -69,10 +69,10 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeGuard
 import requests
 import urllib3
 
-from .client import Client
-from .errors import ApiError, CorruptDownload, StorageError, Unavailable, UsageError, WanvidError
-from .journal import Part
-from .media import Mp4Info, verify_mp4
+from wanvid.errors import ApiError, CorruptDownload, StorageError, Unavailable, UsageError, WanvidError
+from wanvid.gateway.client import Client
+from wanvid.rules.media import Mp4Info, verify_mp4
+from wanvid.store.journal import Part
 
 if TYPE_CHECKING:
     from hashlib import _Hash

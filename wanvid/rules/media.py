@@ -2,7 +2,7 @@
 
 Owns everything wanvid knows about a local media file: does it exist and can it be read, what type
 it really is (sniffed from its content, never from its extension), its pixel size or duration, and
-whether those break the model's rules in ``wanvid.models`` (the limits live there, not here). Every
+whether those break the model's rules in ``wanvid.rules.models`` (the limits live there, not here). Every
 problem is raised as a one-line ``FieldError`` naming the file, the problem and the fix, so the user
 hears about it before any money is spent.
 
@@ -30,8 +30,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import FieldError
-from .models import IMAGE_FORMATS, MB, AudioRule, ImageRule, VideoRule
+from wanvid.errors import FieldError
+from wanvid.rules.models import IMAGE_FORMATS, MB, AudioRule, ImageRule, VideoRule
 
 AUDIO_FORMATS = ("wav", "mp3")
 VIDEO_FORMATS = ("mp4", "mov")

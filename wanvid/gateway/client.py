@@ -35,9 +35,9 @@ import requests
 import urllib3
 from requests.auth import AuthBase
 
-from . import __version__
-from .errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable, UsageError
-from .redact import scrub, scrub_json
+from wanvid import __version__
+from wanvid.errors import ApiError, AuthError, BadAnswer, InvalidRequest, NotFound, Unavailable, UsageError
+from wanvid.redact import scrub, scrub_json
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import CONNECT_TIMEOUT, READ_TIMEOUT
-from .errors import (
+from wanvid.cli.output import FINAL, GOOD, BatchBoard, RowOutput
+from wanvid.errors import (
     AuthError,
     FieldError,
     Interrupted,
@@ -41,11 +41,8 @@ from .errors import (
     signal_number,
     stop_for,
 )
-from .manifest import Row
-from .output import FINAL, GOOD, BatchBoard, RowOutput
-from .redact import scrub_json
-from .request import Validated, VideoRequest, validate
-from .session import (
+from wanvid.gateway.client import CONNECT_TIMEOUT, READ_TIMEOUT
+from wanvid.jobs.session import (
     STOP_SIGNALS,
     Ctx,
     already_saved,
@@ -57,11 +54,14 @@ from .session import (
     submit_or_reuse,
     wait_task,
 )
+from wanvid.redact import scrub_json
+from wanvid.rules.manifest import Row
+from wanvid.rules.request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
-    from .client import Gate
-    from .media import LocalMedia
-    from .upload import Hosting
+    from wanvid.gateway.client import Gate
+    from wanvid.gateway.upload import Hosting
+    from wanvid.rules.media import LocalMedia
 
 DEFAULT_NAME = "{stem}.mp4"
 NAME_FIELDS = ("row", "stem", "model", "seed", "duration", "resolution", "task_id")
@@ -181,7 +181,7 @@ def plan(
     hosting: Hosting | None = None,
 ) -> list[Item]:
     """Every row checked before anything is sent: its request, its file, and whether it is already done.
-    ``hosting``: the upload settings (``wanvid.upload``) for local files that go by URL."""
+    ``hosting``: the upload settings (``wanvid.gateway.upload``) for local files that go by URL."""
     used = check_template(template)
     files: dict[LocalMedia, LocalMedia] = {}  # one inspected file, one object: its SHA-256 is read once
     items = [_plan_row(ctx, row, defaults, out_dir, template, used, force, hosting, files) for row in rows]
@@ -233,7 +233,7 @@ def _plan_row(
         return item
     item.done = _saved_before(ctx, item, out_dir)
     if item.dest is not None and item.done is None:
-        from .download import check_target
+        from wanvid.gateway.download import check_target
 
         try:
             check_target(item.dest, force)
@@ -256,7 +256,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _host(ctx: Ctx, item: Item, hosting: Hosting | None) -> None:
     """The row's local files that go by URL (uploaded when its task is created), or why they cannot."""
-    from .upload import Hosting, prepare
+    from wanvid.gateway.upload import Hosting, prepare
 
     assert item.v is not None
     try:

@@ -1,7 +1,7 @@
 """What the user asked for, checked against the model and protocol before any money is spent.
 
 ``VideoRequest`` is protocol-agnostic: the CLI fills it from flags, ``validate`` checks it and resolves
-local files (read, typed by content, size-checked) into ``Media``; ``wanvid.protocols`` turns the result
+local files (read, typed by content, size-checked) into ``Media``; ``wanvid.gateway.protocols`` turns the result
 into a request body. Every problem is a ``FieldError`` naming the canonical field.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config
-from .errors import FieldError, UsageError
-from .models import SIZES, ModelSpec, check_media_types, check_params, nearest_size, spec_for
+from wanvid import config
+from wanvid.errors import FieldError, UsageError
+from wanvid.rules.models import SIZES, ModelSpec, check_media_types, check_params, nearest_size, spec_for
 
 if TYPE_CHECKING:
-    from .media import LocalMedia
+    from wanvid.rules.media import LocalMedia
 
 PROTOCOLS = ("native", "unified")
 

@@ -18,8 +18,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import UsageError
-from .media import LocalMedia
+from wanvid.errors import UsageError
+from wanvid.rules.media import LocalMedia
 
 CHUNK = 3 * 256 * 1024  # a multiple of 3, so pieces encode without padding; 1 MiB of base64 each
 

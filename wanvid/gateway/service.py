@@ -11,20 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import NOT_FOUND_CODES, Client, request_id_of, retry_after
-from .errors import BadAnswer, NotFound, TaskFailed, UsageError, WanvidError
-from .protocols import PROTOCOLS, Protocol
-from .task import Status, Task
+from wanvid.errors import BadAnswer, NotFound, TaskFailed, UsageError, WanvidError
+from wanvid.gateway.client import NOT_FOUND_CODES, Client, request_id_of, retry_after
+from wanvid.gateway.protocols import PROTOCOLS, Protocol
+from wanvid.rules.task import Status, Task
 
 if TYPE_CHECKING:  # the body and download modules load only when a command sends or downloads
-    from .body import StreamedBody
-    from .download import Downloaded, PartStore, Progress
-    from .request import Validated
+    from wanvid.gateway.body import StreamedBody
+    from wanvid.gateway.download import Downloaded, PartStore, Progress
+    from wanvid.rules.request import Validated
 
 
 def streamed_body(v: Validated) -> StreamedBody:
     """The create body as sent: local files streamed as base64, everything else as given."""
-    from .body import StreamedBody, placeholder
+    from wanvid.gateway.body import StreamedBody, placeholder
 
     files = {name: m.local for name, m in v.media.items() if m.local}
     body = PROTOCOLS[v.protocol].build_body(v, lambda name: placeholder(name) if name in files else v.media[name].ref)
@@ -57,14 +57,15 @@ def submit(client: Client, v: Validated) -> Task:
 
 def _check_sendable(v: Validated) -> None:
     """The upload rules, for every caller and not only the commands: a local audio or video file for wan2.7's
-    media list goes by URL (``wanvid.upload``), and a file meant to go by URL has been uploaded. Nothing is
+    media list goes by URL (``wanvid.gateway.upload``), and a file meant to go by URL has been uploaded. Nothing is
     sent otherwise: the task would be paid for with media the gateway cannot fetch."""
-    from .upload import Hosted, Hosting, prepare
+    from wanvid.gateway.upload import Hosted, Hosting, prepare
 
     for m in v.media.values():
         if isinstance(m, Hosted) and m.url is None and m.file is not None:
             raise UsageError(
-                f"{m.file.path} is to be sent by URL but was not uploaded", hint="call wanvid.upload.publish first"
+                f"{m.file.path} is to be sent by URL but was not uploaded",
+                hint="call wanvid.gateway.upload.publish first",
             )
     prepare(v, Hosting(None, False), connect=False)  # raises for a local file that may not go inline
 
@@ -110,7 +111,7 @@ def fetch_video(
 
     ``refresh`` returns a current signed URL when the task's is missing or refused; by default the task
     is queried again."""
-    from .download import download
+    from wanvid.gateway.download import download
 
     def requery() -> str | None:
         return query(client, task.protocol, task.id).video_url

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import NamedTuple
 
-from .errors import FieldError
+from wanvid.errors import FieldError
 
 DEFAULT_MODEL = "wan2.7-i2v"
 SEED_MAX = 2_147_483_647
