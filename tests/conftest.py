@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from wanvid.cli.app import app
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 TEST_KEY = "test-key-0123456789-never-print"
 

@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 
 from wanvid.gateway.client import Gate
 from wanvid.jobs.batch import RowResult, worst
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 from .conftest import TEST_KEY, wv
 

@@ -10,7 +10,7 @@ import pytest
 from wanvid.errors import ApiError, AuthError, InvalidRequest, NotFound, Unavailable
 from wanvid.gateway.client import Client
 from wanvid.gateway.service import query
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 from .conftest import TEST_KEY
 

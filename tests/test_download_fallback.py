@@ -15,7 +15,7 @@ from wanvid.gateway.client import Client
 from wanvid.gateway.download import Progress
 from wanvid.gateway.service import fetch_video
 from wanvid.rules.task import Status, Task
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal, Part
 
 from .conftest import TEST_KEY, wv

@@ -35,7 +35,7 @@ from wanvid.cli.app import app
 from wanvid.errors import FieldError
 from wanvid.rules import media
 from wanvid.rules.models import spec_for
-from wanvid.sandbox.server import sample_mp4
+from wanvid.sandbox import sample_mp4
 
 from .conftest import TEST_KEY, wv
 from .test_gateway_variants import Answer, gateway  # noqa: F401 - gateway is a fixture

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from wanvid.gateway.download import CHUNK, EXPAND_SLACK
 from wanvid.rules.media import mp4_info, verify_mp4
-from wanvid.sandbox.server import sample_mp4
+from wanvid.sandbox import sample_mp4
 
 from .conftest import TEST_KEY, wv
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from wanvid.jobs.batch import ResultsFile, RowResult
 from wanvid.rules.manifest import MAX_BYTES, MAX_CELL
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 from .conftest import TEST_KEY, wv
 

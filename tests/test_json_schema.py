@@ -20,7 +20,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 from .conftest import TEST_KEY, wv
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from wanvid.sandbox.server import Sandbox, sample_mp4
+from wanvid.sandbox import Sandbox, sample_mp4
 from wanvid.store.journal import Journal, journal_path
 
 from .conftest import TEST_KEY, wv

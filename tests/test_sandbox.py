@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from wanvid.rules.media import mp4_info
-from wanvid.sandbox.server import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
+from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
 from .conftest import wv
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 
 from .conftest import TEST_KEY
 from .test_subprocess import CAT, _on_a_terminal, run

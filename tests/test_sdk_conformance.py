@@ -25,7 +25,7 @@ from openai.types import Video
 from PIL import Image
 from pydantic import ValidationError
 
-from wanvid.sandbox.server import Faults, Sandbox, sample_mp4
+from wanvid.sandbox import Faults, Sandbox, sample_mp4
 
 # The OpenAI SDK marks its video methods deprecated (the Sora API's shutdown date); the calls still work.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

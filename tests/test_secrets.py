@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wanvid.sandbox.server import Sandbox, sample_mp4
+from wanvid.sandbox import Sandbox, sample_mp4
 
 from .conftest import TEST_KEY, wv
 

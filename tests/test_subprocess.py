@@ -110,7 +110,7 @@ def test_missing_key_exits_4_as_a_process(gateway):
 @pytest.fixture
 def slow_env() -> Iterator[dict[str, str]]:
     """A gateway whose tasks stay PENDING for a minute, so 'unfinished' holds even on a loaded machine."""
-    from wanvid.sandbox.server import Sandbox
+    from wanvid.sandbox import Sandbox
 
     with Sandbox(queue_seconds=60, run_seconds=60) as sb:
         yield {"WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY}

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from wanvid.gateway import upload
-from wanvid.sandbox.server import Sandbox
+from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal
 
 from .conftest import wv

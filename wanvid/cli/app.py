@@ -1080,7 +1080,7 @@ def sandbox(
     with POST /_sandbox/flavor {"flavor": "newapi"}. DashScope SDK users point base_http_api_url
     at <url>/api/v1.
     """
-    from wanvid.sandbox.server import FLAVORS, Sandbox
+    from wanvid.sandbox import FLAVORS, Sandbox
 
     if flavor not in FLAVORS:
         raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)}, not {flavor!r}")
