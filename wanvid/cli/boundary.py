@@ -1,0 +1,124 @@
+"""How a command is declared and how it ends: the ``command`` decorator and the error boundary.
+
+``@command(name, *groups, common=...)`` turns a body ``func(ctx, **own, **groups)`` into a ``Command``:
+its own parameters, then the shared option groups (``wanvid.cli.options``), then the common options it
+offers (``common``, names from ``options.COMMON_PARAMS``), appended to its signature for Typer. At run
+time the common options are packed into a ``Ctx`` (``wanvid.jobs.session``), those the command does not
+offer at their defaults (None or False), and the body runs inside ``error_boundary``, the one place that
+turns a ``WanvidError`` (or Ctrl-C, a closed pipe, a bug) into a one-line message and its exit code.
+``wanvid.cli.app`` adds the commands to the app, in the order the help lists them.
+"""
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from wanvid.cli.options import COMMON_PARAMS, GATEWAY
+from wanvid.errors import Interrupted, UsageError, WanvidError, signal_number
+from wanvid.jobs.session import Ctx, safe
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command ready for Typer: its name, hidden aliases, and the callback whose signature Typer reads."""
+
+    name: str
+    callback: Callable[..., Any]
+    aliases: tuple[str, ...] = ()
+
+    def add_to(self, target: typer.Typer) -> None:
+        target.command(self.name)(self.callback)
+        for alias in self.aliases:  # the same command under another name, kept out of the help listing
+            target.command(alias, hidden=True)(self.callback)
+
+
+def command(
+    name: str,
+    *groups: list[inspect.Parameter],
+    common: Sequence[str | inspect.Parameter] = GATEWAY,
+    aliases: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Command]:
+    """Make ``func(ctx, **own, **groups)`` a command offering the ``common`` options.
+
+    ``common`` names options of ``COMMON_PARAMS`` (in the order they are listed). A Parameter in it,
+    named like one of them, fills that ``Ctx`` field from an option of the command's own instead
+    (sandbox's ``--api-key`` is the key it accepts, not one it sends)."""
+    by_name = {p.name: p for p in COMMON_PARAMS}
+    chosen = [by_name[c] if isinstance(c, str) else c for c in common]
+    unknown = [p.name for p in chosen if p.name not in by_name]
+    if unknown:
+        raise ValueError(f"{name}: {unknown} are not Ctx fields")
+    defaults = {p.name: p.default for p in COMMON_PARAMS}  # None or False: an option not given
+
+    def decorate(func: Callable[..., Any]) -> Command:
+        sig = inspect.signature(func, eval_str=True)
+        grouped = {p.name: p for group in groups for p in group}
+        # A body may name a group's option in its own signature (for readability); the group's
+        # declaration wins and takes that place.
+        own = [
+            grouped.pop(p.name, p).replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in sig.parameters.values()
+            if p.name != "ctx" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        params = own + list(grouped.values()) + chosen
+        common_names = [p.name for p in chosen]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            ctx = Ctx(**{**defaults, **{n: kwargs.pop(n) for n in common_names}})
+            with error_boundary(ctx):
+                if ctx.json_out and ctx.quiet:
+                    raise UsageError("--json and --quiet exclude each other", hint="pick one")
+                return func(ctx, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return Command(name, wrapper, aliases)
+
+    return decorate
+
+
+@contextmanager
+def error_boundary(ctx: Ctx) -> Iterator[None]:
+    """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
+    Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
+    from wanvid import redact
+    from wanvid.jobs.session import stop_signals
+
+    secrets = redact.secrets()
+    try:
+        with stop_signals():
+            yield
+    except typer.Exit:
+        raise
+    except WanvidError as exc:  # the steps that follow a payment name the task in their errors (session.safe)
+        ctx.out.error(exc)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt as stop:
+        error: WanvidError = Interrupted("interrupted", signum=signal_number(stop))
+        if ctx.paid:
+            error = safe(error, ctx.paid, ctx.again("status", ctx.paid))
+        ctx.out.error(error)
+        raise typer.Exit(error.exit_code) from None
+    except BrokenPipeError:  # `wanvid ... | head`: the reader left; nothing to report to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        if os.environ.get("WANVID_DEBUG"):
+            raise
+        ctx.out.error(
+            WanvidError(
+                f"unexpected {type(exc).__name__}: {exc}",
+                hint="rerun with WANVID_DEBUG=1 for a traceback and report it",
+            )
+        )
+        raise typer.Exit(1) from None
+    finally:
+        redact.restore(secrets)  # everything this command prints is out; its keys are no longer needed
