@@ -84,6 +84,7 @@ class ApiError(WanvidError):
         super().__init__(message, hint)
         self.status = status
         self.code = code
+        self.at_deadline = False  # raised because the caller's deadline came first (Client.bounded)
         self.request_id = request_id
         self.unsent = False  # the request certainly never reached the server (refused, unresolved)
 

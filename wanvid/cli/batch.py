@@ -4,18 +4,15 @@ The rows are planned, run and recorded by ``wanvid.jobs.batch``; this module tur
 that call and the outcome into the output and exit code. It offers every common option.
 """
 
-import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from wanvid import config
 from wanvid.cli.boundary import command
+from wanvid.cli.context import Ctx
 from wanvid.cli.options import CREATE_PARAMS, OUT_PARAMS, UPLOAD_PARAMS, WAIT_PARAMS, _upload_flags
-from wanvid.errors import StorageError, UsageError
-from wanvid.jobs.session import Ctx, check_wait
 
 
 @command(
@@ -80,64 +77,34 @@ def batch_(
     and Ctrl-C leaves every submitted task resumable: run the same command again. Exit 0 when every row
     succeeded, else the exit code of the worst failure.
     """
-    from wanvid.gateway.client import Gate
-    from wanvid.jobs import batch
-    from wanvid.rules import manifest as manifest_file
+    from wanvid.jobs.batch import RowResult, run_batch
+    from wanvid.jobs.pipeline import Job
 
-    check_wait(timeout, poll_interval)
-    if not 1 <= concurrency <= 32:
-        raise UsageError("--concurrency must be from 1 to 32")
-    if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
-        raise UsageError("--stagger must be a number of seconds from 0 to 3600")
-    out_dir = config.expand(output_dir, "--output-dir").resolve()  # resolved: the journal knows saved videos by path
-    rows = manifest_file.read(manifest)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
-    from wanvid.gateway.upload import resolve as upload_settings
-
-    hosting = upload_settings(ctx.profile_name, **_upload_flags(opts))
+    uploads = _upload_flags(opts)
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
-    items = batch.plan(ctx, rows, defaults, out_dir=out_dir, template=name, force=force, hosting=hosting)
-    for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):
-        ctx.out.warn(warning)
-    invalid = [item for item in items if item.problems]
-    for item in invalid:
-        ctx.out.note(f"row {item.row}: " + "; ".join(item.problems))
-    if invalid and not skip_invalid:
-        raise batch.InvalidRows(
-            f"{len(invalid)} of {len(items)} row(s) of {manifest} are invalid (listed above); nothing was sent",
-            "fix them, or pass --skip-invalid to run the valid rows",
-            invalid,
-        )
-    ctx.client()  # a missing key or an insecure URL stops the batch here, not once per row
-    results_path = out_dir / f"{manifest.stem}.results.jsonl"
-    if results:  # its directory resolved, not the file: a link there is refused (ResultsFile), never followed
-        given = config.expand(results, "--results").absolute()
-        results_path = given.parent.resolve() / given.name
-    if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
-        raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
-    results_file = batch.ResultsFile(results_path)
-    labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
-    with ctx.out.batch(labels) as board:
-        done = batch.run(
-            ctx,
-            items,
-            board,
-            out_dir=out_dir,
-            concurrency=concurrency,
-            gate=Gate(spacing=stagger),
-            wait_opts={"timeout": timeout, "poll_interval": poll_interval},
-            force=force,
-            metadata=metadata,
-            hook=on_complete,
-            record=results_file.add,
-        )
-    results_file.close(done)
-    doc = batch.document(manifest, results_path, done)
-    shown = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["summary"].items() if n and k != "rows")
-    ctx.out.info(f"{len(done)} row(s): {shown}; results in {results_path}")
+    job = Job(
+        force=force,
+        metadata=metadata,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        hook=on_complete,
+        offer_new=False,  # a batch has no --new: rerunning it reuses, and that is the point
+    )
+    doc = run_batch(
+        ctx.session,
+        manifest,
+        defaults,
+        job=job,
+        output_dir=output_dir,
+        name=name,
+        concurrency=concurrency,
+        stagger=stagger,
+        results=results,
+        skip_invalid=skip_invalid,
+        uploads=uploads,
+        board=ctx.out.batch,
+    )
+    done = [RowResult(**row) for row in doc["rows"]]
     paths = "\n".join(r.output for r in done if r.output and r.status in ("saved", "already_saved"))
     if ctx.out.mode == "human":
         table = [(str(r.row), r.status, r.task_id or "", r.output or (r.error or {}).get("message", "")) for r in done]

@@ -3,7 +3,7 @@
 ``@command(name, *groups, common=...)`` turns a body ``func(ctx, **own, **groups)`` into a ``Command``:
 its own parameters, then the shared option groups (``wanvid.cli.options``), then the common options it
 offers (``common``, names from ``options.COMMON_PARAMS``), appended to its signature for Typer. At run
-time the common options are packed into a ``Ctx`` (``wanvid.jobs.session``), those the command does not
+time the common options are packed into a ``Ctx`` (``wanvid.cli.context``), those the command does not
 offer at their defaults (None or False), and the body runs inside ``error_boundary``, the one place that
 turns a ``WanvidError`` (or Ctrl-C, a closed pipe, a bug) into a one-line message and its exit code.
 ``wanvid.cli.app`` adds the commands to the app, in the order the help lists them.
@@ -20,9 +20,9 @@ from typing import Any
 
 import typer
 
+from wanvid.cli.context import Ctx
 from wanvid.cli.options import COMMON_PARAMS, GATEWAY
 from wanvid.errors import Interrupted, UsageError, WanvidError, signal_number
-from wanvid.jobs.session import Ctx, safe
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
     """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
     Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
     from wanvid import redact
-    from wanvid.jobs.session import stop_signals
+    from wanvid.jobs.signals import stop_signals
 
     secrets = redact.secrets()
     try:
@@ -104,7 +104,9 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
     except KeyboardInterrupt as stop:
         error: WanvidError = Interrupted("interrupted", signum=signal_number(stop))
         if ctx.paid:
-            error = safe(error, ctx.paid, ctx.again("status", ctx.paid))
+            from wanvid.jobs.steps import safe
+
+            error = safe(error, ctx.paid, ctx.again("status", ctx.paid, protocol=ctx.session.protocol))
         ctx.out.error(error)
         raise typer.Exit(error.exit_code) from None
     except BrokenPipeError:  # `wanvid ... | head`: the reader left; nothing to report to anyone

@@ -14,9 +14,9 @@ import typer
 
 from wanvid import config
 from wanvid.cli.boundary import command
+from wanvid.cli.context import Ctx
 from wanvid.cli.options import OUTPUT
 from wanvid.errors import UsageError
-from wanvid.jobs.session import Ctx
 
 # The options of a command that reads or writes one profile.
 PROFILE = ("profile", *OUTPUT)

@@ -17,13 +17,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 from wanvid import redact
 from wanvid.errors import WanvidError
-from wanvid.rules.task import Status, Task
+from wanvid.report import FINAL, GOOD
+from wanvid.rules.task import Status, Task, describe, status_word  # noqa: F401  (re-exported for the views)
 
 
 class PollView(Protocol):
@@ -43,6 +45,18 @@ class Output:
     @property
     def progress(self) -> bool:
         return self.mode == "human"
+
+    @property
+    def chatty(self) -> bool:  # wanvid.report.Reporter: retries are worth a warning line
+        return self.progress
+
+    def stage(
+        self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
+    ) -> None:
+        """wanvid.report.Reporter: a new task's id is kept in every mode's log; the other stages show in the poll
+        and download views."""
+        if stage == "CREATED":
+            self.note(f"created task {task_id}")
 
     @property
     def live(self) -> bool:
@@ -163,19 +177,6 @@ _CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0
 def printable(text: str) -> str:
     """Text for a terminal or a log: the key masked, control characters (escape sequences) made harmless."""
     return redact.scrub(text).translate(_CONTROL)
-
-
-def status_word(task: Task) -> str:
-    """The task's status, or the server's own word when it is none wanvid knows."""
-    return task.status.value if task.status is not Status.UNRECOGNIZED else task.raw_status
-
-
-def describe(task: Task) -> str:
-    """One line about a task's state, as shown while polling."""
-    text = status_word(task) + (" (unrecognised)" if task.status is Status.UNRECOGNIZED else "")
-    if task.progress is not None and not task.status.ended:
-        text += f" {task.progress}%"
-    return text
 
 
 def _left(eta: float | None, age: float, task: Task) -> float | None:
@@ -370,8 +371,6 @@ def _mb(n: int) -> str:
 # change is one key=value line and a summary heartbeat keeps a quiet log alive.
 
 # How a row ends (batch.RowResult.status, in capitals); the first two are successes.
-FINAL = ("SAVED", "ALREADY_SAVED", "FAILED", "ERROR", "INVALID", "INTERRUPTED", "NOT_STARTED")
-GOOD = FINAL[:2]
 
 
 class _RowState:
@@ -433,6 +432,10 @@ class BatchBoard:
         if state.started is None:
             return 0.0
         return (state.ended or time.monotonic()) - state.started
+
+    def reporter(self, row: int, check: Callable[[], None]) -> RowOutput:
+        """The reporter of one row's job (``wanvid.jobs.batch.Board``): it draws on this board."""
+        return RowOutput(self, row, check)
 
     # Drawing: overridden.
     def changed(self, row: int, state: _RowState, detail: str | None) -> None: ...
@@ -533,8 +536,7 @@ class RowOutput(Output):
     ``check`` runs on every progress report and raises to stop the row (the batch was interrupted).
     """
 
-    def __init__(self, board: BatchBoard, row: int, secrets: list[str], check: Any) -> None:
-        # ``secrets`` is unused: the masks are the process's (wanvid.redact), shared by every row's thread.
+    def __init__(self, board: BatchBoard, row: int, check: Callable[[], None]) -> None:
         super().__init__(quiet=True)  # no per-row info lines or retry chatter; the board shows the state
         self.board, self.row, self.check = board, row, check
 

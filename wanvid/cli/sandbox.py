@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from wanvid.cli.boundary import command
+from wanvid.cli.context import Ctx
 from wanvid.cli.options import OUTPUT, _param
 from wanvid.errors import UsageError
-from wanvid.jobs.session import Ctx
 
 # Fills Ctx.api_key, which the body reads as the key to accept.
 ACCEPTED_KEY = _param(

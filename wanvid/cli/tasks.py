@@ -1,7 +1,8 @@
 """The commands of one task: create, status, wait, download, run, and list (alias history).
 
-Each body is a short sequence of the steps in ``wanvid.jobs.session``; the helpers here are the ones
-only these commands use (sending local files by URL, the status text). Every command but ``list`` offers
+Each body parses its options, makes one call into the job layer (``wanvid.jobs.pipeline``: ``make_video``
+for run and download, ``task_status``, ``wait_for_task``, ``wait_unfinished``; ``submit_or_reuse`` for
+create) and prints the outcome. Every command but ``list`` offers
 all the common options; ``list`` reads only the journal, scoped by --profile and --base-url.
 """
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from wanvid.cli.boundary import command
+from wanvid.cli.context import Ctx, flag_error, validated
 from wanvid.cli.options import (
     CREATE_PARAMS,
     NEW_PARAM,
@@ -22,26 +24,10 @@ from wanvid.cli.options import (
     _upload_flags,
 )
 from wanvid.cli.output import describe
-from wanvid.errors import FieldError, NotFound, TaskFailed, UsageError, WanvidError
-from wanvid.jobs.session import (
-    Ctx,
-    already_saved,
-    check_wait,
-    fetch_cmd,
-    known,
-    query_task,
-    run_hook,
-    save_video,
-    saved_fields,
-    stem,
-    submit_or_reuse,
-    target,
-    validated,
-    wait_task,
-)
+from wanvid.errors import FieldError, UsageError
 
 if TYPE_CHECKING:
-    from wanvid.gateway.client import Client
+    from wanvid.jobs.pipeline import Job, Video
     from wanvid.rules.task import Task
 
 
@@ -75,8 +61,12 @@ def create(
             )
         ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
         return
-    task, _, reused = submit_or_reuse(ctx, ctx.client(), v, new)
-    ctx.out.info(f"{'task' if reused else 'created task'} {task.id}; follow it with: {ctx.again('wait', task.id)}")
+    from wanvid.jobs.steps import submit_or_reuse
+
+    task, _, reused = submit_or_reuse(ctx.session, ctx.client(), v, new)
+    ctx.paid = task.id
+    follow = ctx.again("wait", task.id, protocol=ctx.session.protocol)
+    ctx.out.info(f"{'task' if reused else 'created task'} {task.id}; follow it with: {follow}")
     ctx.out.result(task.id, {**task.to_dict(), "reused": reused})
 
 
@@ -84,14 +74,14 @@ def create(
 def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     """Query a task once and print its state (exit 3 if it failed, 5 if not found or expired)."""
     from wanvid.gateway.service import check_outcome
+    from wanvid.jobs.pipeline import task_status
     from wanvid.rules.task import Status
 
-    client = ctx.client()
-    entry, task_id = known(ctx, task_id)
-    task = query_task(ctx, client, task_id, entry)
+    task, entry = task_status(ctx.session, task_id)
     ctx.out.result(_format_task(task), task.to_dict(), quiet_text=task.status.value)
     if task.status is Status.UNKNOWN and entry is not None:
-        ctx.out.note(f"UNKNOWN is often passing for a task this young; `{ctx.again('wait', task_id)}` polls through it")
+        again = ctx.again("wait", task.id, protocol=ctx.session.protocol_for(entry))
+        ctx.out.note(f"UNKNOWN is often passing for a task this young; `{again}` polls through it")
     check_outcome(task, alive=entry is not None)
 
 
@@ -107,36 +97,15 @@ def wait(
     poll_interval: float | None = None,
 ) -> None:
     """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
-    check_wait(timeout, poll_interval)
-    client = ctx.client()
-    if all_:
-        if task_id is not None:
-            raise UsageError("give a TASK_ID or --all, not both")
-        _wait_all(ctx, client, timeout, poll_interval)
+    from wanvid.jobs.pipeline import wait_for_task, wait_unfinished
+
+    if all_ and task_id is not None:
+        raise UsageError("give a TASK_ID or --all, not both")
+    if not all_:
+        task = wait_for_task(ctx.session, task_id, timeout, poll_interval)
+        ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
         return
-    entry, task_id = known(ctx, task_id)
-    task = wait_task(ctx, client, task_id, timeout, poll_interval, entry)
-    ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
-
-
-def _wait_all(ctx: Ctx, client: "Client", timeout: float, poll_interval: float | None) -> None:
-    from wanvid.store.records import task_from
-
-    entries = ctx.journal.unfinished(ctx.profile_name, ctx.base)
-    ctx.out.info(f"{len(entries)} unfinished task(s) of profile {ctx.profile_name!r} on {ctx.base}")
-    deadline = time.monotonic() + timeout
-    resume = ctx.again("wait", "--all", pin_protocol=False)  # each task's protocol comes from the journal
-    done: list[Task] = []
-    worst: WanvidError | None = None
-    for entry in entries:  # they run on the gateway side by side: waiting for each in turn costs nothing extra
-        ctx.task_protocol = entry.protocol
-        left = max(0.0, deadline - time.monotonic())
-        try:
-            done.append(wait_task(ctx, client, entry.id, left, poll_interval, entry, resume))
-        except (TaskFailed, NotFound) as exc:
-            ctx.out.warn(exc.message)
-            done.append(task_from(entry))
-            worst = exc if worst is None or exc.exit_code > worst.exit_code else worst
+    done, worst = wait_unfinished(ctx.session, timeout, poll_interval)
     lines = "\n".join(f"{t.id} {t.status.value} {t.video_url or ''}".rstrip() for t in done)
     ctx.out.result(lines, {"tasks": [t.to_dict() for t in done]}, quiet_text="\n".join(t.id for t in done))
     if worst is not None:
@@ -148,65 +117,56 @@ def download(
     ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
 ) -> None:
     """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
-    from wanvid.gateway.download import check_target, default_name
-    from wanvid.gateway.service import check_outcome
+    from wanvid.jobs.pipeline import Job
 
-    client = ctx.client()
-    entry, task_id = known(ctx, task_id)
-    planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
-    dest = target(output, planned or default_name(task_id))
-    check_target(dest, force)
-    task = check_outcome(query_task(ctx, client, task_id, entry), alive=entry is not None)
-    if not task.status.ended:
-        raise UsageError(
-            f"task {task_id} is {describe(task)}, not finished yet",
-            hint=f"wait for it with: {ctx.again('wait', task_id)}",
-        )
-    resume = fetch_cmd(ctx, task_id, dest, force)
-    got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=resume)
-    hook_error = run_hook(ctx, on_complete, task, got, entry)
-    ctx.out.result(str(got.path), {"task_id": task.id, **saved_fields(got, metadata)})
-    if hook_error is not None:
-        raise hook_error
+    job = Job(task_id=task_id, output=output, force=force, metadata=metadata, wait=False, hook=on_complete)
+    video = _make(ctx, job)
+    ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields()})
+    if video.hook_error is not None:
+        raise video.hook_error
 
 
 @command("run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
 def run_(ctx: Ctx, **opts: Any) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
-    from wanvid.gateway.download import check_target
+    from wanvid.gateway.upload import resolve
+    from wanvid.jobs.pipeline import Job
+    from wanvid.jobs.steps import check_wait
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
     output, force, metadata, new = opts.pop("output"), opts.pop("force"), opts.pop("metadata"), opts.pop("new")
-    hook = opts.pop("on_complete")
-    uploads = _upload_flags(opts)
-    check_wait(timeout, poll_interval)
+    hook, uploads = opts.pop("on_complete"), _upload_flags(opts)
+    check_wait(timeout, poll_interval)  # a bad wait option must not cost a task
     v = validated(ctx, opts)
-    dest = target(output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
-    done = None if (new or force) else already_saved(ctx, v, dest)
-    if done is not None:
-        ctx.out.note(f"{dest} is already saved from task {done} for the same request; pass --new to make another")
-        ctx.out.result(str(dest), {"task": None, "task_id": done, "path": str(dest), "reused": True})
-        return
-    check_target(dest, force)  # before paying for a video that could not be saved
-    inputs = [m.local.path.resolve() for m in v.media.values() if m.local]
-    if dest.resolve() in inputs:
-        raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
-    _hosted(ctx, v, uploads)  # after the checks above: they look at local files as such
-    client = ctx.client()
-    then = lambda tid: f"{ctx.again('wait', tid)} && {fetch_cmd(ctx, tid, dest, force)}"  # noqa: E731
-    task, entry, reused = submit_or_reuse(ctx, client, v, new, output=dest, resume=then)
-    if not reused:
-        ctx.out.note(f"created task {task.id}")  # in every mode: a script's log keeps the id whatever happens
-    # From here on the task is paid for: every way out names it and the command that finishes the job.
-    fetch = fetch_cmd(ctx, task.id, dest, force)
-    task = wait_task(
-        ctx, client, task.id, timeout, poll_interval, entry, resume=f"{ctx.again('wait', task.id)} && {fetch}"
+    job = Job(
+        request=v,
+        output=output,
+        hosting=resolve(ctx.profile_name, **uploads),
+        new=new,
+        force=force,
+        metadata=metadata,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        hook=hook,
     )
-    got = save_video(ctx, client, task, dest, force=force, metadata=metadata, entry=entry, resume=fetch)
-    hook_error = run_hook(ctx, hook, task, got, entry)
-    ctx.out.result(str(got.path), {"task": task.to_dict(), **saved_fields(got, metadata), "reused": reused})
-    if hook_error is not None:
-        raise hook_error  # after the result: the video is saved and scripts get its path
+    video = _make(ctx, job)
+    if video.task is None:  # already saved for this very request: nothing was asked
+        doc: dict[str, Any] = {"task": None, "task_id": video.task_id, "path": str(video.path), "reused": True}
+    else:
+        doc = {"task": video.task.to_dict(), **video.fields(), "reused": video.reused}
+    ctx.out.result(str(video.path), doc)
+    if video.hook_error is not None:
+        raise video.hook_error  # after the result: the video is saved and scripts get its path
+
+
+def _make(ctx: Ctx, job: "Job") -> "Video":
+    """The job pipeline (``wanvid.jobs.pipeline.make_video``), a request field's error named by its flag."""
+    from wanvid.jobs.pipeline import make_video
+
+    try:
+        return make_video(ctx.session, job)
+    except FieldError as exc:  # a local file that cannot go as planned (inline or by URL): nothing was sent
+        raise flag_error(exc) from None
 
 
 @command("list", common=("base_url", "profile", *OUTPUT), aliases=("history",))
@@ -243,13 +203,11 @@ def list_(
 def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
     """Local files that go by URL (``wanvid.gateway.upload``), decided after validation and before anything is sent."""
     from wanvid.gateway.upload import prepare, resolve
-    from wanvid.jobs.session import FLAGS
 
     try:
         return prepare(v, resolve(ctx.profile_name, **flags), connect=connect, out=ctx.out)
     except FieldError as exc:
-        exc.message = f"{FLAGS.get(exc.field, '--' + exc.field.replace('_', '-'))}: {exc.message}"
-        raise
+        raise flag_error(exc) from None
 
 
 def _format_task(task: "Task") -> str:

@@ -17,6 +17,7 @@ Failures of the network, a proxy, a redirect loop or a URL that cannot be reques
 from __future__ import annotations
 
 import contextlib
+import copy
 import ipaddress
 import json
 import math
@@ -256,6 +257,7 @@ class Client:
         jitter: Callable[[], float] = random.random,
         on_retry: Callable[[str], None] | None = None,
         log: Callable[[str], None] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         if session is None:
@@ -271,9 +273,16 @@ class Client:
         self.jitter = jitter
         self.on_retry = on_retry
         self.log = log  # --debug: one line per request and answer, key redacted
-        self.deadline: float | None = None  # monotonic time after which no retry is started
-        self.hit_deadline = False  # the last error was raised because a retry would pass the deadline
-        self.gate: Gate | None = None  # shared with other clients of the same batch
+        self.deadline: float | None = None  # monotonic time after which no retry is started (``bounded``)
+        self.hit_deadline = False  # this request gave up because a retry would pass the deadline
+        self.gate = gate  # a rate budget shared with the other clients of a batch
+
+    def bounded(self, deadline: float | None) -> Client:
+        """This client (same connections, key and gate) for requests that must end by ``deadline`` (monotonic):
+        no retry starts that would pass it, and an error raised because of it has ``at_deadline`` set."""
+        other = copy.copy(self)
+        other.deadline, other.hit_deadline = deadline, False
+        return other
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base_url + path_or_url
@@ -281,6 +290,20 @@ class Client:
     def get_json(self, path: str, parse: Callable[[dict[str, Any], requests.Response], T]) -> T:
         """GET a JSON answer and ``parse`` it. An unreadable one (a proxy's HTML page, a cut body, a shape
         ``parse`` rejects with ``BadAnswer``) is asked again within the retry budget."""
+        with self._marking_deadline():
+            return self._get_json(path, parse)
+
+    @contextlib.contextmanager
+    def _marking_deadline(self) -> Iterator[None]:
+        """An ApiError raised because the caller's deadline came first says so (``at_deadline``)."""
+        self.hit_deadline = False
+        try:
+            yield
+        except ApiError as exc:
+            exc.at_deadline = self.hit_deadline
+            raise
+
+    def _get_json(self, path: str, parse: Callable[[dict[str, Any], requests.Response], T]) -> T:
         attempt = 0
         while True:
             resp = self.send("GET", path, stream=True)
@@ -307,7 +330,8 @@ class Client:
 
     def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
         """GET with the body left unread; errors are raised before the first byte is returned."""
-        return self.send("GET", path_or_url, stream=True, headers=headers)
+        with self._marking_deadline():
+            return self.send("GET", path_or_url, stream=True, headers=headers)
 
     def send(
         self,

@@ -55,12 +55,12 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from wanvid import config
+from wanvid import config, redact
 from wanvid.errors import FieldError, Unavailable, UsageError
 from wanvid.rules.request import Media
 
 if TYPE_CHECKING:
-    from wanvid.cli.output import Output
+    from wanvid.report import Reporter
     from wanvid.rules.media import LocalMedia
     from wanvid.rules.request import Validated
 
@@ -242,7 +242,7 @@ def uses_media_list(v: Validated) -> bool:
     return v.protocol == "native" and (v.spec is None or v.spec.native_media)
 
 
-def prepare(v: Validated, hosting: Hosting, *, connect: bool = True, out: Output | None = None) -> list[Hosted]:
+def prepare(v: Validated, hosting: Hosting, *, connect: bool = True, out: Reporter | None = None) -> list[Hosted]:
     """Swap the local files that go by URL for ``Hosted`` media; return them. Nothing is sent or uploaded.
 
     A local audio or video file for a media-list body without a bucket, or ``upload_images`` without one, is
@@ -298,14 +298,14 @@ def planned(v: Validated) -> list[dict[str, Any]]:
 # Upload and presign (just before the create).
 
 
-def publish(v: Validated, out: Output | None = None) -> None:
+def publish(v: Validated, out: Reporter | None = None) -> None:
     """Make sure every hosted file is in the bucket (HEAD, upload if missing) and give it a presigned URL."""
     for m in v.media.values():
         if isinstance(m, Hosted) and m.url is None:
             _publish(m, out)
 
 
-def _publish(h: Hosted, out: Output | None) -> None:
+def _publish(h: Hosted, out: Reporter | None) -> None:
     assert h.file is not None and h.target is not None
     client, temporary = _client(h.target, out)
     f = h.file
@@ -336,7 +336,7 @@ def _publish(h: Hosted, out: Output | None) -> None:
     h.expires_at = signed_at + URL_LIFE
 
 
-def _say(out: Output | None, text: str) -> None:
+def _say(out: Reporter | None, text: str) -> None:
     if out is not None:
         out.info(text)
 
@@ -445,9 +445,9 @@ def _boto3() -> Any:
     return boto3
 
 
-def _client(target: Target, out: Output | None) -> tuple[Any, bool]:
+def _client(target: Target, out: Reporter | None) -> tuple[Any, bool]:
     """The S3 client for ``target`` and whether its credentials are temporary; a UsageError without boto3 or
-    credentials. Their secret parts are added to ``out``'s masks (they are never printed anyway)."""
+    credentials. Their secret parts are added to the masks (``wanvid.redact``) (they are never printed anyway)."""
     boto3 = _boto3()  # every time: cheap once imported, and a cached client must not hide a missing extra
     with _lock:
         if target in _clients:
@@ -463,9 +463,8 @@ def _client(target: Target, out: Output | None) -> tuple[Any, bool]:
                 "wanvid never stores them)",
             )
         frozen = creds.get_frozen_credentials()
-        if out is not None:
-            out.add_secret(frozen.secret_key)
-            out.add_secret(frozen.token)
+        redact.add(frozen.secret_key)
+        redact.add(frozen.token)
         options: dict[str, Any] = {"signature_version": "s3v4", "retries": {"max_attempts": 4, "mode": "standard"}}
         # botocore >= 1.36 adds CRC checksums by default, which some S3-compatible stores refuse.
         checksums = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}

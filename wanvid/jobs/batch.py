@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 import string
-import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_any
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from wanvid.cli.output import FINAL, GOOD, BatchBoard, RowOutput
+from wanvid import config, redact
 from wanvid.errors import (
     AuthError,
     FieldError,
@@ -41,25 +41,17 @@ from wanvid.errors import (
     signal_number,
     stop_for,
 )
-from wanvid.gateway.client import CONNECT_TIMEOUT, READ_TIMEOUT
-from wanvid.jobs.session import (
-    STOP_SIGNALS,
-    Ctx,
-    already_saved,
-    check_name,
-    fetch_cmd,
-    run_hook,
-    save_video,
-    stem,
-    submit_or_reuse,
-    wait_task,
-)
+from wanvid.gateway.client import CONNECT_TIMEOUT, READ_TIMEOUT, Gate
+from wanvid.jobs.pipeline import Job, make_video
+from wanvid.jobs.session import Session
+from wanvid.jobs.signals import STOP_SIGNALS
+from wanvid.jobs.steps import already_saved, check_name, check_wait, stem
 from wanvid.redact import scrub_json
+from wanvid.report import FINAL, GOOD, DownloadView, LogReporter, PollView, Reporter
 from wanvid.rules.manifest import Row
 from wanvid.rules.request import Validated, VideoRequest, validate
 
 if TYPE_CHECKING:
-    from wanvid.gateway.client import Gate
     from wanvid.gateway.upload import Hosting
     from wanvid.rules.media import LocalMedia
 
@@ -171,7 +163,7 @@ def check_template(template: str, what: str = "--name") -> list[str]:
 
 
 def plan(
-    ctx: Ctx,
+    s: Session,
     rows: list[Row],
     defaults: dict[str, Any],
     *,
@@ -184,13 +176,13 @@ def plan(
     ``hosting``: the upload settings (``wanvid.gateway.upload``) for local files that go by URL."""
     used = check_template(template)
     files: dict[LocalMedia, LocalMedia] = {}  # one inspected file, one object: its SHA-256 is read once
-    items = [_plan_row(ctx, row, defaults, out_dir, template, used, force, hosting, files) for row in rows]
-    _cross_check(ctx, items)
+    items = [_plan_row(s, row, defaults, out_dir, template, used, force, hosting, files) for row in rows]
+    _cross_check(s, items)
     return items
 
 
 def _plan_row(
-    ctx: Ctx,
+    s: Session,
     row: Row,
     defaults: dict[str, Any],
     out_dir: Path,
@@ -206,7 +198,7 @@ def _plan_row(
     values = {**{k: v for k, v in defaults.items() if v is not None}, **row.values}
     values.pop("output", None)
     try:
-        item.v = validate(VideoRequest(**values), ctx.protocol_name)
+        item.v = validate(VideoRequest(**values), s.protocol)
     except FieldError as exc:
         item.problems.append(exc.message if exc.message.startswith(exc.field) else f"{exc.field}: {exc.message}")
         return item
@@ -231,7 +223,7 @@ def _plan_row(
     except UsageError as exc:
         item.problems.append(exc.message)
         return item
-    item.done = _saved_before(ctx, item, out_dir)
+    item.done = _saved_before(s, item, out_dir)
     if item.dest is not None and item.done is None:
         from wanvid.gateway.download import check_target
 
@@ -243,7 +235,7 @@ def _plan_row(
         if item.dest.exists() and any(_same_file(item.dest, path) for path in inputs):  # a stat only if it exists
             item.problems.append(f"output {item.dest} is one of the row's inputs")
     if item.done is None and not item.problems:
-        _host(ctx, item, hosting)
+        _host(s, item, hosting)
     return item
 
 
@@ -254,31 +246,31 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _host(ctx: Ctx, item: Item, hosting: Hosting | None) -> None:
+def _host(s: Session, item: Item, hosting: Hosting | None) -> None:
     """The row's local files that go by URL (uploaded when its task is created), or why they cannot."""
     from wanvid.gateway.upload import Hosting, prepare
 
     assert item.v is not None
     try:
-        prepare(item.v, hosting or Hosting(None, False), out=ctx.out)
+        prepare(item.v, hosting or Hosting(None, False), out=s.report)
     except FieldError as exc:
         item.problems.append(f"{exc.field}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
     except UsageError as exc:
         item.problems.append(exc.message + (f" ({exc.hint})" if exc.hint else ""))
 
 
-def _saved_before(ctx: Ctx, item: Item, out_dir: Path) -> str | None:
+def _saved_before(s: Session, item: Item, out_dir: Path) -> str | None:
     """The task whose video for this row's very request is on disk where the row's name puts it."""
     assert item.v is not None
     if item.dest is not None:  # a stat first: in a new batch no file is there, and no query is needed
-        return already_saved(ctx, item.v, item.dest) if item.dest.is_file() else None
-    for path, task_id in ctx.journal.outputs_for(item.v.fingerprint(ctx.base)):
+        return already_saved(s, item.v, item.dest) if item.dest.is_file() else None
+    for path, task_id in s.journal.outputs_for(item.v.fingerprint(s.base)):
         if item.name(out_dir, task_id) == Path(path):
-            return already_saved(ctx, item.v, Path(path))
+            return already_saved(s, item.v, Path(path))
     return None
 
 
-def _cross_check(ctx: Ctx, items: list[Item]) -> None:
+def _cross_check(s: Session, items: list[Item]) -> None:
     """Two rows must not write the same file, nor ask for the same video (the second would reuse the first's task)."""
     files: dict[Path, int] = {}
     requests: dict[str, int] = {}
@@ -289,7 +281,7 @@ def _cross_check(ctx: Ctx, items: list[Item]) -> None:
             first = files.setdefault(item.dest, item.row)
             if first != item.row:
                 item.problems.append(f"writes the same file as row {first} ({item.dest.name}); put {{row}} in --name")
-        fingerprint = item.v.fingerprint(ctx.base)
+        fingerprint = item.v.fingerprint(s.base)
         first = requests.setdefault(fingerprint, item.row)
         if first != item.row:
             item.problems.append(
@@ -298,21 +290,132 @@ def _cross_check(ctx: Ctx, items: list[Item]) -> None:
             )
 
 
+def run_batch(
+    s: Session,
+    manifest: Path,
+    defaults: Mapping[str, Any],
+    *,
+    job: Job = Job(),
+    output_dir: str | Path = ".",
+    name: str = DEFAULT_NAME,
+    concurrency: int = 4,
+    stagger: float = 0.5,
+    results: str | Path | None = None,
+    skip_invalid: bool = False,
+    uploads: Mapping[str, Any] | None = None,
+    board: Callable[[list[tuple[int, str]]], AbstractContextManager[Board]] | None = None,
+) -> dict[str, Any]:
+    """Make a video for every row of ``manifest`` (``defaults``: values for the rows that do not set them), at
+    most ``concurrency`` at a time; every row goes through ``make_video`` with ``job``'s options. Return the
+    batch document (docs/schema/batch.json); its ``exit_code`` is the worst row's. ``uploads``: the upload
+    options (``wanvid.gateway.upload.resolve``); ``board``: what shows the rows (default: ``LogBoard``)."""
+    from wanvid.gateway.upload import resolve as upload_settings
+    from wanvid.rules import manifest as manifest_file
+
+    check_wait(job.timeout, job.poll_interval)
+    if not 1 <= concurrency <= 32:
+        raise UsageError("--concurrency must be from 1 to 32")
+    if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
+        raise UsageError("--stagger must be a number of seconds from 0 to 3600")
+    out_dir = config.expand(str(output_dir), "--output-dir").resolve()  # resolved: the journal knows videos by path
+    rows = manifest_file.read(manifest)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+    hosting = upload_settings(s.profile_name, **(uploads or {}))
+    items = plan(s, rows, dict(defaults), out_dir=out_dir, template=name, force=job.force, hosting=hosting)
+    for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):
+        s.report.warn(warning)
+    invalid = [item for item in items if item.problems]
+    for item in invalid:
+        s.report.note(f"row {item.row}: " + "; ".join(item.problems))
+    if invalid and not skip_invalid:
+        raise InvalidRows(
+            f"{len(invalid)} of {len(items)} row(s) of {manifest} are invalid (listed above); nothing was sent",
+            "fix them, or pass --skip-invalid to run the valid rows",
+            invalid,
+        )
+    s.client()  # a missing key or an insecure URL stops the batch here, not once per row
+    results_path = out_dir / f"{manifest.stem}.results.jsonl"
+    if results:  # its directory resolved, not the file: a link there is refused (ResultsFile), never followed
+        given = config.expand(str(results), "--results").absolute()
+        results_path = given.parent.resolve() / given.name
+    if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
+        raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
+    results_file = ResultsFile(results_path)
+    labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
+    with (board or LogBoard)(labels) as shown:
+        done = run(
+            s,
+            items,
+            shown,
+            out_dir=out_dir,
+            concurrency=concurrency,
+            gate=Gate(spacing=stagger),
+            job=job,
+            record=results_file.add,
+        )
+    results_file.close(done)
+    doc = document(manifest, results_path, done)
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["summary"].items() if n and k != "rows")
+    s.report.info(f"{len(done)} row(s): {counts}; results in {results_path}")
+    return doc
+
+
+class LogBoard:
+    """The board of a batch run from Python: each row's final status logged, each row's job reporting to the
+    ``wanvid`` logger."""
+
+    def __init__(self, rows: list[tuple[int, str]]) -> None:
+        self.log = LogReporter()
+
+    def __enter__(self) -> LogBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def event(self, row: int, status: str, *, task_id: str | None = None, detail: str | None = None) -> None:
+        if status in FINAL:
+            self.log.info(f"row {row}: {status}" + (f" {detail}" if detail else ""))
+
+    def tick(self) -> None:
+        pass
+
+    def reporter(self, row: int, check: Callable[[], None]) -> Reporter:
+        return self.log
+
+
+class Board(Protocol):
+    """What a batch shows while it runs (the CLI's live table or log lines; ``LogBoard`` for a library user)."""
+
+    def event(self, row: int, status: str, *, task_id: str | None = None, detail: str | None = None) -> None:
+        """A row's status: a task status, DOWNLOADING, or one of FINAL (``detail``: its output or error)."""
+        ...
+
+    def tick(self) -> None:
+        """Called about twice a second while rows run."""
+        ...
+
+    def reporter(self, row: int, check: Callable[[], None]) -> Reporter:
+        """The reporter of one row's job; ``check`` raises when the batch is stopped (call it on progress)."""
+        ...
+
+
 def run(
-    ctx: Ctx,
+    s: Session,
     items: list[Item],
-    board: BatchBoard,
+    board: Board,
     *,
     out_dir: Path,
     concurrency: int,
     gate: Gate,
-    wait_opts: dict[str, Any],
-    force: bool,
-    metadata: bool,
-    hook: str | None,
-    record: Any,
+    job: Job,
+    record: Callable[[RowResult], None],
 ) -> list[RowResult]:
-    """Run every item that can run; ``record(result)`` is called as each row ends (from this thread)."""
+    """Run every item that can run, each through ``make_video`` with ``job``'s options; ``record(result)`` is
+    called as each row ends (from this thread)."""
     stop = threading.Event()  # Ctrl-C: start no row, and end the running ones at their next step
     abort = threading.Event()  # an auth failure: every other row would fail the same way
     results: dict[int, RowResult] = {}
@@ -330,7 +433,7 @@ def run(
         elif item.done is not None:
             finish(RowResult(item.row, "already_saved", item.done, str(item.dest), reused=True))
     todo = [item for item in items if item.row not in results]
-    worker = _Worker(ctx, board, stop, abort, gate, out_dir, wait_opts, force, metadata, hook)
+    worker = _Worker(s, board, stop, abort, gate, out_dir, job)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="row")
     futures: dict[Future[RowResult], Item] = {pool.submit(worker.run, item): item for item in todo}
     pending = set(futures)
@@ -340,14 +443,14 @@ def run(
             for future in done:
                 finish(future.result())
             board.tick()
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (session.stop_signals)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (jobs.signals.stop_signals)
         import signal
 
         worker.signum = signal_number(interrupt)
         stop.set()
         for sig in STOP_SIGNALS:
             signal.signal(sig, worker.second_interrupt)
-        ctx.out.note("interrupted: no new row starts; running rows stop at their next step and stay resumable")
+        s.report.note("interrupted: no new row starts; running rows stop at their next step and stay resumable")
         for future in futures:
             future.cancel()
         for future, item in futures.items():  # rows that ended meanwhile, and those still stopping
@@ -365,37 +468,28 @@ def run(
 
 
 class _Worker:
-    """Runs one row at a time in a pool thread, with its own Ctx (journal connection, client, display)."""
+    """Runs one row at a time in a pool thread, with its own session (journal connection, display, sleep)."""
 
     def __init__(
         self,
-        ctx: Ctx,
-        board: BatchBoard,
+        s: Session,
+        board: Board,
         stop: threading.Event,
         abort: threading.Event,
         gate: Gate,
         out_dir: Path,
-        wait_opts: dict[str, Any],
-        force: bool,
-        metadata: bool,
-        hook: str | None,
+        job: Job,
     ) -> None:
-        self.ctx, self.board, self.stop, self.abort, self.gate = ctx, board, stop, abort, gate
-        self.out_dir, self.wait_opts, self.force, self.metadata, self.hook = out_dir, wait_opts, force, metadata, hook
+        self.s, self.board, self.stop, self.abort, self.gate = s, board, stop, abort, gate
+        self.out_dir, self.job = out_dir, job
         self.signum = 2  # the signal that stopped the batch (SIGINT unless SIGTERM/SIGHUP): rows exit 128 + it
         self.paying = threading.Condition()  # rows between sending a create and journaling its answer
         self.unjournaled = 0
 
-    @contextmanager
-    def submitting(self) -> Iterator[None]:
+    def paid(self, delta: int) -> None:
         with self.paying:
-            self.unjournaled += 1
-        try:
-            yield
-        finally:
-            with self.paying:
-                self.unjournaled -= 1
-                self.paying.notify_all()
+            self.unjournaled += delta
+            self.paying.notify_all()
 
     def second_interrupt(self, signum: int, frame: object) -> None:
         """A second Ctrl-C ends the batch now, but not between a gateway's create answer and the journal:
@@ -406,7 +500,7 @@ class _Worker:
             signal.signal(sig, signal.SIG_DFL)
         with self.paying:
             if self.unjournaled:
-                sys.stderr.write(f"waiting for {self.unjournaled} new task(s) to be journaled\n")
+                self.s.report.note(f"waiting for {self.unjournaled} new task(s) to be journaled")
             # One create attempt: its headers within READ_TIMEOUT (the client's watchdog), its answer's body
             # within another; past that it has failed and made nothing the journal could keep.
             self.paying.wait_for(lambda: self.unjournaled == 0, timeout=2 * READ_TIMEOUT + CONNECT_TIMEOUT + 5)
@@ -427,64 +521,110 @@ class _Worker:
     def run(self, item: Item) -> RowResult:
         if self.stop.is_set() or self.abort.is_set():
             return RowResult(item.row, "not_started")
-        view = RowOutput(self.board, item.row, self.ctx.out.secrets, self.check)
-        ctx = replace(self.ctx, view=view, gate=self.gate, sleep=self.nap)
-        known: dict[str, str] = {}  # the task id and output path, as soon as they exist
+        track = _RowTrack(self.board, item.row, self.board.reporter(item.row, self.check), self)
+        s = self.s.for_row(track, self.gate, self.nap)
         try:
-            return self._steps(ctx, item, known)
+            return self._steps(s, item)
         except TaskFailed as exc:
-            return self._ended(ctx, item, "failed", exc, known)
+            return track.ended("failed", exc)
         except Interrupted as exc:
-            return self._ended(ctx, item, "interrupted", exc, known)
+            return track.ended("interrupted", exc)
         except WanvidError as exc:
             if isinstance(exc, AuthError):
                 self.abort.set()
-            return self._ended(ctx, item, "error", exc, known)
+            return track.ended("error", exc)
         except KeyboardInterrupt:
             stopped = Interrupted("the batch was interrupted", signum=self.signum)
-            return self._ended(ctx, item, "interrupted", stopped, known)
+            return track.ended("interrupted", stopped)
         except Exception as exc:  # a bug in one row must not take the others down
-            return self._ended(ctx, item, "error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"), known)
+            return track.ended("error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
-            if "journal" in ctx.__dict__:
-                ctx.journal.close()
+            track.settle()
+            if "journal" in s.__dict__:
+                s.journal.close()
 
-    def _steps(self, ctx: Ctx, item: Item, known: dict[str, str]) -> RowResult:
+    def _steps(self, s: Session, item: Item) -> RowResult:
         assert item.v is not None
-        self.board.event(item.row, "SUBMITTING")
-        client = ctx.client()
-        with self.submitting():
-            task, entry, reused = submit_or_reuse(ctx, client, item.v, False, output=item.dest)
-        known["task_id"] = task.id
-        self.board.event(item.row, task.status.value, task_id=task.id)
-        dest = item.dest or item.name(self.out_dir, task.id)
-        assert dest is not None
-        if item.dest is None:
-            ctx.journal.update(ctx.base, task.id, output_path=str(dest))
-            done = already_saved(ctx, item.v, dest)
-            if done is not None:
-                return RowResult(item.row, "already_saved", done, str(dest), reused=True)
-        known["dest"] = str(dest)
-        fetch = fetch_cmd(ctx, task.id, dest, self.force)
-        resume = f"{ctx.again('wait', task.id)} && {fetch}"
-        task = wait_task(
-            ctx, client, task.id, self.wait_opts["timeout"], self.wait_opts["poll_interval"], entry, resume
-        )
-        got = save_video(ctx, client, task, dest, force=self.force, metadata=self.metadata, entry=entry, resume=fetch)
-        known["output"] = str(got.path)
-        hook_error = run_hook(ctx, self.hook, task, got, entry, row=str(item.row))
-        if hook_error is not None:
-            return self._ended(ctx, item, "error", hook_error, known, reused)
-        return RowResult(item.row, "saved", task.id, str(got.path), None, reused)
 
-    def _ended(
-        self, ctx: Ctx, item: Item, status: str, exc: WanvidError, known: dict[str, str], reused: bool = False
-    ) -> RowResult:
-        exc.task_id = exc.task_id or known.get("task_id")
-        exc.message, exc.hint = ctx.out.redact(exc.message), exc.hint and ctx.out.redact(exc.hint)
+        def named(task_id: str) -> Path:  # a --name with {task_id}
+            dest = item.name(self.out_dir, task_id)
+            assert dest is not None
+            return dest
+
+        job = replace(self.job, request=item.v, dest=item.dest or named, hook_env={"row": str(item.row)})
+        video = make_video(s, job)
+        if video.already_saved:
+            return RowResult(item.row, "already_saved", video.task_id, str(video.path), reused=True)
+        if video.hook_error is not None:
+            return RowResult(item.row, "error", video.task_id, str(video.path), _error(video.hook_error), video.reused)
+        return RowResult(item.row, "saved", video.task_id, str(video.path), None, video.reused)
+
+
+class _RowTrack:
+    """One row's reporter: the job's stages go to the board and are remembered (task, output path), so
+    a row that fails late still reports its task and a video already saved; everything else goes to the
+    row's own view."""
+
+    def __init__(self, board: Board, row: int, view: Reporter, worker: _Worker) -> None:
+        self.board, self.row, self.view, self.worker = board, row, view, worker
+        self.task_id: str | None = None
+        self.dest: Path | None = None
+        self.saved: Path | None = None
+        self.paying = False  # between sending the create and journaling its answer
+        self.reused = False
+
+    @property
+    def chatty(self) -> bool:
+        return self.view.chatty
+
+    def info(self, text: str) -> None:
+        self.view.info(text)
+
+    def note(self, text: str) -> None:
+        self.view.note(text)
+
+    def warn(self, text: str) -> None:
+        self.view.warn(text)
+
+    def debug(self, text: str) -> None:
+        self.view.debug(text)
+
+    def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> AbstractContextManager[PollView]:
+        return self.view.polling(task_id, eta, age)
+
+    def downloading(self, name: str, task_id: str) -> AbstractContextManager[DownloadView]:
+        return self.view.downloading(name, task_id)
+
+    def stage(
+        self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
+    ) -> None:
+        if stage == "SUBMITTING":
+            self.paying = True
+            self.worker.paid(+1)
+            self.board.event(self.row, "SUBMITTING")
+            return
+        self.settle()
+        self.task_id = task_id or self.task_id
+        if stage in ("CREATED", "REUSED"):
+            self.reused = stage == "REUSED"
+            self.board.event(self.row, status or "PENDING", task_id=task_id)
+        elif stage == "NAMED":
+            self.dest = dest
+        elif stage == "SAVED":
+            self.saved = dest
+
+    def settle(self) -> None:
+        """The create's answer is journaled (or the create failed): a second Ctrl-C need not wait for this row."""
+        if self.paying:
+            self.paying = False
+            self.worker.paid(-1)
+
+    def ended(self, status: str, exc: WanvidError) -> RowResult:
+        exc.task_id = exc.task_id or self.task_id
+        exc.message, exc.hint = redact.scrub(exc.message), exc.hint and redact.scrub(exc.hint)
         # A step after the rename can fail (the sidecar, the journal): the video is there all the same.
-        saved = known.get("output") or (known["dest"] if "dest" in known and Path(known["dest"]).is_file() else None)
-        return RowResult(item.row, status, exc.task_id, saved, _error(exc), reused)
+        saved = self.saved or (self.dest if self.dest is not None and self.dest.is_file() else None)
+        return RowResult(self.row, status, exc.task_id, str(saved) if saved else None, _error(exc), self.reused)
 
 
 def _error(exc: WanvidError) -> dict[str, Any]:

@@ -127,3 +127,16 @@ class Task:
             "expires_at": self.expires_at,
             "raw": self.raw,
         }
+
+
+def status_word(task: Task) -> str:
+    """The task's status, or the server's own word when it is none wanvid knows."""
+    return task.status.value if task.status is not Status.UNRECOGNIZED else task.raw_status
+
+
+def describe(task: Task) -> str:
+    """One line about a task's state, as shown while polling."""
+    text = status_word(task) + (" (unrecognised)" if task.status is Status.UNRECOGNIZED else "")
+    if task.progress is not None and not task.status.ended:
+        text += f" {task.progress}%"
+    return text

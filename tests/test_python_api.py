@@ -1,0 +1,125 @@
+"""The Python API as a user meets it: docs/python.md's examples run as scripts against a real sandbox, and
+``wanvid.Wanvid`` keeps the CLI's guarantees (one journal, reuse, typed errors with exit codes).
+
+Each example is run by a fresh Python process in a directory holding ``cat.png``, with the sandbox's URL and
+a key in the environment, as a reader would run it after ``wanvid sandbox``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wanvid
+from wanvid.sandbox import Sandbox
+
+from .helpers import TEST_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "python.md"
+CAT = ROOT / "examples" / "cat.png"
+
+
+def examples() -> list[tuple[str, str]]:
+    """(heading, code) of every ```python block of docs/python.md that is a script (not a conftest snippet)."""
+    found, heading = [], ""
+    for part in re.split(r"^(## .*)$", DOC.read_text(), flags=re.M):
+        if part.startswith("## "):
+            heading = part[3:].strip()
+            continue
+        for code in re.findall(r"```python\n(.*?)```", part, flags=re.S):
+            if "pytest_plugins" not in code:
+                found.append((heading, code))
+    return found
+
+
+def run_script(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    (cwd / "example.py").write_text(code)
+    return subprocess.run(
+        [sys.executable, "example.py"], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def reader(gw: Sandbox, isolated: Path) -> Path:
+    shutil.copy(CAT, isolated / "cat.png")
+    return isolated
+
+
+def test_the_doc_has_examples_for_every_entry_point() -> None:
+    code = "\n".join(c for _, c in examples())
+    for call in ("Wanvid(", ".create(", ".wait(", ".download(", ".run(", ".batch(", "except wanvid."):
+        assert call in code, f"docs/python.md shows no {call}"
+
+
+@pytest.mark.parametrize(("heading", "code"), examples(), ids=[h for h, _ in examples()])
+def test_every_example_in_docs_python_md_runs(heading: str, code: str, reader: Path, gw: Sandbox) -> None:
+    done = run_script(code, reader)
+    assert done.returncode == 0, f"example under '{heading}' failed:\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+
+
+def test_create_wait_download_then_the_same_call_reuses_the_task(reader: Path, gw: Sandbox) -> None:
+    """The issue's script: create, wait and download against the sandbox; the identical second call pays nothing."""
+    (heading, code), *_ = [(h, c) for h, c in examples() if h == "Create, wait, download"]
+    done = run_script(code, reader)
+    assert done.returncode == 0, done.stderr
+    creates = [r for r in gw.requests() if r.method == "POST"]
+    assert len(creates) == 1  # two create() calls, one task paid for
+    (task,) = gw.tasks()
+    assert (reader / "walk.mp4").stat().st_size > 0
+    assert json.loads((reader / "walk.mp4.json").read_text())["task_id"] == task["id"]
+
+
+def test_run_shares_the_cli_journal_and_the_cli_sees_its_task(reader: Path, gw: Sandbox) -> None:
+    from .helpers import wv
+
+    video = wanvid.Wanvid().run(CAT, prompt="one journal", output="shared.mp4", poll_interval=0.1)
+    listed = wv("list", "--json")
+    assert listed.exit_code == 0
+    assert video.task_id in {t["id"] for t in json.loads(listed.stdout)}
+    # and the CLI's identical run finds the saved video instead of paying again
+    again = wv("run", str(CAT), "-p", "one journal", "-o", "shared.mp4", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["task_id"] == video.task_id
+    assert len([r for r in gw.requests() if r.method == "POST"]) == 1
+
+
+def test_errors_are_typed_and_carry_the_cli_exit_codes(reader: Path, gw: Sandbox, monkeypatch) -> None:
+    client = wanvid.Wanvid()
+    with pytest.raises(wanvid.FieldError) as bad:
+        client.create(CAT, prompt="x", duration=99)
+    assert bad.value.exit_code == 2
+    assert gw.requests() == []  # refused before sending
+    with pytest.raises(wanvid.NotFound) as missing:
+        client.status("0" * 32)
+    assert missing.value.exit_code == 5
+    monkeypatch.delenv("WANVID_API_KEY")
+    with pytest.raises(wanvid.AuthError) as nokey:
+        wanvid.Wanvid().create(CAT, prompt="x")
+    assert nokey.value.exit_code == 4
+
+
+def test_explicit_arguments_beat_the_environment(reader: Path, gw: Sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("WANVID_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    client = wanvid.Wanvid(base_url=gw.url, api_key=TEST_KEY)
+    assert client.base_url == gw.url
+    assert client.create(CAT, prompt="precedence").status is not None
+
+
+def test_nothing_is_printed_by_the_library(reader: Path, gw: Sandbox, capfd) -> None:
+    wanvid.Wanvid().run(CAT, prompt="silent", output="silent.mp4", poll_interval=0.1)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_import_wanvid_stays_light() -> None:
+    code = "import sys, wanvid; print(sorted(m for m in ('requests', 'rich', 'PIL', 'wanvid.api') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

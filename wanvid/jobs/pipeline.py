@@ -1,0 +1,254 @@
+"""The one job pipeline: a request (or a task) in, a verified MP4 on disk out.
+
+``make_video`` is the only place where the steps are put together, for ``wanvid run``, ``wanvid
+download``, every row of ``wanvid batch`` and ``wanvid.Wanvid.run``/``download``:
+
+    checks before paying ─▶ submit_or_reuse ─▶ wait_task ─▶ save_video ─▶ run_hook
+    (output writable,       (claim, create,    (poll until    (download, verify,   (--on-complete)
+     not already saved)      journal first)     it ends)       journal, sidecar)
+
+A ``Job`` says what to make and how; the session (``wanvid.jobs.session``) says with which settings,
+journal and reporter. Each step gets what it needs as arguments (the task's protocol, the wait's
+deadline, the resume command), so nothing is set on a shared object and read back. From the moment a
+task is paid for, every way out, Ctrl-C included, names it and the command that finishes the job.
+
+``task_status``, ``wait_for_task`` and ``wait_unfinished`` are the use cases that ask about tasks
+without saving anything (``status`` and ``wait``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wanvid.errors import HookFailed, Interrupted, NotFound, TaskFailed, UsageError, WanvidError, signal_number
+from wanvid.jobs.session import Session
+from wanvid.jobs.steps import (
+    already_saved,
+    check_wait,
+    fetch_cmd,
+    find_task,
+    query_task,
+    run_hook,
+    safe,
+    save_video,
+    stem,
+    submit_or_reuse,
+    target,
+    wait_task,
+)
+
+if TYPE_CHECKING:
+    from wanvid.gateway.client import Client
+    from wanvid.gateway.download import Downloaded
+    from wanvid.gateway.upload import Hosting
+    from wanvid.rules.request import Validated
+    from wanvid.rules.task import Task
+    from wanvid.store.journal import Entry
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to end up on disk: make it from ``request`` (run, a batch row), or save the video of task
+    ``task_id`` (download; neither given: the journal's most recent task)."""
+
+    request: Validated | None = None
+    task_id: str | None = None
+    output: str | None = None  # -o as given: a file or a directory; None: the default name in the cwd
+    dest: Path | Callable[[str], Path] | None = None  # an exact path, or one named after the task id (a batch row)
+    hosting: Hosting | None = None  # where local files that go by URL are uploaded, if not done already
+    new: bool = False  # pay for a new task even if a live one answers the identical request
+    force: bool = False  # overwrite the output, and download again even if it is already saved
+    metadata: bool = True  # write the <name>.json sidecar
+    wait: bool = True  # a task not finished yet is waited for; False: it is an error (download)
+    timeout: float = 1800.0
+    poll_interval: float | None = None
+    hook: str | None = None  # --on-complete
+    hook_env: Mapping[str, str] = field(default_factory=dict)  # more WANVID_* variables for the hook
+    offer_new: bool = True  # messages may say "--new" (a batch has no such option)
+
+
+@dataclass
+class Video:
+    """A job's outcome: the saved file and the task it came from."""
+
+    task_id: str
+    path: Path
+    task: Task | None = None  # None when the video was already saved for this request and nothing was asked
+    saved: Downloaded | None = None  # None when it was already saved
+    entry: Entry | None = None
+    reused: bool = False  # no new task was paid for
+    metadata: bool = False  # a sidecar was written
+    hook_error: HookFailed | None = None  # the video is saved all the same
+
+    @property
+    def already_saved(self) -> bool:
+        return self.saved is None
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON fields every command that saves a video reports (docs/schema)."""
+        from wanvid.store.records import sidecar_path
+
+        if self.saved is None:
+            return {"path": str(self.path)}
+        info = self.saved.info
+        return {
+            "path": str(self.saved.path),
+            "bytes": self.saved.size,
+            "video": {"duration": info.duration, "width": info.width, "height": info.height},
+            "metadata": str(sidecar_path(self.saved.path)) if self.metadata else None,
+        }
+
+
+def make_video(s: Session, job: Job, client: Client | None = None) -> Video:
+    """Run ``job`` to a saved, verified video; raise the typed error of the step that failed (each carries its
+    exit code, and names the task once one is paid for)."""
+    check_wait(job.timeout, job.poll_interval)
+    if job.request is None:
+        return _save_task(s, job, client)
+    v = job.request
+    dest = _planned_dest(job, v)
+    if dest is not None:
+        done = None if (job.new or job.force) else already_saved(s, v, dest)
+        if done is not None:
+            hint = "; pass --new to make another" if job.offer_new else ""
+            s.report.note(f"{dest} is already saved from task {done} for the same request{hint}")
+            return Video(done, dest, reused=True)
+        _check_output(dest, v, job.force)
+    if job.hosting is not None:
+        _host(s, v, job.hosting)  # after the checks above: they look at local files as such
+    client = client or s.client()
+    protocol = s.protocol
+
+    def then(task_id: str) -> str:  # the command that finishes the job, should it stop once the task exists
+        wait = s.again("wait", task_id, protocol=protocol)
+        return f"{wait} && {fetch_cmd(s, task_id, dest, job.force, protocol)}" if dest else wait
+
+    s.report.stage("SUBMITTING")
+    task, entry, reused = submit_or_reuse(s, client, v, job.new, output=dest, resume=then, offer_new=job.offer_new)
+    try:  # from here on the task is paid for: every way out names it and the command that finishes the job
+        s.report.stage("REUSED" if reused else "CREATED", task_id=task.id, status=task.status.value)
+        if dest is None:
+            assert callable(job.dest)
+            dest = job.dest(task.id)
+            s.journal.update(s.base, task.id, output_path=str(dest))
+            done = already_saved(s, v, dest)
+            if done is not None:
+                return Video(done, dest, entry=entry, reused=True)
+        s.report.stage("NAMED", task_id=task.id, dest=dest)
+        fetch = fetch_cmd(s, task.id, dest, job.force, protocol)
+        task = wait_task(s, client, task.id, protocol, job.timeout, job.poll_interval, entry, resume=f"{then(task.id)}")
+        return _finish(s, job, client, task, entry, dest, fetch, reused)
+    except KeyboardInterrupt as stop:  # between the steps, which name the task themselves
+        stopped = Interrupted(f"stopped; task {task.id} keeps running", signum=signal_number(stop))
+        raise safe(stopped, task.id, then(task.id)) from None
+
+
+def _save_task(s: Session, job: Job, client: Client | None) -> Video:
+    """download: the video of a task made earlier, where ``run`` meant it to go unless told otherwise."""
+    from wanvid.gateway.download import check_target, default_name
+    from wanvid.gateway.service import check_outcome
+    from wanvid.rules.task import describe
+
+    client = client or s.client()
+    entry, task_id = find_task(s, job.task_id)
+    protocol = s.protocol_for(entry)
+    planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
+    dest = job.dest if isinstance(job.dest, Path) else target(job.output, planned or default_name(task_id))
+    check_target(dest, job.force)
+    task = check_outcome(query_task(s, client, task_id, protocol, entry), alive=entry is not None)
+    fetch = fetch_cmd(s, task_id, dest, job.force, protocol)
+    if not task.status.ended:
+        if not job.wait:
+            raise UsageError(
+                f"task {task_id} is {describe(task)}, not finished yet",
+                hint=f"wait for it with: {s.again('wait', task_id, protocol=protocol)}",
+            )
+        resume = f"{s.again('wait', task_id, protocol=protocol)} && {fetch}"
+        task = wait_task(s, client, task_id, protocol, job.timeout, job.poll_interval, entry, resume=resume)
+    return _finish(s, job, client, task, entry, dest, fetch, reused=True)
+
+
+def _finish(
+    s: Session, job: Job, client: Client, task: Task, entry: Entry | None, dest: Path, fetch: str, reused: bool
+) -> Video:
+    got = save_video(s, client, task, dest, force=job.force, metadata=job.metadata, entry=entry, resume=fetch)
+    s.report.stage("SAVED", task_id=task.id, dest=got.path)
+    hook_error = run_hook(s, job.hook, task, got, entry, **job.hook_env)
+    return Video(task.id, got.path, task, got, entry, reused, job.metadata, hook_error)
+
+
+def _planned_dest(job: Job, v: Validated) -> Path | None:
+    """The output path known before the task exists (None: a batch name that needs the task id)."""
+    if isinstance(job.dest, Path):
+        return job.dest
+    if job.dest is not None:
+        return None
+    return target(job.output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
+
+
+def _check_output(dest: Path, v: Validated, force: bool) -> None:
+    """Before paying for a video that could not be saved: the output is writable and not an input."""
+    from wanvid.gateway.download import check_target
+
+    check_target(dest, force)
+    inputs = [m.local.path.resolve() for m in v.media.values() if m.local]
+    if dest.resolve() in inputs:
+        raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
+
+
+def _host(s: Session, v: Validated, hosting: Hosting) -> None:
+    from wanvid.gateway.upload import prepare
+
+    prepare(v, hosting, out=s.report)
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking about tasks without saving anything.
+
+
+def task_status(s: Session, task_id: str | None, client: Client | None = None) -> tuple[Task, Entry | None]:
+    """One status query (the journal's latest task when ``task_id`` is None), journaled; not raised on."""
+    client = client or s.client()
+    entry, task_id = find_task(s, task_id)
+    return query_task(s, client, task_id, s.protocol_for(entry), entry), entry
+
+
+def wait_for_task(
+    s: Session, task_id: str | None, timeout: float, poll_interval: float | None, client: Client | None = None
+) -> Task:
+    """Poll a task until it ends; exit 3 if it failed, 124 at ``timeout``."""
+    check_wait(timeout, poll_interval)
+    client = client or s.client()
+    entry, task_id = find_task(s, task_id)
+    return wait_task(s, client, task_id, s.protocol_for(entry), timeout, poll_interval, entry)
+
+
+def wait_unfinished(
+    s: Session, timeout: float, poll_interval: float | None, client: Client | None = None
+) -> tuple[list[Task], WanvidError | None]:
+    """Wait for every unfinished task of this profile and gateway, side by side on the gateway, one by one here;
+    the tasks as they ended, and the worst failure among them (None when none failed)."""
+    from wanvid.store.records import task_from
+
+    check_wait(timeout, poll_interval)
+    client = client or s.client()
+    entries = s.journal.unfinished(s.profile_name, s.base)
+    s.report.info(f"{len(entries)} unfinished task(s) of profile {s.profile_name!r} on {s.base}")
+    deadline = time.monotonic() + timeout
+    resume = s.again("wait", "--all")  # each task's protocol comes from the journal
+    done: list[Task] = []
+    worst: WanvidError | None = None
+    for entry in entries:
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            protocol = s.protocol_for(entry)
+            done.append(wait_task(s, client, entry.id, protocol, left, poll_interval, entry, resume))
+        except (TaskFailed, NotFound) as exc:
+            s.report.warn(exc.message)
+            done.append(task_from(entry))
+            worst = exc if worst is None or exc.exit_code > worst.exit_code else worst
+    return done, worst
