@@ -150,9 +150,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        # A JSON answer leaves the count before its first byte does: a client that reads it and sends its
+        # next request at once must never find this one still in flight (stats a test can count on).
+        self._uncount()
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
+
+    _counted = False  # this request is counted in the sandbox's in-flight gauge
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.sandbox._api_ended()
 
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         if self._native and isinstance(obj, dict):
@@ -270,12 +280,13 @@ class Handler(BaseHTTPRequestHandler):
             name, m = route
             sb = self.sandbox
             sb._api_started()
+            self._counted = True
             try:
                 self._api(name, m, method, raw, body)
             except Reject as exc:  # answered here, so the answer is written while still counted in flight
                 self._error(exc.status, exc.code, exc.message, exc.param, exc.headers, exc.body)
             finally:
-                sb._api_ended()
+                self._uncount()
         except Reject as exc:
             self._error(exc.status, exc.code, exc.message, exc.param, exc.headers, exc.body)
 
