@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check wanvid tests
 	$(BIN)/ruff format --check wanvid tests
 
-## completions: regenerate completions/ and wanvid/completion_table.json (tests fail when they drift from the code)
+## completions: regenerate completions/ and wanvid/cli/completion_table.json (tests fail when they drift from the code)
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py
 

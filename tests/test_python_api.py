@@ -67,7 +67,7 @@ def test_every_example_in_docs_python_md_runs(heading: str, code: str, reader: P
 
 def test_create_wait_download_then_the_same_call_reuses_the_task(reader: Path, gw: Sandbox) -> None:
     """The issue's script: create, wait and download against the sandbox; the identical second call pays nothing."""
-    (heading, code), *_ = [(h, c) for h, c in examples() if h == "Create, wait, download"]
+    code = next(c for h, c in examples() if h == "Create, wait, download")
     done = run_script(code, reader)
     assert done.returncode == 0, done.stderr
     creates = [r for r in gw.requests() if r.method == "POST"]

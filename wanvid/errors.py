@@ -1,6 +1,6 @@
 """Every expected failure as a typed exception carrying its exit code and a hint.
 
-The CLI has one error boundary (``wanvid.cli.app``) that turns these into a one-line message on stderr
+The CLI has one error boundary (``wanvid.cli.boundary``) that turns these into a one-line message on stderr
 and the exit code below; anything else is a bug and exits 1. The hierarchy::
 
     WanvidError (1)               unexpected / generic

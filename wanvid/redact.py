@@ -1,7 +1,7 @@
 """The process's secrets, and the one function that masks them out of everything that leaves it.
 
-A secret is registered where it becomes known (``session.Ctx`` through ``Output.add_secret``: the key
-from the flag, the environment and the config file; ``wanvid.gateway.upload``: bucket credentials), with its
+A secret is registered where it becomes known (``jobs.session.Session.resolve`` and ``cli.context.Ctx``:
+the key from the flag, the environment and the config file; ``wanvid.gateway.upload``: bucket credentials), with its
 percent-encoded form, since a server may echo it inside a URL. Two kinds of places call ``scrub``:
 
 - ingress: ``client._json_body`` scrubs the gateway's answer before parsing it, so a ``Task`` never

@@ -25,10 +25,9 @@ The answer is the one Typer would print, byte for byte, with the same exit statu
 
 Whenever a request needs something this module does not reproduce (``--version`` on the line, a
 parameter the generator marked "fallback", help text with markup from the journal, non-ASCII output,
-Windows, a ``WANVID_DATA_DIR`` or ``WANVID_CONFIG_DIR`` whose ``~`` pathlib cannot expand), ``answer``
-returns None and the caller lets Typer answer. Imports: the standard library only (json, shlex; sqlite3
-for task ids; tomllib for profiles, only when the config file opens; platformdirs only off Linux or
-for unusual XDG/HOME values).
+Windows, a ``WANVID_DATA_DIR`` whose ``~`` pathlib cannot expand), ``answer`` returns None and the
+caller lets Typer answer. Directories and the config file are read through ``wanvid.config``, the one
+module that knows them; otherwise the standard library only (json, shlex; sqlite3 for task ids).
 """
 
 from __future__ import annotations
@@ -421,44 +420,14 @@ def _param_items(param: Param, incomplete: str, schema: int) -> list[Item]:
 
 
 def journal_path() -> str:
-    """journal.journal_path(), without importing pathlib and the journal module."""
-    return os.path.join(_app_dir("WANVID_DATA_DIR", "data"), "journal.sqlite3")
+    """The journal's path, from the one module that knows wanvid's directories (``wanvid.config``)."""
+    from wanvid import config
+    from wanvid.errors import UsageError
 
-
-def _app_dir(variable: str, kind: str) -> str:
-    """journal.data_dir() (``kind`` "data") or config.config_dir() ("config"): the directory that
-    ``variable`` moves it to, else the platform's user directory of that kind."""
-    moved = os.environ.get(variable)
-    if moved:
-        base = os.path.expanduser(moved)
-        if base.startswith("~"):
-            raise Fallback  # pathlib's expanduser raises here; Typer's path reports that
-        return base
-    return _user_dir(kind)
-
-
-# platformdirs' Unix user directories: the XDG variable, and the default under the home directory
-_XDG = {"data": ("XDG_DATA_HOME", "~/.local/share"), "config": ("XDG_CONFIG_HOME", "~/.config")}
-
-
-def _user_dir(kind: str) -> str:
-    """platformdirs.user_data_dir or user_config_dir("wanvid", appauthor=False) without importing
-    platformdirs (~10 ms: it imports tempfile) where every platformdirs 4.x agrees: Linux (not
-    Android) with the XDG variable absolute, or unset or empty and HOME absolute. Anything else asks
-    platformdirs."""
-    env = os.environ
-    variable, default = _XDG[kind]
-    if sys.platform == "linux" and not hasattr(sys, "getandroidapilevel") and "ANDROID_DATA" not in env:
-        xdg = env.get(variable, "")
-        if os.path.isabs(xdg):
-            return os.path.join(xdg, "wanvid")
-        if not xdg and os.path.isabs(env.get("HOME", "")):
-            return os.path.join(os.path.expanduser(default), "wanvid")
-    import platformdirs
-
-    if kind == "data":
-        return platformdirs.user_data_dir("wanvid", appauthor=False)
-    return platformdirs.user_config_dir("wanvid", appauthor=False)
+    try:
+        return str(config.journal_path())
+    except UsageError:  # a WANVID_DATA_DIR with a ~user this machine does not have: Typer's path reports it
+        raise Fallback from None
 
 
 def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
@@ -496,42 +465,11 @@ def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
 # Profile names from the config file.
 
 
-def config_path() -> str:
-    """config.config_path(), without importing pathlib and the config module."""
-    return os.path.join(_app_dir("WANVID_CONFIG_DIR", "config"), "config.toml")
-
-
-MAX_CONFIG = 1024 * 1024  # config.MAX_FILE (not imported: this module loads nothing of wanvid's)
-
-
 def profiles() -> list[str]:
-    """config.profiles(): the sorted names of the config file's ``[profiles.NAME]`` tables; none when
-    the file is missing, unreadable or not valid TOML (config.load_file's errors, which profiles()
-    turns into no names). Anything else it raises, Typer raises too: ``answer`` lets Typer answer."""
-    try:
-        # Like config._read: never block on a FIFO, never read a device or a huge file (a shell waits on us).
-        fd = os.open(config_path(), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return []
-    import stat
+    """config.profiles() itself: the sorted names of the config file's ``[profiles.NAME]`` tables."""
+    from wanvid import config
 
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, FIFO or device (fdopen refuses a directory)
-        os.close(fd)
-        return []
-    with os.fdopen(fd, "rb") as f:
-        import tomllib
-
-        try:
-            raw = f.read(MAX_CONFIG + 1)
-            if len(raw) > MAX_CONFIG:
-                return []
-            data = tomllib.loads(raw.decode())
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
-            return []
-    table = data.get("profiles", {})
-    if not isinstance(table, dict):
-        return []
-    return sorted(name for name, value in table.items() if isinstance(value, dict))
+    return config.profiles()
 
 
 class _JournalHelp(str):

@@ -131,10 +131,6 @@ class Output:
         """Mask ``secret`` everywhere from now on, in this process (``wanvid.redact``), not just here."""
         redact.add(secret)
 
-    @property
-    def secrets(self) -> list[str]:
-        return list(redact.secrets())
-
     def redact(self, text: str) -> str:
         return redact.scrub(text)
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from wanvid import config
 from wanvid.errors import StorageError
 
 SCHEMA = 2  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims
@@ -212,18 +213,11 @@ class Claim:
 
 
 def data_dir() -> Path:
-    from wanvid.config import moved_dir
-
-    moved = moved_dir("WANVID_DATA_DIR")
-    if moved:
-        return moved
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("wanvid", appauthor=False))
+    return config.data_dir()
 
 
 def journal_path() -> Path:
-    return data_dir() / "journal.sqlite3"
+    return config.journal_path()
 
 
 class Journal:
