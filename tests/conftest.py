@@ -1,4 +1,7 @@
-"""Shared fixtures: every test runs with config, data dir and env isolated, against a real sandbox."""
+"""Shared fixtures: every test runs with config, data dir and env isolated, against a real sandbox.
+
+Helpers that are not fixtures (``wv``, processes, waiting for a state) are in helpers.py; ``TEST_KEY`` and
+``wv`` are imported here too, for the tests that still take them from conftest."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from wanvid.cli.app import app
 from wanvid.sandbox import Sandbox
 
-TEST_KEY = "test-key-0123456789-never-print"
+from .helpers import TEST_KEY, wv
+
+__all__ = ["TEST_KEY", "wv"]
 
 _ENV_VARS = (
     "WANVID_API_KEY",
@@ -61,18 +64,23 @@ def gw(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
 
 
 @pytest.fixture
+def slow() -> Iterator[Sandbox]:
+    """A gateway whose tasks stay PENDING for a minute: a task that is surely unfinished, even on a loaded
+    machine (a timeout, a signal while waiting, a list of unfinished tasks)."""
+    with Sandbox(queue_seconds=60, run_seconds=60) as sb:
+        yield sb
+
+
+@pytest.fixture
+def slow_gw(slow: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """``slow`` as the gateway of every in-process command, as ``gw`` is for ``sandbox``."""
+    monkeypatch.setenv("WANVID_BASE_URL", slow.url)
+    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+    return slow
+
+
+@pytest.fixture
 def cat(isolated: Path) -> Path:
     path = isolated / "cat.png"
     Image.new("RGB", (832, 480), "teal").save(path)
     return path
-
-
-def wv(*args: str, input: str | None = None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    """Run wanvid in-process; fail the test if the key or a traceback shows up anywhere in the output."""
-    result = CliRunner().invoke(app, list(args), input=input, env=env)
-    everything = result.stdout + result.stderr
-    assert TEST_KEY not in everything, "the API key leaked into output"
-    assert "Traceback" not in everything
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result

@@ -4,12 +4,8 @@ never pay twice, validation of the whole manifest, name templates, results and e
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +18,9 @@ from wanvid.gateway.client import Gate
 from wanvid.jobs.batch import RowResult, worst
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST_BATCH, ROOT, TEST_KEY, finish, on_a_terminal, run, start, wait_until, wv
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "docs" / "schema"
-FAST = ["--poll-interval", "0.1", "--stagger", "0.02"]
-WANVID = [sys.executable, "-m", "wanvid"]
 
 
 @pytest.fixture
@@ -111,24 +104,23 @@ def test_fifty_rows_under_rate_limiting_all_saved_within_the_concurrency(gw, tmp
 def test_interrupted_batch_rerun_pays_no_row_twice(sandbox, tmp_path):
     shots = images(tmp_path / "shots", 12)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"shots/{p.name}"} for p in shots])
-    env = {
-        **os.environ,
-        "WANVID_BASE_URL": sandbox.url,
-        "WANVID_API_KEY": TEST_KEY,
-        "WANVID_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = {"WANVID_DATA_DIR": str(tmp_path / "data")}
     sandbox.run_seconds = 1.5  # rows are still running when Ctrl-C comes
-    cmd = [*WANVID, "batch", str(manifest), "-d", str(tmp_path / "out"), "-j", "3", "--json", *FAST]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    cmd = ["batch", str(manifest), "-d", str(tmp_path / "out"), "-j", "3", "--json", *FAST_BATCH]
+    proc = start(*cmd, sb=sandbox, env=env)
     out_file = tmp_path / "out" / "m.results.jsonl"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (out_file.exists() and len(out_file.read_text().splitlines()) >= 3):
-        time.sleep(0.05)
-    time.sleep(0.3)  # a fresh wave of rows has been submitted and is running
+
+    def saved() -> int:
+        return len(out_file.read_text().splitlines()) if out_file.exists() else 0
+
+    def running() -> int:  # rows whose task the gateway made and the batch is polling
+        return sum(1 for t in sandbox.tasks() if t["polls"] and t["status"] in ("PENDING", "RUNNING"))
+
+    # Ctrl-C once some rows are saved and a fresh wave of rows has been submitted and is running
+    wait_until(lambda: saved() >= 3 and running() == 3, "a wave of three rows running after three saved")
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and TEST_KEY not in stdout + stderr
+    code, stdout, stderr = finish(proc, timeout=30)
+    assert code == 130, stderr
     first = json.loads(stdout)
     states = {row["status"] for row in first["rows"]}
     assert "interrupted" in states and "not_started" in states and "saved" in states
@@ -139,7 +131,7 @@ def test_interrupted_batch_rerun_pays_no_row_twice(sandbox, tmp_path):
     assert paid < 12
 
     sandbox.run_seconds = 0.3
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    again = run(*cmd, sb=sandbox, env=env)
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     by_row = {row["row"]: row for row in second["rows"]}
@@ -164,7 +156,7 @@ def test_every_invalid_row_is_listed_and_nothing_is_sent(gw, tmp_path):
             {"image": shots[2].name, "duration": "10"},
         ],
     )
-    r = wv("batch", str(manifest), *FAST)
+    r = wv("batch", str(manifest), *FAST_BATCH)
     assert r.exit_code == 2
     assert gw.requests() == []  # nothing sent, not even for the valid rows
     listed = [line for line in r.stderr.splitlines() if line.startswith("row ")]
@@ -172,7 +164,7 @@ def test_every_invalid_row_is_listed_and_nothing_is_sent(gw, tmp_path):
     assert "missing.png" in listed[0] and "duration" in listed[1] and "'five' is not a whole number" in listed[2]
     assert "3 of 5 row(s)" in r.stderr and "--skip-invalid" in r.stderr
 
-    r = wv("batch", str(manifest), "--skip-invalid", "--json", *FAST)
+    r = wv("batch", str(manifest), "--skip-invalid", "--json", *FAST_BATCH)
     assert r.exit_code == 2  # not every row succeeded
     doc = json.loads(r.stdout)
     validator("batch.json").validate(doc)
@@ -226,7 +218,7 @@ def test_command_line_options_are_defaults_rows_override_them(gw, tmp_path):
         + json.dumps({"image": shots[1].name, "prompt": "right", "duration": 10, "seed": "7", "watermark": "yes"})
         + "\n"
     )
-    r = wv("batch", "m.jsonl", "--model", "wan2.6-i2v", "--duration", "5", "--seed", "3", *FAST)
+    r = wv("batch", "m.jsonl", "--model", "wan2.6-i2v", "--duration", "5", "--seed", "3", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     bodies = sorted((q.json for q in gw.requests() if q.method == "POST"), key=lambda b: b["input"]["prompt"])
     assert [b["model"] for b in bodies] == ["wan2.6-i2v", "wan2.6-i2v"]
@@ -239,13 +231,13 @@ def test_name_template_fields_and_collisions(gw, tmp_path):
     shot = images(tmp_path, 1)[0]
     rows = [{"image": shot.name, "seed": s} for s in (1, 2)]
     manifest = csv_manifest(tmp_path / "m.csv", rows)
-    r = wv("batch", str(manifest), "--name", "{stem}.mp4", *FAST)
+    r = wv("batch", str(manifest), "--name", "{stem}.mp4", *FAST_BATCH)
     assert r.exit_code == 2 and "row 2: writes the same file as row 1 (shot00.mp4); put {row} in --name" in r.stderr
     r = wv("batch", str(manifest), "--name", "{stem}-{colour}.mp4")
     assert r.exit_code == 2 and "unknown field {colour}" in r.stderr
     r = wv("batch", str(manifest), "--name", "../{stem}.mp4")
     assert r.exit_code == 2 and "must be a file name" in r.stderr
-    r = wv("batch", str(manifest), "--name", "{row}-{stem}-{seed}-{model}.mp4", "-d", "v", *FAST)
+    r = wv("batch", str(manifest), "--name", "{row}-{stem}-{seed}-{model}.mp4", "-d", "v", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "v").glob("*.mp4")) == [
         "1-shot00-1-wan2.7-i2v.mp4",
@@ -257,12 +249,12 @@ def test_name_template_fields_and_collisions(gw, tmp_path):
 def test_task_id_names_are_found_again_on_rerun(gw, tmp_path):
     shots = images(tmp_path, 2)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "-q", *FAST)
+    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "-q", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     saved = r.stdout.split()
     ids = sorted(q.path.rsplit("/", 1)[-1] for q in gw.requests() if q.method == "GET" and "/tasks/" in q.path)
     assert {Path(p).stem for p in saved} <= set(ids) and len(saved) == 2
-    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "--json", *FAST)
+    r = wv("batch", str(manifest), "--name", "{task_id}.mp4", "--json", *FAST_BATCH)
     assert r.exit_code == 0 and creates(gw) == 2
     assert [row["status"] for row in json.loads(r.stdout)["rows"]] == ["already_saved", "already_saved"]
 
@@ -273,10 +265,10 @@ def test_output_column_and_existing_files(gw, tmp_path):
         tmp_path / "m.csv", [{"image": shots[0].name, "output": "hero.mp4"}, {"image": shots[1].name}]
     )
     (tmp_path / "shot01.mp4").write_bytes(b"not ours")
-    r = wv("batch", str(manifest), *FAST)
+    r = wv("batch", str(manifest), *FAST_BATCH)
     assert r.exit_code == 2 and "row 2: output" in r.stderr and "already exists" in r.stderr
     assert (tmp_path / "shot01.mp4").read_bytes() == b"not ours"
-    r = wv("batch", str(manifest), "--force", *FAST)
+    r = wv("batch", str(manifest), "--force", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "hero.mp4").stat().st_size > 1000 and (tmp_path / "shot01.mp4").stat().st_size > 1000
 
@@ -285,7 +277,7 @@ def test_failed_rows_give_the_worst_exit_code_and_the_others_still_run(gw, tmp_p
     shots = images(tmp_path, 3)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
     gw.faults.fail_code, gw.faults.fail_message = "DataInspectionFailed", "inappropriate content"
-    r = wv("batch", str(manifest), "--json", *FAST)
+    r = wv("batch", str(manifest), "--json", *FAST_BATCH)
     assert r.exit_code == 3
     doc = json.loads(r.stdout)
     validator("batch.json").validate(doc)
@@ -299,7 +291,7 @@ def test_an_auth_failure_stops_starting_rows(tmp_path, monkeypatch):
         monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
         shots = images(tmp_path, 8)
         manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-        r = wv("batch", str(manifest), "-j", "2", "--json", *FAST)
+        r = wv("batch", str(manifest), "-j", "2", "--json", *FAST_BATCH)
         assert r.exit_code == 4
         doc = json.loads(r.stdout)
         assert doc["summary"]["not_started"] >= 5  # only the rows already started tried at all
@@ -322,7 +314,7 @@ def test_on_complete_runs_per_row_with_the_row_in_the_environment(gw, tmp_path):
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
     log = tmp_path / "hook.log"
     hook = f'echo "$WANVID_ROW $WANVID_TASK_ID $WANVID_OUTPUT" >> {log}; echo hello-from-hook'
-    r = wv("batch", str(manifest), "--on-complete", hook, "-q", *FAST)
+    r = wv("batch", str(manifest), "--on-complete", hook, "-q", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     lines = sorted(log.read_text().splitlines())
     assert [line.split()[0] for line in lines] == ["1", "2", "3"]
@@ -334,12 +326,10 @@ def test_on_complete_runs_per_row_with_the_row_in_the_environment(gw, tmp_path):
 
 
 def test_live_table_on_a_terminal(sandbox, tmp_path):
-    from .test_subprocess import _on_a_terminal
-
     shots = images(tmp_path / "s", 3)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": f"s/{p.name}"} for p in shots])
     env = {"WANVID_BASE_URL": sandbox.url, "WANVID_API_KEY": TEST_KEY, "WANVID_DATA_DIR": str(tmp_path / "d")}
-    out, screen = _on_a_terminal(["batch", str(manifest), "-d", str(tmp_path / "o"), *FAST], env)
+    out, screen = on_a_terminal(["batch", str(manifest), "-d", str(tmp_path / "o"), *FAST_BATCH], env)
     assert "\x1b[" in screen and "ROW" in screen and "DOWNLOAD" in screen and "3/3 done" in screen
     assert "row=1" not in screen  # no plain lines on a terminal
     assert out.count("saved") == 3
@@ -396,7 +386,7 @@ def test_row_errors_never_carry_the_key(gw, tmp_path):
     gw.faults.fail_code, gw.faults.fail_message = "Echo", f"your key {TEST_KEY} is not allowed here"
     shots = images(tmp_path, 2)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-    r = wv("batch", str(manifest), *FAST)  # wv fails the test if the key reaches stdout or stderr
+    r = wv("batch", str(manifest), *FAST_BATCH)  # wv fails the test if the key reaches stdout or stderr
     assert r.exit_code == 3 and "your key **** is not allowed" in r.stdout + r.stderr
     text = (tmp_path / "m.results.jsonl").read_text()
     assert TEST_KEY not in text and "****" in text
@@ -405,7 +395,7 @@ def test_row_errors_never_carry_the_key(gw, tmp_path):
 def test_csv_cells_keep_their_newlines_and_whole_floats_are_numbers(gw, tmp_path):
     images(tmp_path, 1)
     (tmp_path / "m.csv").write_text('image,prompt,duration\nshot00.png,"line one\nline two",5.0\n')
-    r = wv("batch", "m.csv", *FAST)
+    r = wv("batch", "m.csv", *FAST_BATCH)
     assert r.exit_code == 0, r.stderr
     (body,) = [q.json for q in gw.requests() if q.method == "POST"]
     assert body["input"]["prompt"] == "line one\nline two" and body["parameters"]["duration"] == 5
@@ -420,7 +410,7 @@ def test_templates_that_cannot_be_filled_are_row_problems_not_crashes(gw, tmp_pa
     assert r.exit_code == 2 and "unexpected" not in r.stderr
     assert "row 1: output uses unknown field {final}" in r.stderr and "row 2: cannot fill in the name" in r.stderr
     assert gw.requests() == []
-    r = wv("batch", str(manifest), "--name", "{task_id:.8}.mp4", "-q", "--skip-invalid", *FAST)
+    r = wv("batch", str(manifest), "--name", "{task_id:.8}.mp4", "-q", "--skip-invalid", *FAST_BATCH)
     assert r.exit_code == 2  # row 1 is still invalid
     (saved,) = r.stdout.split()
     assert len(Path(saved).stem) == 8
@@ -430,7 +420,7 @@ def test_an_error_after_paying_keeps_the_task_and_the_file_in_the_results(gw, tm
     shots = images(tmp_path, 1)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": shots[0].name}])
     (tmp_path / "shot00.mp4.json").mkdir()  # the sidecar cannot be written
-    r = wv("batch", str(manifest), "--json", *FAST)
+    r = wv("batch", str(manifest), "--json", *FAST_BATCH)
     (row,) = json.loads(r.stdout)["rows"]
     assert r.exit_code != 0 and row["status"] == "error"
     assert row["task_id"] and row["output"] == str(tmp_path / "shot00.mp4")
@@ -440,8 +430,8 @@ def test_a_rerun_finds_saved_rows_however_the_directory_is_spelt(gw, tmp_path):
     shots = images(tmp_path, 2)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
     (tmp_path / "sub").mkdir()
-    assert wv("batch", str(manifest), "-d", "out", *FAST).exit_code == 0
-    r = wv("batch", str(manifest), "-d", "sub/../out/", "--json", *FAST)
+    assert wv("batch", str(manifest), "-d", "out", *FAST_BATCH).exit_code == 0
+    r = wv("batch", str(manifest), "-d", "sub/../out/", "--json", *FAST_BATCH)
     assert r.exit_code == 0 and {row["status"] for row in json.loads(r.stdout)["rows"]} == {"already_saved"}
     assert creates(gw) == 2
 

@@ -12,20 +12,9 @@ from PIL import Image
 
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, TEST_KEY, wv
 
 SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
-FAST = ["--poll-interval", "0.1"]
-
-
-@pytest.fixture
-def slow(monkeypatch: pytest.MonkeyPatch):
-    """A gateway whose tasks stay PENDING for a minute: for tests that need an unfinished task even on a
-    loaded CI machine."""
-    with Sandbox(queue_seconds=60, run_seconds=60) as sb:
-        monkeypatch.setenv("WANVID_BASE_URL", sb.url)
-        monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-        yield sb
 
 
 def created_bodies(sb: Sandbox, path: str = "/aliyun/v1/videos/generations") -> list:
@@ -166,8 +155,8 @@ def _created(gw: Sandbox, cat: Path, *extra: str) -> str:
     return wv("create", str(cat), *extra).stdout.strip()
 
 
-def test_status_in_each_output_mode(slow, cat):
-    task_id = _created(slow, cat)
+def test_status_in_each_output_mode(slow_gw, cat):
+    task_id = _created(slow_gw, cat)
     human = wv("status", task_id)
     assert human.exit_code == 0 and f"task       {task_id}" in human.stdout and "PENDING" in human.stdout
     assert wv("status", task_id, "-q").stdout == "PENDING\n"
@@ -211,8 +200,8 @@ def test_failed_task_exits_3_with_code_and_message(gw, cat):
     assert doc["task"]["status"] == "FAILED" and doc["task"]["error"]["code"] == "DataInspectionFailed"
 
 
-def test_wait_timeout_exits_124_with_resume_command(slow, cat):
-    task_id = _created(slow, cat, "--protocol", "unified", "-p", "a cat")
+def test_wait_timeout_exits_124_with_resume_command(slow_gw, cat):
+    task_id = _created(slow_gw, cat, "--protocol", "unified", "-p", "a cat")
     r = wv("wait", task_id, "--timeout", "0.1", "--protocol", "unified", *FAST)
     assert r.exit_code == 124
     assert f"resume with: wanvid wait {task_id} --protocol unified" in r.stderr
@@ -416,7 +405,7 @@ def test_run_names_the_paid_task_when_a_later_step_fails(gw, cat, isolated, monk
     assert doc["error"]["exit_code"] == 6 and doc["error"]["task_id"]
 
 
-def test_timeout_in_run_offers_wait_then_download(slow, cat, isolated):
+def test_timeout_in_run_offers_wait_then_download(slow_gw, cat, isolated):
     r = wv("run", str(cat), "--timeout", "0", *FAST)
     assert r.exit_code == 124
     assert "resume with: wanvid wait " in r.stderr and "&& wanvid download " in r.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -12,7 +11,7 @@ from wanvid.gateway.client import Client
 from wanvid.gateway.service import query
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY
+from .helpers import TEST_KEY, wait_until
 
 BODY = {"model": "wan2.7-i2v", "input": {"media": [{"type": "first_frame", "url": "https://e.com/a.png"}]}}
 
@@ -100,7 +99,7 @@ def test_error_mapping(sandbox: Sandbox):
 def test_key_goes_only_to_the_gateway_host(sandbox: Sandbox):
     client, _ = make(sandbox)
     task_id = create(client)
-    time.sleep(1.0)  # the fixture's task takes 0.8 s
+    wait_until(lambda: [t["status"] for t in sandbox.tasks()] == ["SUCCEEDED"], "the task to succeed")
     task = query(client, "native", task_id)
     assert task.video_url and task.video_url.startswith("http://localhost:")
     client.stream(task.video_url).close()  # a signed URL on another host

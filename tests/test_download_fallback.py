@@ -18,9 +18,8 @@ from wanvid.rules.task import Status, Task
 from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal, Part
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, TEST_KEY, wv
 
-FAST = ["--poll-interval", "0.1"]
 BIG = 400_000  # bytes of video: the cuts below fall well inside it
 CUT = 100_000
 PROTOCOLS = ["native", "unified"]

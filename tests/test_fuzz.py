@@ -37,7 +37,7 @@ from wanvid.rules import media
 from wanvid.rules.models import spec_for
 from wanvid.sandbox import sample_mp4
 
-from .conftest import TEST_KEY, wv
+from .helpers import TEST_KEY, wv
 from .test_gateway_variants import Answer, gateway  # noqa: F401 - gateway is a fixture
 
 

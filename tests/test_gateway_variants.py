@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, TEST_KEY, wv
 
 TASK = "task_0123456789abcdefghijklmnopqrstuv"  # new-api's public id form: task_ + 32 characters
 
@@ -95,7 +95,7 @@ def video(status: str, **extra: Any) -> dict[str, Any]:
 
 
 def unified(*args: str) -> list[str]:
-    fast = ["--poll-interval", "0.1"] if args[0] == "wait" else []
+    fast = FAST if args[0] == "wait" else []
     return [*args, "--protocol", "unified", *fast]
 
 
@@ -244,7 +244,6 @@ def test_a_flat_error_on_http_200_is_an_error_not_a_task(gateway):
 # -- against the sandbox in each of the real gateway's styles ------------------------------------------
 
 FLAVORS = ["docs", "newapi"]
-FAST = ["--poll-interval", "0.1"]
 
 
 @pytest.fixture(params=FLAVORS)

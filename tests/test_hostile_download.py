@@ -22,7 +22,6 @@ import re
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -39,7 +38,7 @@ from wanvid.gateway.download import CHUNK, EXPAND_SLACK
 from wanvid.rules.media import mp4_info, verify_mp4
 from wanvid.sandbox import sample_mp4
 
-from .conftest import TEST_KEY, wv
+from .helpers import TEST_KEY, run, wv
 
 SAMPLE = sample_mp4()
 DATA = Path(__file__).parent / "data"
@@ -167,16 +166,9 @@ def download_limited(limit: int) -> subprocess.CompletedProcess[str]:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    p = subprocess.run(
-        [sys.executable, "-m", "wanvid", "download", TASK, "-o", "v.mp4", "--protocol", "unified"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WANVID_MAX_RETRIES": "0"},
-        preexec_fn=limited,
-        timeout=60,
+    return run(
+        "download", TASK, "-o", "v.mp4", "--protocol", "unified", env={"WANVID_MAX_RETRIES": "0"}, preexec_fn=limited
     )
-    assert TEST_KEY not in p.stdout + p.stderr and "Traceback" not in p.stderr
-    return p
 
 
 def nothing_left(d: Path) -> bool:

@@ -13,8 +13,6 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ from wanvid.gateway.protocols import Native, Unified
 from wanvid.gateway.service import query
 from wanvid.rules.task import Task
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, TEST_KEY, run, wv
 
 TASK = "task_0123456789abcdef"
 NATIVE = f"/aliyun/v1/tasks/{TASK}"
@@ -181,7 +179,7 @@ def test_a_trickling_answer_does_not_outrun_wait_timeout(server):
     body = json.dumps(native()).encode() + b" " * 2000  # ~2 KB at 20 bytes a second: 100 s without a deadline
     server.routes[("GET", NATIVE)] = trickle(body, 0.05)
     started = time.monotonic()
-    r = wv("wait", TASK, "--timeout", "2", "--poll-interval", "0.1")
+    r = wv("wait", TASK, "--timeout", "2", *FAST)
     took = time.monotonic() - started
     assert r.exit_code == 124, r.stderr
     assert took < 30, took  # a bound on a hang, not a speed target: 2 s plus slack for a busy machine
@@ -205,7 +203,7 @@ def test_headers_trickled_a_byte_at_a_time_do_not_outrun_wait_timeout(server):
 
     server.routes[("GET", NATIVE)] = handler
     started = time.monotonic()
-    r = wv("wait", TASK, "--timeout", "2", "--poll-interval", "0.1")
+    r = wv("wait", TASK, "--timeout", "2", *FAST)
     assert r.exit_code == 124, r.stderr
     assert time.monotonic() - started < 30
     assert f"wanvid wait {TASK}" in r.stderr
@@ -374,10 +372,7 @@ def test_a_config_that_is_not_a_regular_file_is_refused_without_blocking(isolate
         path.symlink_to("/dev/zero")
     else:
         path.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
-    r = subprocess.run(
-        [sys.executable, "-m", "wanvid", "config", "show"], capture_output=True, text=True, timeout=20, env=env
-    )
+    r = run("config", "show", env=dict.fromkeys(PROXY_VARS), timeout=20)  # None: unset
     assert r.returncode == 2, r.stderr
     line = one_line(r.stderr)
     assert str(path) in line and "not a regular file" in line

@@ -9,8 +9,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,23 +19,12 @@ from wanvid.jobs.batch import ResultsFile, RowResult
 from wanvid.rules.manifest import MAX_BYTES, MAX_CELL
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY, wv
-
-WANVID = [sys.executable, "-m", "wanvid"]
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 30, **kw: object) -> subprocess.CompletedProcess[str]:
-    """wanvid as a real process; a hang fails the test (TimeoutExpired) instead of blocking the suite."""
-    proc = subprocess.run(
-        [*WANVID, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, **kw
-    )
-    assert TEST_KEY not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
-    return proc
+from .helpers import FAST, finish, gateway_env, run, start, wv
 
 
 @pytest.fixture
 def env(gw: Sandbox) -> dict[str, str]:
-    return {"WANVID_BASE_URL": gw.url, "WANVID_API_KEY": TEST_KEY}
+    return gateway_env(gw)
 
 
 def one_line(stderr: str) -> str:
@@ -217,14 +204,12 @@ def test_two_concurrent_batches_of_one_manifest_both_end_with_every_row_saved(is
         Image.new("RGB", (832, 480), (i * 40, 80, 120)).save(isolated / f"s{i}.png")
     (isolated / "m.csv").write_text("image,prompt\n" + "".join(f"s{i}.png,spin\n" for i in range(4)))
     with Sandbox(queue_seconds=0.1, run_seconds=0.3) as sb:
-        env = {**os.environ, "WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY}
-        args = [*WANVID, "batch", "m.csv", "-d", "out", "--json", "--poll-interval", "0.1", "--stagger", "0"]
-        procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
-        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        outs = [p.communicate(timeout=60) for p in procs]
+        args = ["batch", "m.csv", "-d", "out", "--json", *FAST, "--stagger", "0"]
+        procs = [start(*args, sb=sb), start(*args, sb=sb)]
+        ends = [finish(p) for p in procs]
         creates = sb.stats()["creates"]
-    for proc, (out, err) in zip(procs, outs, strict=True):
-        assert proc.returncode == 0, err
+    for code, out, err in ends:
+        assert code == 0, err
         assert {row["status"] for row in json.loads(out)["rows"]} <= {"saved", "already_saved"}
     lines = [json.loads(line) for line in (isolated / "out" / "m.results.jsonl").read_text().splitlines()]
     assert [row["row"] for row in lines] == [1, 2, 3, 4]

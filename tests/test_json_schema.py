@@ -8,10 +8,8 @@ fails here; ``assert_strict`` proves that on the real documents.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,10 @@ from referencing import Registry, Resource
 
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, ROOT, TEST_KEY, run, wv
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "docs" / "schema"
 DOC = ROOT / "docs" / "json.md"
-FAST = ["--poll-interval", "0.1"]
 SCHEMAS: dict[str, dict[str, Any]] = {p.name: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
 # Relative "$ref": "task.json" resolves against the referring schema's name, the key here.
 REGISTRY: Registry = Registry().with_resources((name, Resource.from_contents(s)) for name, s in SCHEMAS.items())
@@ -311,25 +307,16 @@ def test_missing_task_is_an_error_document(gw):
 # -- as processes ---------------------------------------------------------------------------------
 
 
-def process(*args: str) -> subprocess.CompletedProcess[str]:
-    """wanvid as a script runs it; env (isolated dirs, sandbox URL, key) and cwd come from the fixtures."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "wanvid", *args], capture_output=True, text=True, timeout=60, env=dict(os.environ)
-    )
-    assert TEST_KEY not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
-    return proc
-
-
 def from_process(proc: subprocess.CompletedProcess[str], schema: str, exit_code: int = 0) -> Any:
     assert proc.returncode == exit_code, proc.stderr
     return check(schema, json.loads(proc.stdout))
 
 
 def test_run_list_and_errors_as_processes(gw, cat, isolated):
-    doc = from_process(process("run", str(cat), "-p", "walk", "--json", *FAST), "run.json")
+    doc = from_process(run("run", str(cat), "-p", "walk", "--json", *FAST), "run.json")
     assert doc["path"] == str(isolated / "cat.mp4") and doc["bytes"] > 10_000
-    rows = from_process(process("list", "--json"), "list.json")
+    rows = from_process(run("list", "--json"), "list.json")
     assert [r["id"] for r in rows] == [doc["task"]["id"]]
-    error = from_process(process("status", "nope", "--protocol", "unified", "--json"), "error.json", exit_code=5)
+    error = from_process(run("status", "nope", "--protocol", "unified", "--json"), "error.json", exit_code=5)
     assert error["error"]["exit_code"] == 5
-    from_process(process("config", "show", "--json"), "config-show.json")
+    from_process(run("config", "show", "--json"), "config-show.json")

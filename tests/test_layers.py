@@ -108,3 +108,37 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     (line, target), *_ = imports(bad, "wanvid.gateway.bad")
     assert (line, layer(target)) == (2, "cli")
     assert layer(target) not in ALLOWED["gateway"]
+
+
+def calls(name: str) -> dict[str, set[str]]:
+    """Which functions of which modules call ``name`` (``module:function``, nested functions by their outer one)."""
+    found: dict[str, set[str]] = {}
+    for module, path in modules():
+        tree = ast.parse(path.read_text())
+        for top in ast.walk(tree):
+            if not isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            for node in ast.walk(top):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    called = (
+                        func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                    )
+                    if called == name:
+                        found.setdefault(module, set()).add(top.name)
+    return found
+
+
+def test_the_steps_of_a_video_are_put_together_in_one_place() -> None:
+    """Waiting for a task and saving its video happen only inside the job pipeline; run, download and every
+    batch row reach them through make_video (create, which only pays, calls submit_or_reuse itself)."""
+    assert set(calls("save_video")) == {"wanvid.jobs.pipeline"}
+    assert set(calls("run_hook")) == {"wanvid.jobs.pipeline"}
+    assert set(calls("wait_task")) == {"wanvid.jobs.pipeline"}
+    assert set(calls("submit_or_reuse")) == {"wanvid.jobs.pipeline", "wanvid.cli.tasks", "wanvid.api"}
+    assert calls("submit_or_reuse")["wanvid.cli.tasks"] == {"create"}
+    users = calls("make_video")
+    assert "_make" in users["wanvid.cli.tasks"]  # run_ and download go through _make
+    assert {"run_", "download"} <= calls("_make")["wanvid.cli.tasks"]
+    assert "_Worker" in users["wanvid.jobs.batch"]  # every batch row
+    assert {"run", "download"} <= users["wanvid.api"]

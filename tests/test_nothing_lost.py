@@ -10,10 +10,8 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,35 +22,30 @@ from wanvid.errors import UsageError
 from wanvid.gateway.client import Client
 from wanvid.gateway.service import submit
 from wanvid.rules.request import VideoRequest, validate
-from wanvid.sandbox.server import Sandbox, _Video, sample_mp4
+from wanvid.sandbox import Sandbox, sample_mp4
+from wanvid.sandbox.video import Video
 from wanvid.store.journal import Journal, Part, journal_path
 
-from .conftest import TEST_KEY, wv
+from .helpers import (
+    FAST,
+    TEST_KEY,
+    creates,
+    finish,
+    handler_reset,
+    queries,
+    run,
+    start,
+    wait_until,
+    wv,
+)
 
 SAMPLE = sample_mp4()
-FAST = ["--poll-interval", "0.1"]
-WANVID = [sys.executable, "-m", "wanvid"]
-
-
-def proc_env(sb: Sandbox, **extra: str) -> dict[str, str]:
-    return {**os.environ, "WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY, **extra}
-
-
-def run(sb: Sandbox, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*WANVID, *args], capture_output=True, text=True, timeout=timeout, env=proc_env(sb, **extra))
-    assert TEST_KEY not in proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
 
 
 def finished_task(gw: Sandbox, cat: Path) -> str:
     task_id = wv("create", str(cat), "-q", "--new").stdout.strip()
     assert wv("wait", task_id, "-q", *FAST).exit_code == 0
     return task_id
-
-
-def creates(sb: Sandbox) -> int:
-    return sum(1 for r in sb.requests("/aliyun/v1/videos/generations") if r.method == "POST")
 
 
 def ranges(sb: Sandbox, task_id: str) -> list[str | None]:
@@ -94,9 +87,9 @@ def test_no_task_in_the_journal_is_a_usage_error(gw):
     assert r.exit_code == 2 and "the journal has no task" in r.stderr and "give a TASK_ID" in r.stderr
 
 
-def test_list_filters_by_status_and_speaks_json(gw, cat, slow_gw):
+def test_list_filters_by_status_and_speaks_json(gw, cat, slow):
     done = finished_task(gw, cat)
-    running = wv("create", str(cat), "-q", "--base-url", slow_gw.url).stdout.strip()
+    running = wv("create", str(cat), "-q", "--base-url", slow.url).stdout.strip()
     listed = wv("list").stdout
     assert done in listed and running not in listed  # another gateway: not in this list by default
     assert running in wv("list", "--all").stdout
@@ -114,12 +107,6 @@ def test_wait_all_waits_for_every_unfinished_task(gw, cat):
     assert sorted(t["id"] for t in json.loads(r.stdout)["tasks"]) == sorted(ids)
     assert {e.status for e in Journal().recent()} == {"SUCCEEDED"}
     assert "0 unfinished" in wv("wait", "--all").stderr
-
-
-@pytest.fixture
-def slow_gw() -> Iterator[Sandbox]:
-    with Sandbox(queue_seconds=60, run_seconds=60) as sb:
-        yield sb
 
 
 # -- never pay twice ------------------------------------------------------------------------------
@@ -141,11 +128,11 @@ def test_two_identical_runs_create_one_task_and_new_creates_two(gw, cat, isolate
 
 
 def test_identical_runs_as_separate_processes_share_one_task(sandbox, cat, isolated):
-    a = run(sandbox, "run", str(cat), "-o", "a.mp4", *FAST)
-    b = run(sandbox, "run", str(cat), "-o", "b.mp4", *FAST)
+    a = run("run", str(cat), "-o", "a.mp4", *FAST, sb=sandbox)
+    b = run("run", str(cat), "-o", "b.mp4", *FAST, sb=sandbox)
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     assert creates(sandbox) == 1 and "reusing task" in b.stderr
-    c = run(sandbox, "run", str(cat), "-o", "c.mp4", "--new", *FAST)
+    c = run("run", str(cat), "-o", "c.mp4", "--new", *FAST, sb=sandbox)
     assert c.returncode == 0 and creates(sandbox) == 2
 
 
@@ -169,19 +156,19 @@ def test_a_failed_task_is_not_reused(gw, cat):
 
 
 def test_a_download_cut_at_several_points_resumes_across_processes(sandbox, cat, isolated):
-    task_id = run(sandbox, "create", str(cat), "-q").stdout.strip()
-    assert run(sandbox, "wait", task_id, "-q", *FAST).returncode == 0
+    task_id = run("create", str(cat), "-q", sb=sandbox).stdout.strip()
+    assert run("wait", task_id, "-q", *FAST, sb=sandbox).returncode == 0
     part = isolated / "v.mp4.part"
     kept = 0
     for cut in (1000, 30_000, 40_000):
         sandbox.faults.cut_download_after, sandbox.faults.cut_downloads = cut, 1
-        p = run(sandbox, "download", task_id, "-o", "v.mp4", WANVID_MAX_RETRIES="0")
+        p = run("download", task_id, "-o", "v.mp4", sb=sandbox, env={"WANVID_MAX_RETRIES": "0"})
         assert p.returncode == 6, p.stderr
         assert f"{task_id} is safe; resume with: wanvid download {task_id} -o {isolated / 'v.mp4'}" in p.stderr
         assert not (isolated / "v.mp4").exists()
         kept += cut
         assert part.stat().st_size == kept and SAMPLE.startswith(part.read_bytes())
-    done = run(sandbox, "download", task_id, "-o", "v.mp4")
+    done = run("download", task_id, "-o", "v.mp4", sb=sandbox)
     assert done.returncode == 0 and f"resuming v.mp4.part from byte {kept:,}" in done.stderr
     assert (isolated / "v.mp4").read_bytes() == SAMPLE and not part.exists()
     assert ranges(sandbox, task_id) == [None, "bytes=1000-", "bytes=31000-", "bytes=71000-"]
@@ -250,7 +237,7 @@ def test_an_html_page_instead_of_the_video_is_caught(gw, cat, isolated):
 def test_a_truncated_mp4_fails_verification(gw, cat, isolated, monkeypatch):
     task_id = finished_task(gw, cat)
     # A server whose announced length matches what it sends, but the file ends mid-box.
-    monkeypatch.setattr("wanvid.sandbox.server._video", lambda size, variant: _Video(SAMPLE[:60_000], 60_000, '"cut"'))
+    monkeypatch.setattr("wanvid.sandbox.server.video_for", lambda *key: Video(SAMPLE[:60_000], 60_000, '"cut"'))
     r = wv("download", task_id, "-o", "v.mp4")
     assert r.exit_code == 7 and "not a complete MP4" in r.stderr
     assert list(isolated.glob("v.mp4*")) == []
@@ -289,59 +276,51 @@ def test_sigkill_before_the_first_poll_answer_then_wait_finds_it(sandbox, cat, i
         original(self, task_id)
 
     monkeypatch.setattr(handler, "_native_query", hold)
-    proc = subprocess.Popen(
-        [*WANVID, "run", str(cat), "-p", "walk", *FAST], env=proc_env(sandbox), stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 30
-    while not sandbox.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = start("run", str(cat), "-p", "walk", *FAST, sb=sandbox)
+    wait_until(lambda: queries(sandbox), "the first status query")
     proc.kill()  # SIGKILL: no handler runs, nothing is tidied up
-    proc.wait(10)
+    proc.communicate(timeout=10)
     held.set()
     monkeypatch.setattr(handler, "_native_query", original)
     rows = Journal().recent()
     assert len(rows) == 1 and rows[0].status == "PENDING" and rows[0].output_path == str(isolated / "cat.mp4")
-    w = run(sandbox, "wait", *FAST)
+    w = run("wait", *FAST, sb=sandbox)
     assert w.returncode == 0 and f"task {rows[0].id} (the most recent" in w.stderr
-    d = run(sandbox, "download")
+    d = run("download", sb=sandbox)
     assert d.returncode == 0 and d.stdout == f"{isolated / 'cat.mp4'}\n"  # where the killed run meant it to go
     assert (isolated / "cat.mp4").read_bytes() == SAMPLE and creates(sandbox) == 1
 
 
 def test_ctrl_c_during_a_download_keeps_the_part_and_resumes(sandbox, cat, isolated):
-    task_id = run(sandbox, "create", str(cat), "-q").stdout.strip()
-    assert run(sandbox, "wait", task_id, "-q", *FAST).returncode == 0
+    task_id = run("create", str(cat), "-q", sb=sandbox).stdout.strip()
+    assert run("wait", task_id, "-q", *FAST, sb=sandbox).returncode == 0
     sandbox.faults.slow_download_bps = 40_000
-    proc = subprocess.Popen(
-        [*WANVID, "download", task_id, "-o", "v.mp4"], env=proc_env(sandbox), stderr=subprocess.PIPE, text=True
-    )
+    proc = start("download", task_id, "-o", "v.mp4", sb=sandbox)
     part = isolated / "v.mp4.part"
-    deadline = time.monotonic() + 20
-    while (not part.exists() or part.stat().st_size < 20_000) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: part.exists() and part.stat().st_size >= 20_000, "20 kB in the .part")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130 and f"resume with: wanvid download {task_id} -o {isolated / 'v.mp4'}" in err
-    assert "Traceback" not in err and not (isolated / "v.mp4").exists()
+    code, _, err = finish(proc, timeout=20)
+    assert code == 130 and f"resume with: wanvid download {task_id} -o {isolated / 'v.mp4'}" in err
+    assert not (isolated / "v.mp4").exists()
     kept = part.stat().st_size
     assert 20_000 <= kept < len(SAMPLE)
     sandbox.faults.slow_download_bps = None
-    assert run(sandbox, "download", task_id, "-o", "v.mp4").returncode == 0
+    assert run("download", task_id, "-o", "v.mp4", sb=sandbox).returncode == 0
     assert (isolated / "v.mp4").read_bytes() == SAMPLE
     assert ranges(sandbox, task_id)[-1] == f"bytes={kept}-"
 
 
-def test_a_second_ctrl_c_exits_at_once_even_while_cleanup_is_stuck(slow_gw, cat, isolated):
-    proc = subprocess.Popen([*WANVID, "run", str(cat)], env=proc_env(slow_gw), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not slow_gw.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
-        time.sleep(0.02)
+def test_a_second_ctrl_c_exits_at_once_even_while_cleanup_is_stuck(slow, cat, isolated):
+    proc = start("run", str(cat), sb=slow)
+    wait_until(lambda: queries(slow), "the first status query")
     blocker = sqlite3.connect(journal_path(), timeout=1, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the journal: the first Ctrl-C's tidy-up waits
     try:
         proc.send_signal(signal.SIGINT)
-        time.sleep(1.0)
-        assert proc.poll() is None  # still tidying up (it would wait up to 30 s for the lock)
+        # The tidy-up has begun once SIGINT is back to its default action (so that a second one ends it)
+        wait_until(lambda: handler_reset(proc, signal.SIGINT), "the tidy-up after the first Ctrl-C")
+        with pytest.raises(subprocess.TimeoutExpired):  # and it is stuck: it would wait up to 30 s for the lock
+            proc.wait(0.5)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
@@ -353,21 +332,17 @@ def test_a_second_ctrl_c_exits_at_once_even_while_cleanup_is_stuck(slow_gw, cat,
     assert [e.status for e in Journal().recent()] == ["PENDING"]  # the task is kept
 
 
-def test_a_single_ctrl_c_during_wait_exits_130_and_keeps_the_task(slow_gw, cat, isolated):
-    proc = subprocess.Popen([*WANVID, "run", str(cat), "-q"], env=proc_env(slow_gw), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not slow_gw.requests("/aliyun/v1/tasks/") and time.monotonic() < deadline:
-        time.sleep(0.02)
+def test_a_single_ctrl_c_during_wait_exits_130_and_keeps_the_task(slow, cat, isolated):
+    proc = start("run", str(cat), "-q", sb=slow)
+    wait_until(lambda: queries(slow), "the first status query")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    code, _, err = finish(proc, timeout=10)
     task_id = Journal().recent()[0].id
-    assert proc.returncode == 130 and f"created task {task_id}" in err  # the id even with -q
+    assert code == 130 and f"created task {task_id}" in err  # the id even with -q
     assert f"task {task_id} is safe; resume with: wanvid wait {task_id} && wanvid download {task_id}" in err
 
 
-def test_timeout_keeps_the_task_as_running_in_the_journal(slow_gw, cat, monkeypatch):
-    monkeypatch.setenv("WANVID_BASE_URL", slow_gw.url)
-    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+def test_timeout_keeps_the_task_as_running_in_the_journal(slow_gw, cat):
     r = wv("run", str(cat), "--timeout", "0.3", *FAST)
     assert r.exit_code == 124 and "is safe; resume with: wanvid wait " in r.stderr
     assert wv("list", "--status", "unfinished", "-q").stdout.strip() == Journal().recent()[0].id
@@ -385,7 +360,11 @@ def test_an_expired_task_is_reported_once_the_gateway_agrees_and_nothing_is_down
     task_id = finished_task(gw, cat)
     expires = Journal().get(gw.url, task_id).expires_at  # type: ignore[union-attr]
     assert expires is not None
-    time.sleep(max(0.0, expires - time.time()) + 0.1)
+
+    def expired() -> bool:  # by this machine's clock (the journal) and by the gateway
+        return time.time() > expires and [t["status"] for t in gw.tasks() if t["id"] == task_id] == ["UNKNOWN"]
+
+    wait_until(expired, "the task to expire")
     before = len(gw.requests())
     for command in (["download", task_id], ["wait", task_id], ["status", task_id]):
         r = wv(*command)
@@ -403,7 +382,7 @@ def test_a_task_made_while_the_clock_was_behind_is_asked_about_not_refused(gw, c
     skewed = time.time() - 2 * 86400
     with sqlite3.connect(Journal().path) as db:
         db.execute("UPDATE tasks SET created_at = ?, expires_at = NULL WHERE id = ?", (skewed, task_id))
-    assert wv("wait", task_id, "--poll-interval", "0.1").exit_code == 0
+    assert wv("wait", task_id, *FAST).exit_code == 0
     with sqlite3.connect(Journal().path) as db:
         db.execute("UPDATE tasks SET created_at = ?, expires_at = ? WHERE id = ?", (skewed, skewed + 86400, task_id))
     r = wv("download", task_id, "-o", "cat.mp4")
@@ -419,26 +398,19 @@ def test_a_file_size_limit_mid_download_keeps_the_part_for_the_rerun(sandbox, ca
     import resource
 
     assert len(SAMPLE) > limit
-    task_id = run(sandbox, "create", str(cat), "-q").stdout.strip()
-    assert run(sandbox, "wait", task_id, "-q", *FAST).returncode == 0
+    task_id = run("create", str(cat), "-q", sb=sandbox).stdout.strip()
+    assert run("wait", task_id, "-q", *FAST, sb=sandbox).returncode == 0
 
     def limited() -> None:  # EFBIG past 64 KiB, as a full quota would stop the writes
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    p = subprocess.run(
-        [*WANVID, "download", task_id, "-o", "v.mp4"],
-        capture_output=True,
-        text=True,
-        env=proc_env(sandbox),
-        preexec_fn=limited,
-        timeout=60,
-    )
+    p = run("download", task_id, "-o", "v.mp4", sb=sandbox, preexec_fn=limited)
     assert p.returncode == 8 and f"v.mp4.part keeps the {limit:,} bytes already downloaded" in p.stderr, p.stderr
     assert "no space left on the device" in p.stderr and "free some space" in p.stderr  # EFBIG reads as ENOSPC
     part = isolated / "v.mp4.part"
     assert part.read_bytes() == SAMPLE[:limit]
-    assert run(sandbox, "download", task_id, "-o", "v.mp4").returncode == 0
+    assert run("download", task_id, "-o", "v.mp4", sb=sandbox).returncode == 0
     assert (isolated / "v.mp4").read_bytes() == SAMPLE
 
 
@@ -558,10 +530,10 @@ def test_a_scan_of_every_output_and_file_finds_no_key(sandbox, cat, isolated):
         ["config", "show"],
         ["status", "x", "--base-url", "http://gateway.example"],
     ):
-        p = run(sandbox, *args)
+        p = run(*args, sb=sandbox)
         outputs.append(p.stdout + p.stderr)
     sandbox.faults.cut_download_after, sandbox.faults.cut_downloads = 5000, 1
-    p = run(sandbox, "download", "-o", "d.mp4", WANVID_MAX_RETRIES="0")
+    p = run("download", "-o", "d.mp4", sb=sandbox, env={"WANVID_MAX_RETRIES": "0"})
     outputs.append(p.stdout + p.stderr)
     assert (isolated / "d.mp4.part").exists() and (isolated / "b.mp4.json").exists()
     key = TEST_KEY.encode()
@@ -594,12 +566,7 @@ def test_task_ids_with_path_parts_make_safe_file_names():
 
 
 def test_the_sandbox_takes_any_fault_as_a_flag(tmp_path):
-    proc = subprocess.Popen(
-        [*WANVID, "sandbox", "--port", "0", "--fault", "content_errors=2", "--fault", "malformed=html"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start("sandbox", "--port", "0", "--fault", "content_errors=2", "--fault", "malformed=html")
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -608,7 +575,7 @@ def test_the_sandbox_takes_any_fault_as_a_flag(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
-    bad = subprocess.run([*WANVID, "sandbox", "--port", "0", "--fault", "nope=1"], capture_output=True, text=True)
+    bad = run("sandbox", "--port", "0", "--fault", "nope=1")
     assert bad.returncode == 2 and "Unknown fault 'nope'" in bad.stderr and bad.stdout == ""
 
 
@@ -616,7 +583,11 @@ def test_the_sandbox_takes_any_fault_as_a_flag(tmp_path):
 
 
 def test_a_paid_task_is_named_when_waiting_fails_any_way(gw, cat, isolated):
-    threading.Timer(0.3, lambda: setattr(gw.faults, "malformed", "wrong_types")).start()
+    def break_answers_once_polling() -> None:  # after the create's answer: the task is paid for
+        wait_until(lambda: queries(gw), "the first status query")
+        gw.faults.malformed = "wrong_types"
+
+    threading.Thread(target=break_answers_once_polling, daemon=True).start()
     gw.faults.malformed_count = 500
     requests.post(f"{gw.url}/_sandbox/timing", json={"queue_seconds": 1.0}, timeout=5)  # pending while it lands
     r = wv("run", str(cat), "--json", *FAST, env={"WANVID_MAX_RETRIES": "1"})
@@ -690,9 +661,7 @@ def test_a_create_answer_with_an_id_but_no_status_still_gives_the_id(gw, cat):
     assert r.exit_code == 6 and "may have created the task" in r.stderr  # no id in a "missing" answer
 
 
-def test_the_wait_all_resume_command_leaves_each_tasks_protocol_to_the_journal(slow_gw, cat, monkeypatch):
-    monkeypatch.setenv("WANVID_BASE_URL", slow_gw.url)
-    monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+def test_the_wait_all_resume_command_leaves_each_tasks_protocol_to_the_journal(slow_gw, cat):
     wv("create", str(cat), "-q", "--protocol", "unified", "-p", "a cat")
     r = wv("wait", "--all", "--timeout", "0.2", *FAST)
     assert r.exit_code == 124 and f"resume with: wanvid wait --all --base-url {slow_gw.url}" not in r.stderr
@@ -702,7 +671,9 @@ def test_the_wait_all_resume_command_leaves_each_tasks_protocol_to_the_journal(s
 def test_the_eta_uses_the_gateways_own_times_not_when_we_looked(gw, cat):
     ids = [wv("create", str(cat), "-q", "-p", "same").stdout.strip()]
     ids.append(wv("create", str(cat), "-q", "-p", "same", "--new").stdout.strip())
-    time.sleep(2.5)  # finished long ago by the time we look
+    # Look only long after they finished: the time we looked would make the estimate 2 s or more
+    ends = max(t["ends_at"] for t in gw.tasks())
+    wait_until(lambda: time.time() > ends + 1.5, "the tasks to have finished long ago")
     for task_id in ids:
         assert wv("status", task_id).exit_code == 0
     r = wv("run", str(cat), "-p", "same", "--new", "-o", "x.mp4", *FAST)

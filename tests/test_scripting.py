@@ -10,8 +10,7 @@ import pytest
 
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY
-from .test_subprocess import CAT, _on_a_terminal, run
+from .helpers import CAT, FAST, gateway_env, on_a_terminal, run, wv
 
 POLL_LINE = re.compile(
     r"^task=(?P<id>\S+) status=(?P<status>PENDING|RUNNING|SUCCEEDED)(?: progress=\d+%)?"
@@ -21,18 +20,18 @@ DOWNLOAD_LINE = re.compile(r"^task=(?P<id>\S+) status=(?P<status>DOWNLOADING|DOW
 
 
 @pytest.fixture
-def slow_gw() -> Iterator[dict[str, str]]:
-    """Tasks that stay RUNNING for 3 s, long enough for several heartbeats of 1 s."""
+def heartbeat_env() -> Iterator[dict[str, str]]:
+    """A gateway whose tasks stay RUNNING for 3 s, long enough for several heartbeats of 1 s."""
     with Sandbox(queue_seconds=0.4, run_seconds=3.0) as sb:
-        yield {"WANVID_BASE_URL": sb.url, "WANVID_API_KEY": TEST_KEY, "WANVID_HEARTBEAT": "1"}
+        yield {**gateway_env(sb), "WANVID_HEARTBEAT": "1"}
 
 
 def _progress_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("task=")]
 
 
-def test_heartbeat_lines_without_a_terminal(slow_gw, tmp_path):
-    got = run("run", str(CAT), "-o", str(tmp_path / "cat.mp4"), "--poll-interval", "0.1", env=slow_gw)
+def test_heartbeat_lines_without_a_terminal(heartbeat_env, tmp_path):
+    got = run("run", str(CAT), "-o", str(tmp_path / "cat.mp4"), *FAST, env=heartbeat_env)
     assert got.returncode == 0, got.stderr
     assert "\x1b[" not in got.stderr
     lines = _progress_lines(got.stderr)
@@ -52,9 +51,9 @@ def test_heartbeat_lines_without_a_terminal(slow_gw, tmp_path):
     assert [m["status"] for m in downloads if m] == ["DOWNLOADING", "DOWNLOADED"]
 
 
-def test_ci_set_on_a_terminal_gives_heartbeat_lines_not_a_live_display(slow_gw):
-    task_id = run("create", str(CAT), "-q", env=slow_gw).stdout.strip()
-    out, screen = _on_a_terminal(["wait", task_id, "--poll-interval", "0.1"], {**slow_gw, "CI": "true"})
+def test_ci_set_on_a_terminal_gives_heartbeat_lines_not_a_live_display(heartbeat_env):
+    task_id = run("create", str(CAT), "-q", env=heartbeat_env).stdout.strip()
+    out, screen = on_a_terminal(["wait", task_id, *FAST], {**heartbeat_env, "CI": "true"})
     assert out.startswith("http://localhost:")
     assert "\x1b[" not in screen  # no cursor movement or colour: a CI log viewer shows it as is
     lines = [line for line in screen.replace("\r", "").splitlines() if line.startswith("task=")]
@@ -62,9 +61,9 @@ def test_ci_set_on_a_terminal_gives_heartbeat_lines_not_a_live_display(slow_gw):
     assert lines[-1].startswith(f"task={task_id} status=SUCCEEDED")
 
 
-def test_quiet_and_json_have_no_heartbeat(slow_gw):
-    task_id = run("create", str(CAT), "-q", env=slow_gw).stdout.strip()
-    got = run("wait", task_id, "--poll-interval", "0.1", "--json", env=slow_gw)
+def test_quiet_and_json_have_no_heartbeat(heartbeat_env):
+    task_id = run("create", str(CAT), "-q", env=heartbeat_env).stdout.strip()
+    got = run("wait", task_id, *FAST, "--json", env=heartbeat_env)
     assert got.returncode == 0 and not _progress_lines(got.stderr)
 
 
@@ -72,11 +71,9 @@ def test_quiet_and_json_have_no_heartbeat(slow_gw):
 
 
 def test_on_complete_gets_the_video_in_its_environment(gw, cat, tmp_path):
-    from .conftest import wv
-
     seen = tmp_path / "seen.txt"
     hook = f'printf "%s\\n" "$WANVID_OUTPUT" "$WANVID_TASK_ID" "$WANVID_BYTES" "$WANVID_METADATA" > {seen}; echo done'
-    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.1", "--on-complete", hook, "--json")
+    r = wv("run", str(cat), "-o", "v.mp4", *FAST, "--on-complete", hook, "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)  # still exactly one JSON document: the hook's output went to stderr
     output, task_id, size, metadata = seen.read_text().splitlines()
@@ -87,9 +84,7 @@ def test_on_complete_gets_the_video_in_its_environment(gw, cat, tmp_path):
 
 
 def test_a_failing_hook_is_exit_9_with_the_video_kept(gw, cat, tmp_path):
-    from .conftest import wv
-
-    r = wv("run", str(cat), "-o", "v.mp4", "--poll-interval", "0.1", "--on-complete", "echo nope >&2; exit 3")
+    r = wv("run", str(cat), "-o", "v.mp4", *FAST, "--on-complete", "echo nope >&2; exit 3")
     assert r.exit_code == 9
     assert r.stdout.strip() == str(tmp_path / "v.mp4") and (tmp_path / "v.mp4").stat().st_size > 1000
     assert "on-complete: nope" in r.stderr and "--on-complete command exited 3 for task" in r.stderr
@@ -98,11 +93,10 @@ def test_a_failing_hook_is_exit_9_with_the_video_kept(gw, cat, tmp_path):
     assert r.exit_code == 9 and "killed by signal 9" in r.stderr and (tmp_path / "again.mp4").is_file()
 
 
-def test_on_complete_as_a_process(slow_gw, tmp_path):
-    slow_gw = {**slow_gw}
+def test_on_complete_as_a_process(sandbox, tmp_path):
     got = run(
-        "run", str(CAT), "-o", str(tmp_path / "p.mp4"), "--poll-interval", "0.1", "-q",
-        "--on-complete", 'test -s "$WANVID_OUTPUT" && echo "ok $WANVID_MODEL"', env=slow_gw,
+        "run", str(CAT), "-o", str(tmp_path / "p.mp4"), *FAST, "-q",
+        "--on-complete", 'test -s "$WANVID_OUTPUT" && echo "ok $WANVID_MODEL"', sb=sandbox,
     )  # fmt: skip
     assert got.returncode == 0 and got.stdout == f"{tmp_path / 'p.mp4'}\n"
     assert "on-complete: ok wan2.7-i2v" in got.stderr

@@ -21,10 +21,9 @@ from PIL import Image
 
 from wanvid.sandbox import Sandbox
 
-from .conftest import TEST_KEY, wv
+from .helpers import FAST, TEST_KEY, wv
 
 UNIFIED = ["--protocol", "unified"]
-FAST = ["--poll-interval", "0.1"]
 SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
 
 

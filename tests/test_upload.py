@@ -18,7 +18,7 @@ from wanvid.gateway import upload
 from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal
 
-from .conftest import wv
+from .helpers import FAST, TEST_KEY, wv
 
 DATA = Path(__file__).parent / "data"
 TONE = DATA / "tone-3s.mp3"
@@ -27,7 +27,6 @@ SECRET = "dummy-secret-access-key-never-print-0123"
 ACCESS = "AKIDWANVIDTESTING000"
 BUCKET = "media"
 CREATE = "/aliyun/v1/videos/generations"
-FAST = ["--poll-interval", "0.1"]
 
 
 class S3:
@@ -325,8 +324,6 @@ def test_a_library_submit_refuses_local_audio_for_wan27_and_unuploaded_files(gw,
     from wanvid.gateway.service import submit
     from wanvid.gateway.upload import prepare, resolve
     from wanvid.rules.request import VideoRequest, validate
-
-    from .conftest import TEST_KEY
 
     client = Client(gw.url, TEST_KEY)
     v = validate(VideoRequest("wan2.7-i2v", str(cat), prompt="a cat", audio=str(TONE)), "native")
