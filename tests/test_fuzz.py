@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 
 from wanvid.cli.app import app
 from wanvid.errors import FieldError
-from wanvid.rules import media
+from wanvid.rules import media, mp4
 from wanvid.rules.models import spec_for
 from wanvid.sandbox import sample_mp4
 
@@ -443,7 +443,7 @@ def test_fuzz_the_mp4_box_parser_raises_only_value_error():
     @example(data=box(b"ftyp", b"isom" + b"\0" * 12) + box(b"moov", box(b"mvhd", b"")))  # the crafted 32-byte file
     @example(data=box(b"ftyp", b"isom" + b"\0" * 12) + box(b"moov", box(b"mvhd", b"\1" + b"\0" * 3)))
     def run(data: bytes) -> None:
-        for parse in (media.mp4_info, media.verify_mp4):
+        for parse in (mp4.mp4_info, mp4.verify_mp4):
             with suppress(ValueError):
                 parse(io.BytesIO(data))
 

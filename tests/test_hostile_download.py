@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wanvid.gateway.download import CHUNK, EXPAND_SLACK
-from wanvid.rules.media import mp4_info, verify_mp4
+from wanvid.rules.mp4 import mp4_info, verify_mp4
 from wanvid.sandbox import sample_mp4
 
 from .helpers import TEST_KEY, run, wv

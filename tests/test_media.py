@@ -21,8 +21,9 @@ from PIL import Image, features
 
 from wanvid.errors import FieldError
 from wanvid.rules import media
-from wanvid.rules.media import LocalMedia, inspect_audio, inspect_image, inspect_video, is_remote, mp4_info
+from wanvid.rules.media import LocalMedia, inspect_audio, inspect_image, inspect_video, is_remote
 from wanvid.rules.models import MB, MODELS, ModelSpec
+from wanvid.rules.mp4 import Mp4Info, mp4_info
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -597,7 +598,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 def test_mov_fixture() -> None:
     path = DATA / "clip-3s.mov"
     with path.open("rb") as f:
-        assert mp4_info(f) == media.Mp4Info("qt  ", 3.0, 320, 240)
+        assert mp4_info(f) == Mp4Info("qt  ", 3.0, 320, 240)
     m = inspect_video(path, W27.video, "first_clip", W27.name)
     assert (m.kind, m.mime, m.width, m.height, m.seconds) == ("video", "video/quicktime", 320, 240, 3.0)
     assert m.size_bytes == path.stat().st_size
@@ -608,7 +609,7 @@ def test_mp4_fixture_with_audio_track_first() -> None:
     # because .gitignore ignores *.mp4 (downloaded results) outside wanvid/assets.
     path = DATA / "clip-2s.m4v"
     with path.open("rb") as f:
-        assert mp4_info(f) == media.Mp4Info("isom", 2.0, 256, 240)
+        assert mp4_info(f) == Mp4Info("isom", 2.0, 256, 240)
     m = inspect_video(path, W27.video, "first_clip", W27.name)
     assert (m.mime, m.seconds) == ("video/mp4", 2.0)
 
@@ -638,7 +639,7 @@ def test_sample_asset() -> None:
 @pytest.mark.parametrize("large_mdat", [False, True])
 def test_mp4_box_variants(version: int, moov_first: bool, large_mdat: bool) -> None:
     data = mp4(seconds=4.5, size=(1280, 720), version=version, moov_first=moov_first, large_mdat=large_mdat)
-    assert mp4_info(io.BytesIO(data)) == media.Mp4Info("isom", 4.5, 1280, 720)
+    assert mp4_info(io.BytesIO(data)) == Mp4Info("isom", 4.5, 1280, 720)
 
 
 @pytest.mark.parametrize("version", [0, 1])
@@ -646,7 +647,7 @@ def test_fragmented_mp4_duration_from_mehd(version: int) -> None:
     mehd = box(b"mehd", bytes([version, 0, 0, 0]) + struct.pack(">Q" if version else ">I", 600 * 6))
     moov = box(b"moov", mvhd(600, 0) + trak(640, 360) + box(b"mvex", mehd))
     data = box(b"ftyp", b"iso6\0\0\0\0") + moov + box(b"moof") + box(b"mdat", b"\0" * 10)
-    assert mp4_info(io.BytesIO(data)) == media.Mp4Info("iso6", 6.0, 640, 360)
+    assert mp4_info(io.BytesIO(data)) == Mp4Info("iso6", 6.0, 640, 360)
 
 
 def test_aspect_just_over_the_limit_shows_more_digits(tmp_path: Path) -> None:
@@ -686,7 +687,7 @@ def test_mp4_mdat_is_seeked_over_not_read(tmp_path: Path) -> None:
             return data
 
     with Counting(str(path)) as f:
-        assert mp4_info(f) == media.Mp4Info("isom", 7.0, 640, 480)  # type: ignore[arg-type]
+        assert mp4_info(f) == Mp4Info("isom", 7.0, 640, 480)  # type: ignore[arg-type]
     assert sum(reads) < 10_000
 
 

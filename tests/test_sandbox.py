@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from wanvid.rules.media import mp4_info
+from wanvid.rules.mp4 import mp4_info
 from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
 from .conftest import wv

@@ -71,7 +71,7 @@ import urllib3
 
 from wanvid.errors import ApiError, CorruptDownload, StorageError, Unavailable, UsageError, WanvidError
 from wanvid.gateway.client import Client
-from wanvid.rules.media import Mp4Info, verify_mp4
+from wanvid.rules.mp4 import Mp4Info, verify_mp4
 from wanvid.store.journal import Part
 
 if TYPE_CHECKING:

@@ -381,7 +381,7 @@ def _saved_meanwhile(s: Session, task: Task, dest: Path, patience: float = 0.0) 
     long to wait for that record when the file is there before it (the other process places the file,
     then journals it, before it lets go of the ``.part``)."""
     from wanvid.gateway.download import Downloaded
-    from wanvid.rules.media import verify_mp4
+    from wanvid.rules.mp4 import verify_mp4
 
     until = time.monotonic() + patience
     while (saved := s.journal.output(dest)) is None or saved[0] != task.id:
