@@ -1,6 +1,6 @@
 """Regenerate completions/ and wanvid/cli/completion_table.json from the CLI itself (`make completions`).
 
-tests/test_subprocess.py checks the scripts for drift, tests/test_complete.py the table.
+tests/processes/test_subprocess.py checks the scripts for drift, tests/cli/test_complete.py the table.
 
 The table is what wanvid/cli/complete.py answers a tab-completion request from without importing typer:
 every command and subcommand (hidden aliases included), its parser (the option strings the real click

@@ -11,7 +11,7 @@ from wanvid.gateway.client import Client
 from wanvid.gateway.service import query
 from wanvid.sandbox import Sandbox
 
-from .helpers import TEST_KEY, wait_until
+from ..helpers import TEST_KEY, wait_until
 
 BODY = {"model": "wan2.7-i2v", "input": {"media": [{"type": "first_frame", "url": "https://e.com/a.png"}]}}
 

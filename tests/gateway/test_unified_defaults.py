@@ -21,10 +21,10 @@ from PIL import Image
 
 from wanvid.sandbox import Sandbox
 
-from .helpers import FAST, TEST_KEY, wv
+from ..helpers import FAST, TEST_KEY, wv
 
 UNIFIED = ["--protocol", "unified"]
-SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
+SAMPLE = (Path(__file__).parents[2] / "wanvid" / "assets" / "sample.mp4").read_bytes()
 
 
 def image(folder: Path, width: int, height: int, name: str = "frame.png") -> Path:

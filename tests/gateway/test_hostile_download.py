@@ -38,10 +38,10 @@ from wanvid.gateway.download import CHUNK, EXPAND_SLACK
 from wanvid.rules.mp4 import mp4_info, verify_mp4
 from wanvid.sandbox import sample_mp4
 
-from .helpers import TEST_KEY, run, wv
+from ..helpers import TEST_KEY, run, wv
 
 SAMPLE = sample_mp4()
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 TASK = "task_0123456789abcdefghijklmnopqrstuv"
 
 

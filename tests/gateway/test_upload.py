@@ -18,9 +18,9 @@ from wanvid.gateway import upload
 from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal
 
-from .helpers import FAST, TEST_KEY, wv
+from ..helpers import FAST, TEST_KEY, wv
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 TONE = DATA / "tone-3s.mp3"
 CLIP = DATA / "clip-3s.mov"
 SECRET = "dummy-secret-access-key-never-print-0123"
@@ -83,7 +83,7 @@ def sha256(path: Path) -> str:
 def valid(schema: str, doc: dict[str, Any]) -> None:
     from jsonschema import Draft202012Validator
 
-    path = Path(__file__).parent.parent / "docs" / "schema" / schema
+    path = Path(__file__).parents[2] / "docs" / "schema" / schema
     Draft202012Validator(json.loads(path.read_text())).validate(doc)
 
 

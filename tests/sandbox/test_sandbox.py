@@ -24,7 +24,7 @@ import requests
 from wanvid.rules.mp4 import mp4_info
 from wanvid.sandbox import MALFORMED_KINDS, Faults, Sandbox, min_video_size, sample_mp4
 
-from .conftest import wv
+from ..helpers import wv
 
 KEY = "test-key-0123456789-never-print"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import CAT, FAST, ROOT, TEST_KEY, finish, on_a_terminal, queries, run, start, wait_until
+from ..helpers import CAT, FAST, ROOT, TEST_KEY, finish, on_a_terminal, queries, run, start, wait_until
 
 
 @pytest.fixture

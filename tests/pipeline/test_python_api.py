@@ -19,9 +19,9 @@ import pytest
 import wanvid
 from wanvid.sandbox import Sandbox
 
-from .helpers import TEST_KEY
+from ..helpers import TEST_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "python.md"
 CAT = ROOT / "examples" / "cat.png"
 
@@ -78,7 +78,7 @@ def test_create_wait_download_then_the_same_call_reuses_the_task(reader: Path, g
 
 
 def test_run_shares_the_cli_journal_and_the_cli_sees_its_task(reader: Path, gw: Sandbox) -> None:
-    from .helpers import wv
+    from ..helpers import wv
 
     video = wanvid.Wanvid().run(CAT, prompt="one journal", output="shared.mp4", poll_interval=0.1)
     listed = wv("list", "--json")

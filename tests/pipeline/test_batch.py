@@ -18,7 +18,7 @@ from wanvid.gateway.client import Gate
 from wanvid.jobs.batch import RowResult, worst
 from wanvid.sandbox import Sandbox
 
-from .helpers import FAST_BATCH, ROOT, TEST_KEY, finish, on_a_terminal, run, start, wait_until, wv
+from ..helpers import FAST_BATCH, ROOT, TEST_KEY, finish, on_a_terminal, run, start, wait_until, wv
 
 SCHEMAS = ROOT / "docs" / "schema"
 

@@ -10,7 +10,7 @@ import pytest
 
 from wanvid.sandbox import Sandbox
 
-from .helpers import CAT, FAST, gateway_env, on_a_terminal, run, wv
+from ..helpers import CAT, FAST, gateway_env, on_a_terminal, run, wv
 
 POLL_LINE = re.compile(
     r"^task=(?P<id>\S+) status=(?P<status>PENDING|RUNNING|SUCCEEDED)(?: progress=\d+%)?"

@@ -25,7 +25,7 @@ import requests
 from wanvid.sandbox import Sandbox, sample_mp4
 from wanvid.store.journal import Journal, journal_path
 
-from .helpers import (
+from ..helpers import (
     FAST,
     TEST_KEY,
     creates,

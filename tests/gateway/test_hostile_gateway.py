@@ -29,7 +29,7 @@ from wanvid.gateway.protocols import Native, Unified
 from wanvid.gateway.service import query
 from wanvid.rules.task import Task
 
-from .helpers import FAST, TEST_KEY, run, wv
+from ..helpers import FAST, TEST_KEY, run, wv
 
 TASK = "task_0123456789abcdef"
 NATIVE = f"/aliyun/v1/tasks/{TASK}"

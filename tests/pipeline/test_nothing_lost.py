@@ -26,7 +26,7 @@ from wanvid.sandbox import Sandbox, sample_mp4
 from wanvid.sandbox.video import Video
 from wanvid.store.journal import Journal, Part, journal_path
 
-from .helpers import (
+from ..helpers import (
     FAST,
     TEST_KEY,
     creates,

@@ -12,9 +12,9 @@ from PIL import Image
 
 from wanvid.sandbox import Sandbox
 
-from .helpers import FAST, TEST_KEY, wv
+from ..helpers import FAST, TEST_KEY, wv
 
-SAMPLE = (Path(__file__).parent.parent / "wanvid" / "assets" / "sample.mp4").read_bytes()
+SAMPLE = (Path(__file__).parents[2] / "wanvid" / "assets" / "sample.mp4").read_bytes()
 
 
 def created_bodies(sb: Sandbox, path: str = "/aliyun/v1/videos/generations") -> list:
@@ -77,7 +77,7 @@ def test_each_model_and_protocol_sends_its_shape(gw, cat, args, path, check):
 
 
 def test_first_clip_continuation_needs_no_image(gw, isolated):
-    # A local clip goes by URL through a bucket (tests/test_upload.py); a URL is sent as given.
+    # A local clip goes by URL through a bucket (tests/gateway/test_upload.py); a URL is sent as given.
     r = wv("create", "--first-clip", "https://e.com/clip.mp4", "-p", "continue")
     assert r.exit_code == 0, r.stderr
     (body,) = created_bodies(gw)

@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 
 from wanvid.sandbox import Sandbox
 
-from .helpers import FAST, ROOT, TEST_KEY, run, wv
+from ..helpers import FAST, ROOT, TEST_KEY, run, wv
 
 SCHEMA_DIR = ROOT / "docs" / "schema"
 DOC = ROOT / "docs" / "json.md"

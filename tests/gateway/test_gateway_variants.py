@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import FAST, TEST_KEY, wv
+from ..helpers import FAST, TEST_KEY, wv
 
 TASK = "task_0123456789abcdefghijklmnopqrstuv"  # new-api's public id form: task_ + 32 characters
 

@@ -19,7 +19,7 @@ from wanvid.jobs.batch import ResultsFile, RowResult
 from wanvid.rules.manifest import MAX_BYTES, MAX_CELL
 from wanvid.sandbox import Sandbox
 
-from .helpers import FAST, finish, gateway_env, run, start, wv
+from ..helpers import FAST, finish, gateway_env, run, start, wv
 
 
 @pytest.fixture

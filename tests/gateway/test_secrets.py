@@ -15,7 +15,7 @@ import pytest
 
 from wanvid.sandbox import Sandbox, sample_mp4
 
-from .helpers import FAST, TEST_KEY, run, wv
+from ..helpers import FAST, TEST_KEY, run, wv
 
 
 class Echoing:

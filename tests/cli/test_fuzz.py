@@ -37,8 +37,8 @@ from wanvid.rules import media, mp4
 from wanvid.rules.models import spec_for
 from wanvid.sandbox import sample_mp4
 
-from .helpers import TEST_KEY, wv
-from .test_gateway_variants import Answer, gateway  # noqa: F401 - gateway is a fixture
+from ..gateway.test_gateway_variants import Answer, gateway  # noqa: F401 - gateway is a fixture
+from ..helpers import TEST_KEY, wv
 
 
 def fuzz(n: int, *, shrink: bool = True) -> settings:

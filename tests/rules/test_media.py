@@ -25,8 +25,8 @@ from wanvid.rules.media import LocalMedia, inspect_audio, inspect_image, inspect
 from wanvid.rules.models import MB, MODELS, ModelSpec
 from wanvid.rules.mp4 import Mp4Info, mp4_info
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parents[1] / "data"
+ROOT = Path(__file__).parents[2]
 SPECS = list(MODELS.values())
 W27, W26 = MODELS["wan2.7-i2v"], MODELS["wan2.6-i2v"]
 

@@ -18,7 +18,7 @@ from wanvid.rules.task import Status, Task
 from wanvid.sandbox import Sandbox
 from wanvid.store.journal import Journal, Part
 
-from .helpers import FAST, TEST_KEY, wv
+from ..helpers import FAST, TEST_KEY, wv
 
 BIG = 400_000  # bytes of video: the cuts below fall well inside it
 CUT = 100_000

@@ -41,7 +41,7 @@ from wanvid import config
 from wanvid.cli import complete
 from wanvid.store.journal import SCHEMA, Entry, Journal, journal_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON_M = [sys.executable, "-m", "wanvid"]
 SCRIPT = Path(sys.executable).parent / "wanvid"
 HEAVY = {"typer", "click", "rich", "requests", "urllib3", "PIL", "wanvid.cli.app"}
@@ -888,7 +888,7 @@ FUZZ_WORDS = [
 ENDINGS = [" ", "", " 3", " -", " --m", " wan", " t", "=", " s"]
 
 
-# Random lines on every run, like tests/test_fuzz.py; a few hundred in-process requests cost a second or two.
+# Random lines on every run, like tests/cli/test_fuzz.py; a few hundred in-process requests cost a second or two.
 @settings(
     max_examples=400,
     deadline=None,

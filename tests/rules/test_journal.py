@@ -12,7 +12,7 @@ import pytest
 from wanvid.errors import StorageError
 from wanvid.store.journal import SCHEMA, Entry, Journal, Part, journal_path
 
-from .helpers import CAT, run
+from ..helpers import CAT, run
 
 
 def entry(task_id: str, **kw: object) -> Entry:

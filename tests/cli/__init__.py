@@ -1,0 +1,1 @@
+"""Every command in-process (CliRunner): output, exit codes, JSON documents, completion, hostile arguments."""
