@@ -26,17 +26,23 @@ DOC = ROOT / "docs" / "python.md"
 CAT = ROOT / "examples" / "cat.png"
 
 
-def examples() -> list[tuple[str, str]]:
-    """(heading, code) of every ```python block of docs/python.md that is a script (not a conftest snippet)."""
+def blocks() -> list[tuple[str, str]]:
+    """(heading, code) of every ```python block of docs/python.md."""
     found, heading = [], ""
     for part in re.split(r"^(## .*)$", DOC.read_text(), flags=re.M):
         if part.startswith("## "):
             heading = part[3:].strip()
             continue
-        for code in re.findall(r"```python\n(.*?)```", part, flags=re.S):
-            if "pytest_plugins" not in code:
-                found.append((heading, code))
+        found += [(heading, code) for code in re.findall(r"```python\n(.*?)```", part, flags=re.S)]
     return found
+
+
+PYTEST = "Testing your code against the sandbox"  # a conftest.py and a test module, run by pytest
+
+
+def examples() -> list[tuple[str, str]]:
+    """The blocks that are scripts."""
+    return [(h, c) for h, c in blocks() if h != PYTEST]
 
 
 def run_script(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -63,6 +69,23 @@ def test_every_example_in_docs_python_md_runs(heading: str, code: str, reader: P
     done = run_script(code, reader)
     assert done.returncode == 0, f"example under '{heading}' failed:\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr
+
+
+def test_the_pytest_plugin_example_passes_in_a_users_project(reader: Path) -> None:
+    """The doc's conftest.py and test module, as a user's project, run by pytest in its own process."""
+    conftest, test = [c for h, c in blocks() if h == PYTEST]
+    (reader / "conftest.py").write_text(conftest)
+    (reader / "test_mine.py").write_text(test)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+        cwd=reader,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
 
 
 def test_create_wait_download_then_the_same_call_reuses_the_task(reader: Path, gw: Sandbox) -> None:
