@@ -23,5 +23,5 @@ wanvid batch "$out/takes.csv" --base-url "$url" --api-key demo-key -d "$out/take
   --concurrency 2 --stagger 0.2 --poll-interval 1 --force >&2
 echo "demo: the same batch again" >&2
 wanvid batch "$out/takes.csv" --base-url "$url" --api-key demo-key -d "$out/takes" --name "cat-{seed}.mp4" -q >/dev/null
-wanvid list --base-url "$url" --api-key demo-key >&2
+wanvid list --base-url "$url" >&2
 echo "demo: done — play $out/cat.mp4 (what made it: $out/cat.mp4.json) and $out/takes/cat-*.mp4" >&2
