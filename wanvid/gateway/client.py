@@ -277,6 +277,12 @@ class Client:
         self.hit_deadline = False  # this request gave up because a retry would pass the deadline
         self.gate = gate  # a rate budget shared with the other clients of a batch
 
+    def sleeping(self, sleep: Callable[[float], None]) -> Client:
+        """This client (same connections, key, gate and deadline) waiting between retries with ``sleep``."""
+        other = copy.copy(self)
+        other.sleep = sleep
+        return other
+
     def bounded(self, deadline: float | None) -> Client:
         """This client (same connections, key and gate) for requests that must end by ``deadline`` (monotonic):
         no retry starts that would pass it, and an error raised because of it has ``at_deadline`` set."""

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wanvid.errors import Stopped, stop_for
@@ -56,8 +57,17 @@ def stop_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@dataclass
+class Held:
+    """What ``signals_held`` gives its caller: the signals that arrived, and the client to send the create
+    with (this one's retry waits end at once when a signal has come)."""
+
+    caught: list[int]
+    client: Client
+
+
 @contextmanager
-def signals_held(client: Client, say: Callable[[str], None]) -> Iterator[list[int]]:
+def signals_held(client: Client, say: Callable[[str], None]) -> Iterator[Held]:
     """Hold SIGINT, SIGTERM and SIGHUP while the create is sent and journaled; the caller sees which arrived.
 
     Only the request itself is held: a retry's wait (after a refused or throttled create, which made
@@ -65,7 +75,7 @@ def signals_held(client: Client, say: Callable[[str], None]) -> Iterator[list[in
     ends the process at once, task or not."""
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield caught  # signals reach only the main thread; a batch worker is stopped between steps instead
+        yield Held(caught, client)  # signals reach only the main thread; a batch worker is stopped between steps
         return
 
     def hold(signum: int, frame: object) -> None:
@@ -92,11 +102,9 @@ def signals_held(client: Client, say: Callable[[str], None]) -> Iterator[list[in
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS if _handled(sig)}
     for sig in previous:
         signal.signal(sig, hold)
-    client.sleep = sleep
     try:
-        yield caught
+        yield Held(caught, client.sleeping(sleep))
     finally:
-        client.sleep = nap
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -110,9 +110,10 @@ def submit_or_reuse(
                 return _reuse(s, reused, output, offer_new)
         publish(v, s.report)  # local files sent by URL: uploaded unless already there, presigned (gateway.upload)
         # A stop between the gateway's answer and the journal would lose the task: signals wait until it is kept.
-        with signals_held(client, s.report.note) as caught:
+        with signals_held(client, s.report.note) as held:
+            caught = held.caught
             try:
-                task = submit(client, v)
+                task = submit(held.client, v)
             except WanvidError as exc:
                 if token is not None and not _nothing_created(exc):
                     # The gateway may have made the task: the claim stays, so an identical request waiting on it
