@@ -5,6 +5,7 @@ Helpers that are not fixtures (``wv``, processes, waiting for a state) are in he
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from wanvid.sandbox import Sandbox
 from .helpers import TEST_KEY, wv
 
 __all__ = ["TEST_KEY", "wv"]
+
+# A shell starts a background job (`make test &`, a CI step's `cmd &`) with SIGINT ignored, and an ignored
+# signal stays ignored across exec: every wanvid the tests start would ignore the Ctrl-C they send it (wanvid
+# leaves an ignored signal alone, as nohup expects). The tests model a terminal, where Ctrl-C arrives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _ENV_VARS = (
     "WANVID_API_KEY",
