@@ -5,10 +5,12 @@ Helpers that are not fixtures (``wv``, processes, waiting for a state) are in he
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from PIL import Image
 
@@ -23,6 +25,12 @@ __all__ = ["TEST_KEY", "wv"]
 # leaves an ignored signal alone, as nohup expects). The tests model a terminal, where Ctrl-C arrives.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The fuzz tests (hypothesis) draw the same inputs on every run, so a red CI is the code's doing and can be
+# reproduced; WANVID_FUZZ=explore draws new ones (and found the lone-surrogate bugs of cli.boundary._check_text).
+hypothesis.settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis.settings.register_profile("explore", derandomize=False, database=None)
+hypothesis.settings.load_profile(os.environ.get("WANVID_FUZZ", "repeatable"))
 
 _ENV_VARS = (
     "WANVID_API_KEY",

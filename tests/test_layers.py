@@ -18,8 +18,8 @@ ALLOWED = {
     "errors": set(),
     "redact": set(),
     "report": {"errors", "redact", "rules"},  # rules: the Task type its views are told about
-    "config": BASE,
-    "rules": BASE | {"config"},
+    "config": {"errors", "redact"},
+    "rules": {"errors", "redact", "config"},  # not report: report knows the Task type, so no cycle
     "store": BASE | {"config", "rules"},
     "gateway": BASE | {"config", "rules", "store"},
     "jobs": BASE | {"config", "rules", "store", "gateway"},
@@ -84,7 +84,7 @@ def test_no_module_imports_a_layer_above_its_own(name: str, path: Path) -> None:
     assert not wrong, "\n".join(wrong)
 
 
-PRINTS = re.compile(r"\bprint\(|sys\.std(out|err)\b|^\s*(import rich|from rich)", re.M)
+PRINTS = re.compile(r"\bprint\s*\(|\bsys\.(__)?std(out|err)|from sys import .*std|^\s*(import rich|from rich)", re.M)
 
 
 @pytest.mark.parametrize(("name", "path"), modules(), ids=[name for name, _ in modules()])

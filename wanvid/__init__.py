@@ -51,6 +51,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from wanvid.api import BatchResult, RowResult, Wanvid
     from wanvid.jobs.pipeline import Video
+    from wanvid.jobs.signals import stop_signals
     from wanvid.report import LogReporter, Reporter
     from wanvid.rules.task import Status, Task
 
@@ -59,6 +60,7 @@ _LAZY = {
     "BatchResult": "wanvid.api",
     "RowResult": "wanvid.api",
     "Video": "wanvid.jobs.pipeline",
+    "stop_signals": "wanvid.jobs.signals",
     "Reporter": "wanvid.report",
     "LogReporter": "wanvid.report",
     "Task": "wanvid.rules.task",
@@ -91,6 +93,7 @@ __all__ = [
     "Wanvid",
     "WanvidError",
     "__version__",
+    "stop_signals",
 ]
 
 

@@ -77,7 +77,7 @@ class Wanvid:
             api_key=api_key,
             base_url=base_url,
             profile=profile,
-            protocol=protocol,
+            protocol=protocol.lower() if protocol else None,
             report=reporter,
             allow_insecure=allow_insecure,
         )
@@ -101,6 +101,10 @@ class Wanvid:
         from wanvid.rules.request import VideoRequest, validate
 
         values: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+        # The words the CLI takes in any case, as the models' rules spell them.
+        for name, spell in (("resolution", str.upper), ("shot_type", str.lower)):
+            if isinstance(values.get(name), str):
+                values[name] = spell(values[name])
         try:
             req = VideoRequest(model=model, image=str(image) if image is not None else None, **values)
         except TypeError as exc:
@@ -119,7 +123,7 @@ class Wanvid:
 
         v = self.request(image, **options)
         prepare(v, self._hosting(), out=self.session.report)  # local files that go by URL: the profile's bucket
-        task, _, _ = submit_or_reuse(self.session, self.session.client(), v, new)
+        task, _, _ = submit_or_reuse(self.session, self.session.client(), v, new, new_hint="new=True")
         return task
 
     def _hosting(self) -> Hosting:
@@ -183,7 +187,8 @@ class Wanvid:
         job = Job(
             request=v,
             output=str(output) if output is not None else None,
-            hosting=self._hosting(),
+            uploads={},
+            new_hint="new=True",
             new=new,
             force=force,
             metadata=metadata,
@@ -212,7 +217,7 @@ class Wanvid:
         for a row twice. ``defaults``: request options for the rows that do not set them."""
         from wanvid.jobs.batch import run_batch
 
-        job = Job(force=force, metadata=metadata, timeout=timeout, poll_interval=poll_interval, offer_new=False)
+        job = Job(force=force, metadata=metadata, timeout=timeout, poll_interval=poll_interval, new_hint=None)
         doc = run_batch(
             self.session,
             Path(manifest),

@@ -259,12 +259,32 @@ def resolve(
         base_url=pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL),
         protocol=pick(protocol, ("WANVID_PROTOCOL",), table.get("protocol"), DEFAULT_PROTOCOL),
     )
-    if settings.protocol.value not in ("native", "unified"):
+    check_protocol(settings.protocol)
+    return settings._replace(base_url=check_base_url(settings.base_url))
+
+
+def check_protocol(setting: Setting) -> Setting:
+    if setting.value not in ("native", "unified"):
         raise UsageError(
-            f"protocol {settings.protocol.value!r} (from {settings.protocol.source}) is not 'native' or 'unified'",
+            f"protocol {setting.value!r} (from {setting.source}) is not 'native' or 'unified'",
             hint="use --protocol native or --protocol unified",
         )
-    return settings._replace(base_url=check_base_url(settings.base_url))
+    return setting
+
+
+def profile_name(profile: str | None = None) -> str:
+    """The profile in use: ``profile`` (a flag) > ``WANVID_PROFILE`` > the default. Nothing else is read, so a
+    command that only names the profile (``config set``) works even when the file's other settings are broken."""
+    return pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE).value or DEFAULT_PROFILE
+
+
+def scope(*, base_url: str | None = None, profile: str | None = None) -> tuple[str, str]:
+    """The profile name and the gateway's base URL (without a trailing /), resolved as ``resolve`` does, without
+    the key or the protocol: what ``list`` needs to pick the journal's tasks of this profile and gateway."""
+    name = profile_name(profile)
+    table = profile_table(load_file(), name)
+    url = check_base_url(pick(base_url, ("WANVID_BASE_URL",), table.get("base_url"), DEFAULT_BASE_URL))
+    return name, (url.value or DEFAULT_BASE_URL).rstrip("/")
 
 
 def check_base_url(setting: Setting) -> Setting:

@@ -12,7 +12,6 @@ Everything a reporter receives may hold text a server sent back: the CLI's views
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 from wanvid import redact
 
 if TYPE_CHECKING:
+    import logging
+
     from wanvid.rules.task import Task
 
 
@@ -83,11 +84,18 @@ class LogReporter:
     progress is logged at each status change and download start, never per chunk."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
+        import logging  # here, not at the top: the CLI imports this module on every start and never logs
+
         self.log = logger or logging.getLogger("wanvid")
+        # A library prints nothing unless the program configured logging (logging's last-resort handler would
+        # print warnings to stderr otherwise).
+        root = logging.getLogger("wanvid")
+        if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+            root.addHandler(logging.NullHandler())
 
     @property
     def chatty(self) -> bool:
-        return self.log.isEnabledFor(logging.INFO)
+        return self.log.isEnabledFor(20)  # logging.INFO
 
     def info(self, text: str) -> None:
         self.log.info("%s", redact.scrub(text))

@@ -488,3 +488,42 @@ def test_parser_errors_are_one_line_with_the_help_to_read(gw, cat):
     r = wv()
     assert r.exit_code == 2 and r.stderr.startswith("Usage: wanvid") and "Commands" in r.stderr
     assert gw.requests() == []
+
+
+# -- commands that need only part of the settings ------------------------------------------------
+
+
+def test_config_set_repairs_a_config_whose_other_settings_are_broken(isolated):
+    """config set/unset/set-key name only the profile: a broken base_url or key in the file is what they fix."""
+    path = isolated / "config" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('[profiles.default]\nbase_url = "ftp://broken"\napi_key = "sk bad key"\n')
+    assert wv("config", "set", "base_url", "https://ok.example").exit_code == 0
+    assert wv("config", "set-key", "--stdin", input="sk-good\n").exit_code == 0
+    assert "ftp://broken" not in path.read_text() and "sk-good" in path.read_text()
+    assert wv("config", "unset", "base_url").exit_code == 0
+
+
+def test_list_reads_only_the_profile_and_the_gateway(gw, cat, monkeypatch):
+    task_id = wv("create", str(cat), "-q").stdout.strip()
+    monkeypatch.setenv("WANVID_PROTOCOL", "v2")  # a setting list has no use for, and no option to override
+    monkeypatch.delenv("WANVID_API_KEY")
+    r = wv("list", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == [task_id]
+
+
+def test_run_reads_the_upload_settings_only_when_it_has_something_to_send(gw, cat, tmp_path, monkeypatch):
+    assert wv("run", str(cat), "-p", "saved once", "-o", "u.mp4", *FAST).exit_code == 0
+    monkeypatch.setenv("WANVID_BUCKET", "not a bucket")  # malformed, and not needed: the video is saved already
+    r = wv("run", str(cat), "-p", "saved once", "-o", "u.mp4", *FAST)
+    assert r.exit_code == 0 and "already saved" in r.stderr
+
+
+def test_option_values_are_checked_before_the_settings(gw, tmp_path, monkeypatch):
+    (tmp_path / "m.csv").write_text("image\ncat.png\n")
+    monkeypatch.setenv("WANVID_PROTOCOL", "v2")
+    r = wv("batch", "m.csv", "--concurrency", "0")
+    assert r.exit_code == 2 and "--concurrency must be from 1 to 32" in r.stderr
+    r = wv("wait", "--all", "--timeout", "-1")
+    assert r.exit_code == 2 and "--timeout" in r.stderr

@@ -528,3 +528,11 @@ def test_an_answer_nested_deeper_than_the_stack_is_exit_6(gateway):  # noqa: F81
     gateway.on("GET", "/aliyun/v1/tasks/t1", Answer(200, deep, {"Content-Type": "application/json"}))
     r = wv("status", "t1", "--protocol", "native")
     assert r.exit_code == 6 and "nested too deeply" in r.stderr, r.stderr
+
+
+def test_a_json_error_about_an_argument_that_is_not_utf8_is_still_one_document(closed_url):
+    """Found by the fuzz above: an argument holding bytes that are not UTF-8 (a surrogate in Python) crashed the
+    --json error document with exit 1."""
+    r = cli(["config", "unset", "--json", "", "\n}\udcff-"], closed_url)
+    assert r.exit_code == 2 and "\\udcff" in r.stdout  # escaped: the document is valid UTF-8
+    assert "\udcff" in json.loads(r.stdout)["error"]["message"]

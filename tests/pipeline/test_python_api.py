@@ -146,3 +146,88 @@ def test_import_wanvid_stays_light() -> None:
     code = "import sys, wanvid; print(sorted(m for m in ('requests', 'rich', 'PIL', 'wanvid.api') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_interrupted_wait_names_the_task_and_leaves_every_signal_handler_as_it_was(reader: Path, slow) -> None:
+    """Ctrl-C in a script's wait: Interrupted (exit 130) naming the task, and afterwards Ctrl-C is still Python's
+    KeyboardInterrupt (a library must not leave the process to be killed by the next one)."""
+    script = f"""
+import os, signal, contextlib, wanvid
+
+class SignalOnFirstPoll(wanvid.LogReporter):
+    @contextlib.contextmanager
+    def polling(self, task_id, eta=None, age=0.0):
+        class View:
+            def update(self, task, elapsed):
+                os.kill(os.getpid(), signal.SIGINT)  # the wait has begun: that is the state to interrupt
+        yield View()
+
+names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+before = [signal.getsignal(s) for s in names]
+client = wanvid.Wanvid(base_url={slow.url!r}, api_key={TEST_KEY!r}, reporter=SignalOnFirstPoll())
+task = client.create("cat.png", prompt="interrupt me")
+try:
+    client.wait(task.id, poll_interval=0.1)
+except wanvid.Interrupted as exc:
+    print("interrupted", exc.exit_code, exc.task_id == task.id)
+print("handlers kept", [signal.getsignal(s) for s in names] == before)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    signal.sigtimedwait([], 0.01) if hasattr(signal, "sigtimedwait") else None
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt again")
+"""
+    done = run_script(script, reader)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["interrupted 130 True", "handlers kept True", "KeyboardInterrupt again"]
+
+
+def test_a_custom_reporter_hears_every_batch_row(reader: Path, gw: Sandbox) -> None:
+    class Recorder(wanvid.LogReporter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stages: list[tuple[str, str | None]] = []
+
+        def stage(self, stage: str, *, task_id=None, status=None, dest=None) -> None:  # type: ignore[no-untyped-def]
+            self.stages.append((stage, task_id))
+
+    (reader / "m.csv").write_text("image,prompt\ncat.png,one\ncat.png,two\n")
+    recorder = Recorder()
+    result = wanvid.Wanvid(reporter=recorder).batch("m.csv", name="{row}.mp4", poll_interval=0.1, stagger=0)
+    assert result.ok and result.summary["saved"] == 2
+    saved = {task_id for stage, task_id in recorder.stages if stage == "SAVED"}
+    assert saved == {row.task_id for row in result.rows}
+
+
+def test_one_client_serves_several_threads(reader: Path, gw: Sandbox) -> None:
+    """Each thread gets its own journal connection (sqlite3's may not cross threads)."""
+    import threading
+
+    client = wanvid.Wanvid()
+    task = client.create(CAT, prompt="threads")
+    got: list[object] = []
+    worker = threading.Thread(target=lambda: got.append(client.wait(task.id, poll_interval=0.1)))
+    worker.start()
+    worker.join(60)
+    assert [t.status for t in got] == [wanvid.Status.SUCCEEDED]  # type: ignore[attr-defined]
+
+
+def test_a_warning_is_logged_not_printed(reader: Path, capfd) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("wanvid").addHandler(handler)
+    try:
+        wanvid.Wanvid(api_key=TEST_KEY).request(CAT, prompt="x", model="wan9-i2v")
+    finally:
+        logging.getLogger("wanvid").removeHandler(handler)
+    assert capfd.readouterr() == ("", "")
+    assert any("wan9-i2v" in r.getMessage() and r.levelname == "WARNING" for r in records)
+
+
+def test_request_words_take_any_case_as_on_the_command_line(reader: Path) -> None:
+    v = wanvid.Wanvid(api_key=TEST_KEY, protocol="NATIVE").request(CAT, prompt="x", resolution="720p")
+    assert v.request.resolution == "720P"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from wanvid.sandbox import Sandbox
 
-from ..helpers import CAT, FAST, gateway_env, on_a_terminal, run, wv
+from ..helpers import CAT, FAST, finish, gateway_env, on_a_terminal, run, start, wait_until, wv
 
 POLL_LINE = re.compile(
     r"^task=(?P<id>\S+) status=(?P<status>PENDING|RUNNING|SUCCEEDED)(?: progress=\d+%)?"
@@ -100,3 +101,25 @@ def test_on_complete_as_a_process(sandbox, tmp_path):
     )  # fmt: skip
     assert got.returncode == 0 and got.stdout == f"{tmp_path / 'p.mp4'}\n"
     assert "on-complete: ok wan2.7-i2v" in got.stderr
+
+
+def test_a_stop_during_the_hook_says_the_video_is_saved_and_how_to_look(sandbox, tmp_path):
+    """SIGTERM while --on-complete runs: the video is on disk, so the task is named with `wanvid status`, not a
+    resume command that would download it again (and fail: the file exists)."""
+    started = tmp_path / "hook-started"
+    out = tmp_path / "h.mp4"
+    proc = start("run", str(CAT), "-o", str(out), *FAST, "--on-complete", f"touch {started}; exec sleep 30", sb=sandbox)
+    wait_until(started.exists, "the hook to start")
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc)
+    (task,) = sandbox.tasks()
+    assert code == 143 and out.stat().st_size > 0
+    assert f"error: interrupted — task {task['id']} is safe; resume with: wanvid status {task['id']}" in err
+
+
+def test_a_batch_rows_failing_hook_names_its_task(gw, tmp_path):
+    (tmp_path / "m.csv").write_text(f"image,prompt\n{CAT},hook fails\n")
+    r = wv("batch", "m.csv", "--on-complete", "exit 3", "--json", *FAST, "--stagger", "0")
+    (row,) = json.loads(r.stdout)["rows"]
+    assert r.exit_code == 9 and row["status"] == "error" and row["output"]
+    assert row["error"]["task_id"] == row["task_id"] is not None

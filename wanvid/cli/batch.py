@@ -77,7 +77,7 @@ def batch_(
     and Ctrl-C leaves every submitted task resumable: run the same command again. Exit 0 when every row
     succeeded, else the exit code of the worst failure.
     """
-    from wanvid.jobs.batch import RowResult, run_batch
+    from wanvid.jobs.batch import RowResult, check_options, run_batch
     from wanvid.jobs.pipeline import Job
 
     uploads = _upload_flags(opts)
@@ -88,8 +88,9 @@ def batch_(
         timeout=timeout,
         poll_interval=poll_interval,
         hook=on_complete,
-        offer_new=False,  # a batch has no --new: rerunning it reuses, and that is the point
+        new_hint=None,  # a batch has no --new: rerunning it reuses, and that is the point
     )
+    check_options(job, concurrency, stagger)  # before the settings are read, as every option check is
     doc = run_batch(
         ctx.session,
         manifest,

@@ -70,12 +70,16 @@ def command(
         params = own + list(grouped.values()) + chosen
         common_names = [p.name for p in chosen]
 
+        flags = {p.name: _flag_of(p) for p in params}
+
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
+            given = dict(kwargs)
             ctx = Ctx(**{**defaults, **{n: kwargs.pop(n) for n in common_names}})
             with error_boundary(ctx):
                 if ctx.json_out and ctx.quiet:
                     raise UsageError("--json and --quiet exclude each other", hint="pick one")
+                _check_text(given, flags)
                 return func(ctx, **kwargs)
 
         wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
@@ -83,6 +87,39 @@ def command(
         return Command(name, wrapper, aliases)
 
     return decorate
+
+
+# Values that name files, or are run by the shell: a name that is not UTF-8 is still a file this system has.
+PATHS = {"image", "last_frame", "audio", "first_clip", "output", "output_dir", "results", "manifest", "name", "on_complete"}
+
+
+def _flag_of(param: inspect.Parameter) -> str:
+    """How the command line spells a parameter: its long option, or an argument's name in capitals."""
+    infos = [param.default, *getattr(param.annotation, "__metadata__", ())]
+    for info in infos:
+        if isinstance(info, typer.models.ArgumentInfo):
+            return param.name.upper()
+        if isinstance(info, typer.models.OptionInfo):
+            longs = [d for d in info.param_decls or () if d.startswith("--")]
+            return longs[0].split("/")[0] if longs else "--" + param.name.replace("_", "-")
+    return param.name.upper()
+
+
+def _check_text(values: dict[str, Any], flags: dict[str, str]) -> None:
+    """Text options (a prompt, a model, a profile, a task id...) must be text: an argument whose bytes are not
+    UTF-8 (Python keeps them as lone surrogates) is refused here, naming it, instead of failing in the
+    journal, an HTTP header or the request body."""
+    for name, value in values.items():
+        if name in PATHS or not isinstance(value, str):
+            continue
+        bad = next((ch for ch in value if "\ud800" <= ch <= "\udfff"), None)
+        if bad is not None:
+            byte = ord(bad) - 0xDC00 if ord(bad) >= 0xDC80 else None
+            shown = f" (byte 0x{byte:02x})" if byte is not None else ""
+            raise UsageError(
+                f"{flags.get(name, name)} is not valid UTF-8 text{shown}",
+                hint="check the terminal's or the file's encoding, and give it as UTF-8",
+            )
 
 
 @contextmanager

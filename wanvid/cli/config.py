@@ -67,8 +67,9 @@ def config_set(
             from wanvid.gateway.upload import check_setting
 
             value = check_setting(name, value)
-        else:
-            config.resolve(**{name: value})  # the same checks a flag would get
+        else:  # the same checks a flag would get, and nothing else (the file may be broken: this fixes it)
+            check = config.check_base_url if name == "base_url" else config.check_protocol
+            check(config.Setting(value, "flag"))
     except UsageError as exc:
         exc.message = exc.message.replace("(from flag) ", "")
         raise
@@ -110,4 +111,5 @@ def config_path(ctx: Ctx) -> None:
 
 
 def _profile(ctx: Ctx) -> str:
-    return ctx.settings.profile.value or config.DEFAULT_PROFILE
+    """Only the profile's name: the file's other settings may be what this command is fixing."""
+    return config.profile_name(ctx.profile)

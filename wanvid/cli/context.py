@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from wanvid.gateway.client import Client
     from wanvid.jobs.session import Session
     from wanvid.rules.request import Validated
-    from wanvid.store.journal import Journal
 
 
 @dataclass
@@ -71,10 +70,6 @@ class Ctx:
     @property
     def profile_name(self) -> str:
         return self.session.profile_name
-
-    @property
-    def journal(self) -> Journal:
-        return self.session.journal
 
     def client(self) -> Client:
         return self.session.client()

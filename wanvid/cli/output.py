@@ -66,7 +66,7 @@ class Output:
     def result(self, text: str, data: Any, quiet_text: str | None = None) -> None:
         self.emitted = True
         if self.mode == "json":
-            sys.stdout.write(json.dumps(redact.scrub_json(data), indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.write(_json(redact.scrub_json(data)) + "\n")
         elif self.mode == "quiet":
             sys.stdout.write(printable(quiet_text if quiet_text is not None else text) + "\n")
         else:
@@ -157,6 +157,17 @@ class Output:
             plain = _PlainDownload(name, task_id, enabled=self.progress)
             yield plain
             plain.finish()
+
+
+def _json(data: Any) -> str:
+    """A JSON document as readable as can be written: non-ASCII text as is, unless it holds a lone surrogate (an
+    argument that was not valid UTF-8 in the first place), which only an escape can carry into valid UTF-8."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, indent=2)
+    return text
 
 
 def _err(text: str) -> None:
@@ -538,6 +549,11 @@ class RowOutput(Output):
 
     def note(self, text: str) -> None:
         self.board.note(self.row, self.redact(text))
+
+    def stage(
+        self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
+    ) -> None:
+        """The board shows a row's stages (wanvid.jobs.batch tells it); no "created task" line per row."""
 
     def warn(self, text: str) -> None:
         self.board.note(self.row, self.redact(f"warning: {text}"))

@@ -98,14 +98,17 @@ def wait(
 ) -> None:
     """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
     from wanvid.jobs.pipeline import wait_for_task, wait_unfinished
+    from wanvid.jobs.steps import check_wait
 
+    check_wait(timeout, poll_interval)  # the options first, then the settings and the key, then the arguments
+    client = ctx.client()
     if all_ and task_id is not None:
         raise UsageError("give a TASK_ID or --all, not both")
     if not all_:
-        task = wait_for_task(ctx.session, task_id, timeout, poll_interval)
+        task = wait_for_task(ctx.session, task_id, timeout, poll_interval, client)
         ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
         return
-    done, worst = wait_unfinished(ctx.session, timeout, poll_interval)
+    done, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
     lines = "\n".join(f"{t.id} {t.status.value} {t.video_url or ''}".rstrip() for t in done)
     ctx.out.result(lines, {"tasks": [t.to_dict() for t in done]}, quiet_text="\n".join(t.id for t in done))
     if worst is not None:
@@ -129,7 +132,6 @@ def download(
 @command("run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
 def run_(ctx: Ctx, **opts: Any) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
-    from wanvid.gateway.upload import resolve
     from wanvid.jobs.pipeline import Job
     from wanvid.jobs.steps import check_wait
 
@@ -141,7 +143,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     job = Job(
         request=v,
         output=output,
-        hosting=resolve(ctx.profile_name, **uploads),
+        uploads=uploads,
         new=new,
         force=force,
         metadata=metadata,
@@ -191,8 +193,12 @@ def list_(
     wanted = status_filter.upper() if status_filter else None
     if wanted is not None and wanted not in STATES:
         raise UsageError(f"--status {status_filter!r} is not a state", hint="use one of: " + ", ".join(STATES).lower())
-    scope = {} if every else {"profile": ctx.profile_name, "base_url": ctx.base}
-    entries = ctx.journal.listed(wanted, **scope, limit=limit)
+    from wanvid import config
+    from wanvid.store.journal import Journal
+
+    profile, base = config.scope(base_url=ctx.base_url, profile=ctx.profile)  # not the key or the protocol
+    scope = {} if every else {"profile": profile, "base_url": base}
+    entries = Journal().listed(wanted, **scope, limit=limit)
     now = time.time()
     rows = [
         (e.id, e.shown_status, e.model or "", f"{age(now - e.created_at)} ago", e.output_path or "") for e in entries

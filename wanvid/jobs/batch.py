@@ -17,14 +17,15 @@ import errno
 import json
 import math
 import os
+import signal
 import stat
 import string
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_any
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,10 +45,10 @@ from wanvid.errors import (
 from wanvid.gateway.client import CONNECT_TIMEOUT, READ_TIMEOUT, Gate
 from wanvid.jobs.pipeline import Job, make_video
 from wanvid.jobs.session import Session
-from wanvid.jobs.signals import STOP_SIGNALS
+from wanvid.jobs.signals import STOP_SIGNALS, armed
 from wanvid.jobs.steps import already_saved, check_name, check_wait, stem
 from wanvid.redact import scrub_json
-from wanvid.report import FINAL, GOOD, DownloadView, LogReporter, PollView, Reporter
+from wanvid.report import FINAL, GOOD, DownloadView, PollView, Reporter
 from wanvid.rules.manifest import Row
 from wanvid.rules.request import Validated, VideoRequest, validate
 
@@ -312,11 +313,7 @@ def run_batch(
     from wanvid.gateway.upload import resolve as upload_settings
     from wanvid.rules import manifest as manifest_file
 
-    check_wait(job.timeout, job.poll_interval)
-    if not 1 <= concurrency <= 32:
-        raise UsageError("--concurrency must be from 1 to 32")
-    if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
-        raise UsageError("--stagger must be a number of seconds from 0 to 3600")
+    check_options(job, concurrency, stagger)
     out_dir = config.expand(str(output_dir), "--output-dir").resolve()  # resolved: the journal knows videos by path
     rows = manifest_file.read(manifest)
     try:
@@ -345,7 +342,7 @@ def run_batch(
         raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
     results_file = ResultsFile(results_path)
     labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
-    with (board or LogBoard)(labels) as shown:
+    with (board or (lambda rows: LogBoard(rows, s.report)))(labels) as shown:
         done = run(
             s,
             items,
@@ -363,12 +360,21 @@ def run_batch(
     return doc
 
 
-class LogBoard:
-    """The board of a batch run from Python: each row's final status logged, each row's job reporting to the
-    ``wanvid`` logger."""
+def check_options(job: Job, concurrency: int, stagger: float) -> None:
+    """The batch's own options, checked before anything else (settings, the manifest) is read."""
+    check_wait(job.timeout, job.poll_interval)
+    if not 1 <= concurrency <= 32:
+        raise UsageError("--concurrency must be from 1 to 32")
+    if not math.isfinite(stagger) or not 0 <= stagger <= 3600:
+        raise UsageError("--stagger must be a number of seconds from 0 to 3600")
 
-    def __init__(self, rows: list[tuple[int, str]]) -> None:
-        self.log = LogReporter()
+
+class LogBoard:
+    """The board of a batch run from Python: each row's final status told to ``report`` (the session's reporter:
+    the ``wanvid`` logger unless the program passed its own), and each row's job reporting to it too."""
+
+    def __init__(self, rows: list[tuple[int, str]], report: Reporter) -> None:
+        self.log = report
 
     def __enter__(self) -> LogBoard:
         return self
@@ -384,7 +390,34 @@ class LogBoard:
         pass
 
     def reporter(self, row: int, check: Callable[[], None]) -> Reporter:
-        return self.log
+        return _Checked(self.log, check)
+
+
+class _Checked:
+    """A reporter whose download progress also checks whether the batch was stopped (``check`` raises)."""
+
+    def __init__(self, report: Reporter, check: Callable[[], None]) -> None:
+        self.report, self.check = report, check
+        self.chatty = report.chatty
+        self.info, self.note, self.warn, self.debug = report.info, report.note, report.warn, report.debug
+        self.stage, self.polling = report.stage, report.polling
+
+    @contextmanager
+    def downloading(self, name: str, task_id: str) -> Iterator[DownloadView]:
+        with self.report.downloading(name, task_id) as view:
+            yield _CheckedDownload(view, self.check)
+
+
+class _CheckedDownload:
+    def __init__(self, view: DownloadView, check: Callable[[], None]) -> None:
+        self.view, self.check = view, check
+
+    def start(self, total: int | None) -> None:
+        self.view.start(total)
+
+    def advance(self, n: int) -> None:
+        self.view.advance(n)
+        self.check()
 
 
 class Board(Protocol):
@@ -433,6 +466,7 @@ def run(
         elif item.done is not None:
             finish(RowResult(item.row, "already_saved", item.done, str(item.dest), reused=True))
     todo = [item for item in items if item.row not in results]
+    previous: dict[int, Any] = {}  # the handlers a stop replaced
     worker = _Worker(s, board, stop, abort, gate, out_dir, job)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="row")
     futures: dict[Future[RowResult], Item] = {pool.submit(worker.run, item): item for item in todo}
@@ -444,12 +478,12 @@ def run(
                 finish(future.result())
             board.tick()
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (jobs.signals.stop_signals)
-        import signal
-
         worker.signum = signal_number(interrupt)
         stop.set()
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, worker.second_interrupt)
+        if armed():  # under the CLI (jobs.signals.stop_signals): a second signal ends the batch, see second_interrupt
+            previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, worker.second_interrupt)
         s.report.note("interrupted: no new row starts; running rows stop at their next step and stay resumable")
         for future in futures:
             future.cancel()
@@ -459,6 +493,8 @@ def run(
     finally:
         stop.set()  # whatever ended the loop, no worker must go on (shutdown would wait for it)
         pool.shutdown(wait=True, cancel_futures=True)
+        for sig, handler in previous.items():  # as they were before the batch
+            signal.signal(sig, handler)
     for item in todo:
         if item.row not in results:
             stopped = Interrupted("the batch was interrupted before this row started", signum=worker.signum)
@@ -494,8 +530,6 @@ class _Worker:
     def second_interrupt(self, signum: int, frame: object) -> None:
         """A second Ctrl-C ends the batch now, but not between a gateway's create answer and the journal:
         that task is paid for, and only the journal lets a rerun find it. (A third one ends it at once.)"""
-        import signal
-
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         with self.paying:
@@ -524,7 +558,7 @@ class _Worker:
         track = _RowTrack(self.board, item.row, self.board.reporter(item.row, self.check), self)
         s = self.s.for_row(track, self.gate, self.nap)
         try:
-            return self._steps(s, item)
+            return self._steps(s, item, track)
         except TaskFailed as exc:
             return track.ended("failed", exc)
         except Interrupted as exc:
@@ -540,10 +574,9 @@ class _Worker:
             return track.ended("error", WanvidError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
             track.settle()
-            if "journal" in s.__dict__:
-                s.journal.close()
+            s.close()
 
-    def _steps(self, s: Session, item: Item) -> RowResult:
+    def _steps(self, s: Session, item: Item, track: _RowTrack) -> RowResult:
         assert item.v is not None
 
         def named(task_id: str) -> Path:  # a --name with {task_id}
@@ -555,15 +588,15 @@ class _Worker:
         video = make_video(s, job)
         if video.already_saved:
             return RowResult(item.row, "already_saved", video.task_id, str(video.path), reused=True)
-        if video.hook_error is not None:
-            return RowResult(item.row, "error", video.task_id, str(video.path), _error(video.hook_error), video.reused)
+        if video.hook_error is not None:  # the video is saved; the row is an error all the same (exit 9)
+            return track.ended("error", video.hook_error, reused=video.reused)
         return RowResult(item.row, "saved", video.task_id, str(video.path), None, video.reused)
 
 
 class _RowTrack:
     """One row's reporter: the job's stages go to the board and are remembered (task, output path), so
-    a row that fails late still reports its task and a video already saved; everything else goes to the
-    row's own view."""
+    a row that fails late still reports its task and a video already saved; everything, stages included,
+    also goes to the row's own view."""
 
     def __init__(self, board: Board, row: int, view: Reporter, worker: _Worker) -> None:
         self.board, self.row, self.view, self.worker = board, row, view, worker
@@ -571,7 +604,6 @@ class _RowTrack:
         self.dest: Path | None = None
         self.saved: Path | None = None
         self.paying = False  # between sending the create and journaling its answer
-        self.reused = False
 
     @property
     def chatty(self) -> bool:
@@ -598,6 +630,7 @@ class _RowTrack:
     def stage(
         self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
     ) -> None:
+        self.view.stage(stage, task_id=task_id, status=status, dest=dest)
         if stage == "SUBMITTING":
             self.paying = True
             self.worker.paid(+1)
@@ -606,7 +639,6 @@ class _RowTrack:
         self.settle()
         self.task_id = task_id or self.task_id
         if stage in ("CREATED", "REUSED"):
-            self.reused = stage == "REUSED"
             self.board.event(self.row, status or "PENDING", task_id=task_id)
         elif stage == "NAMED":
             self.dest = dest
@@ -619,12 +651,12 @@ class _RowTrack:
             self.paying = False
             self.worker.paid(-1)
 
-    def ended(self, status: str, exc: WanvidError) -> RowResult:
+    def ended(self, status: str, exc: WanvidError, *, reused: bool = False) -> RowResult:
         exc.task_id = exc.task_id or self.task_id
         exc.message, exc.hint = redact.scrub(exc.message), exc.hint and redact.scrub(exc.hint)
         # A step after the rename can fail (the sidecar, the journal): the video is there all the same.
         saved = self.saved or (self.dest if self.dest is not None and self.dest.is_file() else None)
-        return RowResult(self.row, status, exc.task_id, str(saved) if saved else None, _error(exc), self.reused)
+        return RowResult(self.row, status, exc.task_id, str(saved) if saved else None, _error(exc), reused)
 
 
 def _error(exc: WanvidError) -> dict[str, Any]:

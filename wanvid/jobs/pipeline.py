@@ -44,7 +44,6 @@ from wanvid.jobs.steps import (
 if TYPE_CHECKING:
     from wanvid.gateway.client import Client
     from wanvid.gateway.download import Downloaded
-    from wanvid.gateway.upload import Hosting
     from wanvid.rules.request import Validated
     from wanvid.rules.task import Task
     from wanvid.store.journal import Entry
@@ -59,7 +58,9 @@ class Job:
     task_id: str | None = None
     output: str | None = None  # -o as given: a file or a directory; None: the default name in the cwd
     dest: Path | Callable[[str], Path] | None = None  # an exact path, or one named after the task id (a batch row)
-    hosting: Hosting | None = None  # where local files that go by URL are uploaded, if not done already
+    # Upload options (``wanvid.gateway.upload.resolve``) for local files that go by URL, read only when the checks
+    # before paying have passed; None: the request's files are placed already (a batch row, planned up front).
+    uploads: Mapping[str, Any] | None = None
     new: bool = False  # pay for a new task even if a live one answers the identical request
     force: bool = False  # overwrite the output, and download again even if it is already saved
     metadata: bool = True  # write the <name>.json sidecar
@@ -68,7 +69,7 @@ class Job:
     poll_interval: float | None = None
     hook: str | None = None  # --on-complete
     hook_env: Mapping[str, str] = field(default_factory=dict)  # more WANVID_* variables for the hook
-    offer_new: bool = True  # messages may say "--new" (a batch has no such option)
+    new_hint: str | None = "--new"  # what pays for another task, as messages say it (None: nothing, in a batch)
 
 
 @dataclass
@@ -114,12 +115,12 @@ def make_video(s: Session, job: Job, client: Client | None = None) -> Video:
     if dest is not None:
         done = None if (job.new or job.force) else already_saved(s, v, dest)
         if done is not None:
-            hint = "; pass --new to make another" if job.offer_new else ""
+            hint = f"; pass {job.new_hint} to make another" if job.new_hint else ""
             s.report.note(f"{dest} is already saved from task {done} for the same request{hint}")
             return Video(done, dest, reused=True)
         _check_output(dest, v, job.force)
-    if job.hosting is not None:
-        _host(s, v, job.hosting)  # after the checks above: they look at local files as such
+    if job.uploads is not None:
+        _host(s, v, job.uploads)  # after the checks above: they look at local files as such
     client = client or s.client()
     protocol = s.protocol
 
@@ -128,7 +129,7 @@ def make_video(s: Session, job: Job, client: Client | None = None) -> Video:
         return f"{wait} && {fetch_cmd(s, task_id, dest, job.force, protocol)}" if dest else wait
 
     s.report.stage("SUBMITTING")
-    task, entry, reused = submit_or_reuse(s, client, v, job.new, output=dest, resume=then, offer_new=job.offer_new)
+    task, entry, reused = submit_or_reuse(s, client, v, job.new, output=dest, resume=then, new_hint=job.new_hint)
     try:  # from here on the task is paid for: every way out names it and the command that finishes the job
         s.report.stage("REUSED" if reused else "CREATED", task_id=task.id, status=task.status.value)
         if dest is None:
@@ -140,9 +141,12 @@ def make_video(s: Session, job: Job, client: Client | None = None) -> Video:
                 return Video(done, dest, entry=entry, reused=True)
         s.report.stage("NAMED", task_id=task.id, dest=dest)
         fetch = fetch_cmd(s, task.id, dest, job.force, protocol)
-        task = wait_task(s, client, task.id, protocol, job.timeout, job.poll_interval, entry, resume=f"{then(task.id)}")
+        task = wait_task(s, client, task.id, protocol, job.timeout, job.poll_interval, entry, resume=then(task.id))
         return _finish(s, job, client, task, entry, dest, fetch, reused)
     except KeyboardInterrupt as stop:  # between the steps, which name the task themselves
+        if dest is not None and _saved_here(s, task.id, dest):  # during the sidecar or the hook: the video is safe
+            stopped = Interrupted("interrupted", signum=signal_number(stop))
+            raise safe(stopped, task.id, s.again("status", task.id, protocol=protocol)) from None
         stopped = Interrupted(f"stopped; task {task.id} keeps running", signum=signal_number(stop))
         raise safe(stopped, task.id, then(task.id)) from None
 
@@ -169,7 +173,11 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
             )
         resume = f"{s.again('wait', task_id, protocol=protocol)} && {fetch}"
         task = wait_task(s, client, task_id, protocol, job.timeout, job.poll_interval, entry, resume=resume)
-    return _finish(s, job, client, task, entry, dest, fetch, reused=True)
+    try:
+        return _finish(s, job, client, task, entry, dest, fetch, reused=True)
+    except KeyboardInterrupt as stop:  # during the sidecar or the hook (the download names the task itself)
+        stopped = Interrupted("interrupted", signum=signal_number(stop))
+        raise safe(stopped, task_id, s.again("status", task_id, protocol=protocol)) from None
 
 
 def _finish(
@@ -200,10 +208,16 @@ def _check_output(dest: Path, v: Validated, force: bool) -> None:
         raise UsageError(f"output {dest} is one of the inputs", hint="pass -o another path")
 
 
-def _host(s: Session, v: Validated, hosting: Hosting) -> None:
-    from wanvid.gateway.upload import prepare
+def _host(s: Session, v: Validated, uploads: Mapping[str, Any]) -> None:
+    from wanvid.gateway.upload import prepare, resolve
 
-    prepare(v, hosting, out=s.report)
+    prepare(v, resolve(s.profile_name, **uploads), out=s.report)
+
+
+def _saved_here(s: Session, task_id: str, dest: Path) -> bool:
+    """The journal has this task's video saved at ``dest`` (and the file is there)."""
+    saved = s.journal.output(dest)
+    return saved is not None and saved[0] == task_id and dest.is_file()
 
 
 # ---------------------------------------------------------------------------------------------

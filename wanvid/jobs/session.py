@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -80,11 +80,25 @@ class Session:
             return entry.protocol
         return self.protocol
 
-    @cached_property
-    def journal(self) -> Journal:
-        from wanvid.store.journal import Journal
+    def __post_init__(self) -> None:
+        self._local = threading.local()  # one journal connection per thread: sqlite3's are not to be shared
 
-        return Journal()
+    @property
+    def journal(self) -> Journal:
+        """This thread's connection to the journal, opened on first use."""
+        journal: Journal | None = getattr(self._local, "journal", None)
+        if journal is None:
+            from wanvid.store.journal import Journal
+
+            journal = self._local.journal = Journal()
+        return journal
+
+    def close(self) -> None:
+        """Close this thread's journal connection, if it opened one."""
+        journal = getattr(self._local, "journal", None)
+        if journal is not None:
+            journal.close()
+            self._local.journal = None
 
     def client(self) -> Client:
         """An HTTP client for the gateway; a UsageError without a key, or for plain http to another host."""
@@ -110,9 +124,7 @@ class Session:
 
     def for_row(self, report: Reporter, gate: Gate, sleep: Callable[[float], None]) -> Session:
         """The session of one batch row's worker: its own display, journal connection and sleep."""
-        row = replace(self, report=report, gate=gate, sleep=sleep)
-        row.__dict__.pop("journal", None)  # sqlite connections stay in their thread
-        return row
+        return replace(self, report=report, gate=gate, sleep=sleep)
 
     def again(self, *words: str, protocol: str | None = None) -> str:
         """The exact command that picks up where a job stopped (never with the key in it). ``protocol``: the

@@ -34,11 +34,23 @@ def _handled(sig: int) -> bool:
     return signal.getsignal(sig) is not signal.SIG_IGN
 
 
+_armed = False  # inside stop_signals: a second stop signal, while the first is being tidied up, ends the process
+
+
+def armed() -> bool:
+    return _armed
+
+
 @contextmanager
 def stop_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``Stopped`` (a KeyboardInterrupt) for as long as a command runs, so they are
-    handled like Ctrl-C everywhere: the task named, the journal tidied, exit 128 + the signal's number.
-    Every handler (SIGINT's too, which the tidy-up may reset) is as it was when the command ends."""
+    handled like Ctrl-C everywhere: the task named, the journal tidied, exit 128 + the signal's number; and
+    a second signal while the first is being tidied up ends the process at once (``exit_on_second_interrupt``).
+    Every handler (SIGINT's too, which the tidy-up may reset) is as it was when the command ends.
+
+    The CLI runs every command inside it; a Python program opts in (``with wanvid.stop_signals(): ...``).
+    Without it the library changes no handler for longer than a create request's flight."""
+    global _armed
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -47,12 +59,14 @@ def stop_signals() -> Iterator[None]:
         raise Stopped(signum)
 
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    was_armed, _armed = _armed, True
     for sig in STOP_SIGNALS:
         if sig != signal.SIGINT and _handled(sig):
             signal.signal(sig, stop)
     try:
         yield
     finally:
+        _armed = was_armed
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -112,7 +126,7 @@ def signals_held(client: Client, say: Callable[[str], None]) -> Iterator[Held]:
 def exit_on_second_interrupt() -> None:
     """After the first Ctrl-C (or SIGTERM, SIGHUP) wanvid tidies up (journal, message); a second one ends the
     process at once, even inside a C call such as a wait for the journal's lock (the system's default
-    action, not Python's)."""
-    if threading.current_thread() is threading.main_thread():  # a batch's main thread handles its own
+    action, not Python's). Only inside ``stop_signals``: a library call must not leave handlers changed."""
+    if _armed and threading.current_thread() is threading.main_thread():  # a batch's main thread: its own
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)

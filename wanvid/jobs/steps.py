@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from wanvid import config
@@ -86,14 +86,14 @@ def submit_or_reuse(
     output: Path | None = None,
     resume: Callable[[str], str] | None = None,
     *,
-    offer_new: bool = True,
+    new_hint: str | None = "--new",
 ) -> tuple[Task, Entry, bool]:
     """Create the task, or reuse a live one for the identical request; journal it before anything else.
 
     Unless ``new``, the request is claimed in the journal first (``Journal.claim``): an identical request
     being created by another process (or batch row) right now is waited for and reused, not paid again.
     ``resume(task_id)``: the command that picks the task up, should the process be stopped right after;
-    ``offer_new``: whether a reuse note says ``--new`` pays for another (a batch has no such option)."""
+    ``new_hint``: what a reuse note says pays for another (``--new``; None for a batch, which has no such option)."""
     from wanvid.gateway.service import submit
     from wanvid.gateway.upload import publish
     from wanvid.store.records import new_entry
@@ -107,7 +107,7 @@ def submit_or_reuse(
             reused = _claim(s, fingerprint, token)
             if reused is not None:
                 token = None
-                return _reuse(s, reused, output, offer_new)
+                return _reuse(s, reused, output, new_hint, resume)
         publish(v, s.report)  # local files sent by URL: uploaded unless already there, presigned (gateway.upload)
         # A stop between the gateway's answer and the journal would lose the task: signals wait until it is kept.
         with signals_held(client, s.report.note) as held:
@@ -179,15 +179,20 @@ def _claim(s: Session, fingerprint: str, token: str) -> Entry | None:
 CLAIM_POLL = 0.1  # seconds between looks at another process's claim: a create answers in about a second
 
 
-def _reuse(s: Session, reused: Entry, output: Path | None, offer_new: bool) -> tuple[Task, Entry, bool]:
+def _reuse(
+    s: Session, reused: Entry, output: Path | None, new_hint: str | None, resume: Callable[[str], str]
+) -> tuple[Task, Entry, bool]:
     from wanvid.store.records import age, task_from
 
     s.report.note(
         f"reusing task {reused.id} ({reused.status.lower()}, created {age(time.time() - reused.created_at)} ago) "
-        "for the same request" + ("; pass --new to pay for another" if offer_new else "")
+        "for the same request" + (f"; pass {new_hint} to pay for another" if new_hint else "")
     )
     if output is not None:
-        s.journal.update(s.base, reused.id, output_path=str(output))
+        try:  # the journal's lock may be held by another process for a while: a stop here still names the task
+            s.journal.update(s.base, reused.id, output_path=str(output))
+        except KeyboardInterrupt as stop:
+            raise safe(Interrupted("interrupted", signum=signal_number(stop)), reused.id, resume(reused.id)) from None
     return task_from(reused), reused, True
 
 
@@ -398,18 +403,6 @@ def _saved_meanwhile(s: Session, task: Task, dest: Path, patience: float = 0.0) 
         return None  # changed or gone since: the download decides what to do
     s.report.note(f"{dest} was saved from task {task.id} meanwhile (by another wanvid)")
     return Downloaded(dest, saved[2], info, source="")
-
-
-def saved_fields(got: Downloaded, metadata: bool) -> dict[str, Any]:
-    """The JSON fields every command that saves a video reports."""
-    from wanvid.store.records import sidecar_path
-
-    return {
-        "path": str(got.path),
-        "bytes": got.size,
-        "video": {"duration": got.info.duration, "width": got.info.width, "height": got.info.height},
-        "metadata": str(sidecar_path(got.path)) if metadata else None,
-    }
 
 
 def fetch_cmd(s: Session, task_id: str, dest: Path, force: bool, protocol: str) -> str:
