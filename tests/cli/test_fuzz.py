@@ -536,3 +536,23 @@ def test_a_json_error_about_an_argument_that_is_not_utf8_is_still_one_document(c
     r = cli(["config", "unset", "--json", "", "\n}\udcff-"], closed_url)
     assert r.exit_code == 2 and "\\udcff" in r.stdout  # escaped: the document is valid UTF-8
     assert "\udcff" in json.loads(r.stdout)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["status", "--profile", "\x1e\udcff\n\n", "--quiet"], "--profile"),  # found by the fuzz: exit 1 in SQLite
+        (["create", "cat.png", "-p", "a\udcffb", "--dry-run"], "--prompt"),
+        (["create", "cat.png", "--model", "\udcff", "--dry-run"], "--model"),
+        (["status", "ab\udcff"], "TASK_ID"),
+        (["config", "set-key", "--profile", "\udcff", "--stdin"], "--profile"),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_by_name(closed_url, argv, named):
+    r = cli(argv, closed_url, stdin="key\n")
+    assert r.exit_code == 2 and f"{named} is not valid UTF-8 text (byte 0xff)" in r.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_still_a_file_name(closed_url, tmp_path):
+    r = cli(["create", str(tmp_path / "c\udcffat.png"), "-p", "x", "--dry-run"], closed_url)
+    assert r.exit_code == 2 and "does not exist" in r.stderr  # looked for, not refused as text
