@@ -90,9 +90,9 @@ def command(
 
 
 # Values that name files, or are run by the shell: a name that is not UTF-8 is still a file this system has.
-PATHS = {"image", "last_frame", "audio", "first_clip", "output", "output_dir", "results", "manifest", "name"} | {
-    "on_complete"
-}
+PATHS = frozenset(
+    ("image", "last_frame", "audio", "first_clip", "output", "output_dir", "results", "manifest", "name", "on_complete")
+)
 
 
 def _flag_of(param: inspect.Parameter) -> str:
