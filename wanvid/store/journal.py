@@ -13,7 +13,9 @@ whose process is gone (no such pid on this host, or older than ``CLAIM_LIFE``) i
 one this process left behind after a create that may have made a task.
 
 Concurrency: WAL mode plus a busy timeout, and every write is one short ``BEGIN IMMEDIATE``
-transaction, so several wanvid processes share the file without lost or torn rows. A file that is not
+transaction, so several wanvid processes share the file without lost or torn rows; a new journal opened
+by many at once (two batches starting) is opened again when SQLite refuses one of them while another
+turns the file to WAL. A file that is not
 a journal, or one written by a newer wanvid (``PRAGMA user_version`` above ``SCHEMA``), is refused
 with a ``StorageError`` and never touched; so is a journal path that is a symbolic link. Older schemas
 are upgraded in place (columns and tables added, nothing dropped). Nothing here prints, and every value
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -244,9 +247,24 @@ class Journal:
                     f"the journal {self.path} is a symbolic link; wanvid does not write through links",
                     hint="remove the link (or point WANVID_DATA_DIR at the directory it leads to)",
                 )
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise self._unusable(exc) from None
+        # A journal being created by several processes (or threads) at once: while one of them turns the new
+        # file to WAL, SQLite answers the others "locked" at once, without waiting (its deadlock rule), so the
+        # opening is tried again, within the same time a locked write would wait.
+        until = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= until:
+                    raise self._unusable(exc) from None
+                time.sleep(random.uniform(0.005, 0.05))
+            except sqlite3.Error as exc:
+                raise self._unusable(exc) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA:
@@ -256,11 +274,9 @@ class Journal:
                 )
             if version < SCHEMA:
                 self._create(db)
-            db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise self._unusable(exc) from None
-        except StorageError:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+        except BaseException:
             db.close()
             raise
         return db
