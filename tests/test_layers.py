@@ -5,6 +5,7 @@ package counts, those inside functions and under ``TYPE_CHECKING`` too (a lazy i
 """
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -110,11 +111,16 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     assert layer(target) not in ALLOWED["gateway"]
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def calls(name: str) -> dict[str, set[str]]:
     """Which functions of which modules call ``name`` (``module:function``, nested functions by their outer one)."""
     found: dict[str, set[str]] = {}
     for module, path in modules():
-        tree = ast.parse(path.read_text())
+        tree = parsed(path)
         for top in ast.walk(tree):
             if not isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
