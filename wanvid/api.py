@@ -22,7 +22,6 @@ from wanvid.report import Reporter
 from wanvid.rules.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from wanvid.gateway.upload import Hosting
     from wanvid.rules.request import Validated
     from wanvid.rules.task import Task
 
@@ -118,19 +117,13 @@ class Wanvid:
 
     def create(self, image: str | Path | None = None, *, new: bool = False, **options: Any) -> Task:
         """Submit a task, or reuse the live task of an identical request (unless ``new``); journaled first."""
-        from wanvid.gateway.upload import prepare
+        from wanvid.gateway.upload import place
         from wanvid.jobs.steps import submit_or_reuse
 
         v = self.request(image, **options)
-        prepare(v, self._hosting(), out=self.session.report)  # local files that go by URL: the profile's bucket
+        place(v, self.session.profile_name, out=self.session.report)  # local files that go by URL: the bucket
         task, _, _ = submit_or_reuse(self.session, self.session.client(), v, new, new_hint="new=True")
         return task
-
-    def _hosting(self) -> Hosting:
-        """Where local files that go by URL are uploaded: the bucket the environment or the profile names."""
-        from wanvid.gateway.upload import resolve
-
-        return resolve(self.session.profile_name)
 
     def status(self, task_id: str | None = None) -> Task:
         """One status query (default: the journal's most recent task of this profile and gateway). A task that

@@ -77,7 +77,7 @@ def batch_(
     and Ctrl-C leaves every submitted task resumable: run the same command again. Exit 0 when every row
     succeeded, else the exit code of the worst failure.
     """
-    from wanvid.jobs.batch import RowResult, check_options, run_batch
+    from wanvid.jobs.batch import check_options, run_batch
     from wanvid.jobs.pipeline import Job
 
     uploads = _upload_flags(opts)
@@ -105,10 +105,13 @@ def batch_(
         uploads=uploads,
         board=ctx.out.batch,
     )
-    done = [RowResult(**row) for row in doc["rows"]]
-    paths = "\n".join(r.output for r in done if r.output and r.status in ("saved", "already_saved"))
+    rows = doc["rows"]
+    paths = "\n".join(r["output"] for r in rows if r["output"] and r["status"] in ("saved", "already_saved"))
     if ctx.out.mode == "human":
-        table = [(str(r.row), r.status, r.task_id or "", r.output or (r.error or {}).get("message", "")) for r in done]
+        table = [
+            (str(r["row"]), r["status"], r["task_id"] or "", r["output"] or (r["error"] or {}).get("message", ""))
+            for r in rows
+        ]
         ctx.out.table(("ROW", "STATUS", "TASK", "OUTPUT / ERROR"), table, doc)
     else:
         ctx.out.result(paths, doc, quiet_text=paths)

@@ -127,10 +127,6 @@ class Output:
             line += f" — {exc.hint}"
         _err(line)
 
-    def add_secret(self, secret: str | None) -> None:
-        """Mask ``secret`` everywhere from now on, in this process (``wanvid.redact``), not just here."""
-        redact.add(secret)
-
     def redact(self, text: str) -> str:
         return redact.scrub(text)
 

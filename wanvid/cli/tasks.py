@@ -208,10 +208,10 @@ def list_(
 
 def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
     """Local files that go by URL (``wanvid.gateway.upload``), decided after validation and before anything is sent."""
-    from wanvid.gateway.upload import prepare, resolve
+    from wanvid.gateway.upload import place
 
     try:
-        return prepare(v, resolve(ctx.profile_name, **flags), connect=connect, out=ctx.out)
+        return place(v, ctx.profile_name, flags, connect=connect, out=ctx.out)
     except FieldError as exc:
         raise flag_error(exc) from None
 

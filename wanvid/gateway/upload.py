@@ -242,6 +242,19 @@ def uses_media_list(v: Validated) -> bool:
     return v.protocol == "native" and (v.spec is None or v.spec.native_media)
 
 
+def place(
+    v: Validated,
+    profile: str,
+    options: dict[str, Any] | None = None,
+    *,
+    connect: bool = True,
+    out: Reporter | None = None,
+) -> list[Hosted]:
+    """``prepare`` with the upload settings of ``profile`` (``options``: the upload flags given, as ``resolve``
+    takes them): what ``create``, ``run`` and ``wanvid.Wanvid`` do before sending a request."""
+    return prepare(v, resolve(profile, **(options or {})), connect=connect, out=out)
+
+
 def prepare(v: Validated, hosting: Hosting, *, connect: bool = True, out: Reporter | None = None) -> list[Hosted]:
     """Swap the local files that go by URL for ``Hosted`` media; return them. Nothing is sent or uploaded.
 

@@ -209,9 +209,9 @@ def _check_output(dest: Path, v: Validated, force: bool) -> None:
 
 
 def _host(s: Session, v: Validated, uploads: Mapping[str, Any]) -> None:
-    from wanvid.gateway.upload import prepare, resolve
+    from wanvid.gateway.upload import place
 
-    prepare(v, resolve(s.profile_name, **uploads), out=s.report)
+    place(v, s.profile_name, dict(uploads), out=s.report)
 
 
 def _saved_here(s: Session, task_id: str, dest: Path) -> bool:
