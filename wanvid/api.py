@@ -93,10 +93,19 @@ class Wanvid:
     def protocol(self) -> str:
         return self.session.protocol
 
-    def request(self, image: str | Path | None = None, *, model: str = DEFAULT_MODEL, **options: Any) -> Validated:
+    def request(
+        self,
+        image: str | Path | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        allow_empty_prompt: bool = False,
+        **options: Any,
+    ) -> Validated:
         """Check a request against the model's rules (files inspected, nothing sent); a FieldError names the
         option at fault. ``options``: prompt, negative_prompt, resolution, duration, seed, prompt_extend,
-        watermark, shot_type, last_frame, audio, first_clip, size, generate_audio."""
+        watermark, shot_type, last_frame, audio, first_clip, size, generate_audio. A blank prompt is refused
+        unless ``allow_empty_prompt`` (leave ``prompt`` out to send none); ``model`` is matched in any case,
+        and a typo of a known model is refused. A prompt in a file: ``prompt=Path(f).read_text()``."""
         from wanvid.rules.request import VideoRequest, validate
 
         values: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
@@ -108,7 +117,7 @@ class Wanvid:
             req = VideoRequest(model=model, image=str(image) if image is not None else None, **values)
         except TypeError as exc:
             raise FieldError("options", f"unknown option: {exc}") from None
-        v = validate(req, self.session.protocol)
+        v = validate(req, self.session.protocol, allow_empty_prompt=allow_empty_prompt)
         for warning in v.warnings:
             self.session.report.warn(warning)
         for note in v.notes:
@@ -204,6 +213,7 @@ class Wanvid:
         metadata: bool = True,
         timeout: float = 1800.0,
         poll_interval: float | None = None,
+        allow_empty_prompt: bool = False,
         **defaults: Any,
     ) -> BatchResult:
         """A video for every row of a CSV or JSONL manifest, ``concurrency`` at a time; rerunning it never pays
@@ -222,6 +232,7 @@ class Wanvid:
             stagger=stagger,
             results=results,
             skip_invalid=skip_invalid,
+            allow_empty_prompt=allow_empty_prompt,
         )
         rows = [
             RowResult(

@@ -139,7 +139,7 @@ def test_cli_reports_a_corrupt_journal_with_exit_8_before_paying(isolated: Path,
     path = journal_path()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"garbage" * 1000)
-    proc = run("run", str(CAT), sb=sandbox)
+    proc = run("run", str(CAT), "-p", "go", sb=sandbox)
     assert proc.returncode == 8, proc.stderr
     assert proc.stderr.startswith("error: the journal ") and "mv " in proc.stderr
     assert sandbox.requests() == []  # nothing was paid for

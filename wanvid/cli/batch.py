@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from wanvid.cli.boundary import command
-from wanvid.cli.context import Ctx
+from wanvid.cli.context import Ctx, prompt_inputs
 from wanvid.cli.options import CREATE_PARAMS, OUT_PARAMS, UPLOAD_PARAMS, WAIT_PARAMS, _upload_flags
 
 
@@ -29,7 +29,7 @@ def batch_(
         typer.Argument(
             metavar="MANIFEST",
             help="A .csv (with a header row) or .jsonl file: one row per video, columns named like the video "
-            "options (image, prompt, seed...) plus output.",
+            "options (image, prompt, seed...) plus output, prompt_file and negative_prompt_file.",
             show_default=False,
         ),
     ],
@@ -81,6 +81,7 @@ def batch_(
     from wanvid.jobs.pipeline import Job
 
     uploads = _upload_flags(opts)
+    _, allow_empty = prompt_inputs(ctx, opts)  # --prompt-file's text is the rows' default prompt
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
     job = Job(
         force=force,
@@ -104,6 +105,7 @@ def batch_(
         skip_invalid=skip_invalid,
         uploads=uploads,
         board=ctx.out.batch,
+        allow_empty_prompt=allow_empty,
     )
     rows = doc["rows"]
     paths = "\n".join(r["output"] for r in rows if r["output"] and r["status"] in ("saved", "already_saved"))

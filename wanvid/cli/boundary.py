@@ -91,7 +91,20 @@ def command(
 
 # Values that name files, or are run by the shell: a name that is not UTF-8 is still a file this system has.
 PATHS = frozenset(
-    ("image", "last_frame", "audio", "first_clip", "output", "output_dir", "results", "manifest", "name", "on_complete")
+    (
+        "image",
+        "last_frame",
+        "audio",
+        "first_clip",
+        "prompt_file",
+        "negative_prompt_file",
+        "output",
+        "output_dir",
+        "results",
+        "manifest",
+        "name",
+        "on_complete",
+    )
 )
 
 

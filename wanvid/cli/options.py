@@ -195,6 +195,44 @@ CREATE_PARAMS = [
         ],
     ),
     _param(
+        "prompt_file",
+        Annotated[
+            str | None,  # a str, not Path: "-" is standard input
+            typer.Option(
+                "--prompt-file",
+                metavar="PATH",
+                help="Read the prompt from a UTF-8 file (- for stdin); one trailing newline is dropped.",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "negative_prompt_file",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--negative-prompt-file",
+                metavar="PATH",
+                help="Read the negative prompt from a UTF-8 file (- for stdin) (native).",
+                show_default=False,
+                rich_help_panel=CREATE,
+            ),
+        ],
+    ),
+    _param(
+        "allow_empty_prompt",
+        Annotated[
+            bool,
+            typer.Option(
+                "--allow-empty-prompt",
+                help="Send an empty or blank prompt as given instead of refusing it (exit 2).",
+                rich_help_panel=CREATE,
+            ),
+        ],
+        False,
+    ),
+    _param(
         "model",
         Annotated[
             str,
@@ -202,7 +240,7 @@ CREATE_PARAMS = [
                 "--model",
                 "-m",
                 metavar="MODEL",
-                help="Model id; unknown ids are sent unchecked with a warning.",
+                help="Model id, any case; a typo of a known id is refused, other unknown ids are sent unchecked.",
                 autocompletion=_complete_model,
                 rich_help_panel=CREATE,
             ),

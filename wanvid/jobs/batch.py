@@ -172,12 +172,16 @@ def plan(
     template: str,
     force: bool,
     hosting: Hosting | None = None,
+    allow_empty_prompt: bool = False,
 ) -> list[Item]:
     """Every row checked before anything is sent: its request, its file, and whether it is already done.
-    ``hosting``: the upload settings (``wanvid.gateway.upload``) for local files that go by URL."""
+    ``hosting``: the upload settings (``wanvid.gateway.upload``) for local files that go by URL;
+    ``allow_empty_prompt``: send a blank prompt instead of refusing the row (``validate``)."""
     used = check_template(template)
     files: dict[LocalMedia, LocalMedia] = {}  # one inspected file, one object: its SHA-256 is read once
-    items = [_plan_row(s, row, defaults, out_dir, template, used, force, hosting, files) for row in rows]
+    items = [
+        _plan_row(s, row, defaults, out_dir, template, used, force, hosting, files, allow_empty_prompt) for row in rows
+    ]
     _cross_check(s, items)
     return items
 
@@ -192,6 +196,7 @@ def _plan_row(
     force: bool,
     hosting: Hosting | None,
     files: dict[LocalMedia, LocalMedia],
+    allow_empty_prompt: bool = False,
 ) -> Item:
     item = Item(row.number, template=row.values.get("output", template), problems=list(row.problems))
     if item.problems:
@@ -199,9 +204,10 @@ def _plan_row(
     values = {**{k: v for k, v in defaults.items() if v is not None}, **row.values}
     values.pop("output", None)
     try:
-        item.v = validate(VideoRequest(**values), s.protocol)
+        item.v = validate(VideoRequest(**values), s.protocol, allow_empty_prompt=allow_empty_prompt)
     except FieldError as exc:
-        item.problems.append(exc.message if exc.message.startswith(exc.field) else f"{exc.field}: {exc.message}")
+        name = row.files.get(exc.field, exc.field)  # a prompt read from the row's prompt_file: named by that column
+        item.problems.append(exc.message if exc.message.startswith(name) else f"{name}: {exc.message}")
         return item
     except UsageError as exc:
         item.problems.append(exc.message)
@@ -305,11 +311,13 @@ def run_batch(
     skip_invalid: bool = False,
     uploads: Mapping[str, Any] | None = None,
     board: Callable[[list[tuple[int, str]]], AbstractContextManager[Board]] | None = None,
+    allow_empty_prompt: bool = False,
 ) -> dict[str, Any]:
     """Make a video for every row of ``manifest`` (``defaults``: values for the rows that do not set them), at
     most ``concurrency`` at a time; every row goes through ``make_video`` with ``job``'s options. Return the
     batch document (docs/schema/batch.json); its ``exit_code`` is the worst row's. ``uploads``: the upload
-    options (``wanvid.gateway.upload.resolve``); ``board``: what shows the rows (default: ``LogBoard``)."""
+    options (``wanvid.gateway.upload.resolve``); ``board``: what shows the rows (default: ``LogBoard``);
+    ``allow_empty_prompt``: send a blank prompt instead of refusing the row."""
     from wanvid.gateway.upload import resolve as upload_settings
     from wanvid.rules import manifest as manifest_file
 
@@ -321,7 +329,16 @@ def run_batch(
     except OSError as exc:
         raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
     hosting = upload_settings(s.profile_name, **(uploads or {}))
-    items = plan(s, rows, dict(defaults), out_dir=out_dir, template=name, force=job.force, hosting=hosting)
+    items = plan(
+        s,
+        rows,
+        dict(defaults),
+        out_dir=out_dir,
+        template=name,
+        force=job.force,
+        hosting=hosting,
+        allow_empty_prompt=allow_empty_prompt,
+    )
     for warning in dict.fromkeys(w for item in items if item.v for w in item.v.warnings):
         s.report.warn(warning)
     invalid = [item for item in items if item.problems]

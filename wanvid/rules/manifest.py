@@ -4,7 +4,9 @@ One row per video. A CSV has a header row naming the columns; a JSONL file has o
 line. Columns/keys are the create options (``image``, ``prompt``, ``negative_prompt``, ``model``,
 ``resolution``, ``duration``, ``seed``, ``prompt_extend``, ``watermark``, ``shot_type``, ``last_frame``,
 ``audio``, ``first_clip``, ``size``, ``generate_audio``; dashes work as well as underscores) plus
-``output``, a file name for that row's video. An empty cell (or a missing key, or null) means "not set
+``output``, a file name for that row's video, and ``prompt_file`` / ``negative_prompt_file``, a UTF-8 file
+holding the row's prompt (read as ``--prompt-file`` reads it; a row may give a prompt or its file, not
+both). An empty cell (or a missing key, or null) means "not set
 here": the command line's value applies. Local paths are relative to the manifest's own directory, so a
 manifest can live beside its images. Rows are numbered from 1 in the order they appear (the CSV header
 and blank JSONL lines are not rows).
@@ -35,14 +37,15 @@ from typing import Any
 
 from wanvid import config
 from wanvid.config import FALSE, TRUE
-from wanvid.errors import UsageError
-from wanvid.rules.request import VideoRequest
+from wanvid.errors import FieldError, UsageError
+from wanvid.rules.request import VideoRequest, read_prompt_file
 
 REQUEST_FIELDS = {f.name for f in dataclasses.fields(VideoRequest)}
 INT_FIELDS = {"duration", "seed"}
 BOOL_FIELDS = {"prompt_extend", "watermark", "generate_audio"}
 PATH_FIELDS = {"image", "last_frame", "audio", "first_clip"}
-COLUMNS = REQUEST_FIELDS | {"output"}
+PROMPT_FILES = {"prompt_file": "prompt", "negative_prompt_file": "negative_prompt"}  # column -> the field it fills
+COLUMNS = REQUEST_FIELDS | {"output"} | set(PROMPT_FILES)
 MAX_ROWS = 100_000  # a manifest bigger than this is a mistake (a video file passed by accident, say)
 # MAX_ROWS rows of a path, a prompt of a few hundred characters and a few options take ~60 MB; anything
 # bigger is not a manifest, and the whole text is held in memory while it is read.
@@ -63,6 +66,7 @@ class Row:
     number: int
     values: dict[str, Any] = field(default_factory=dict)  # canonical field -> typed value, only those set
     problems: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # a field read from a file -> the column that named it
 
 
 def read(path: Path) -> list[Row]:
@@ -228,7 +232,26 @@ def _row(number: int, raw: dict[str, Any] | str, base: Path) -> Row:
             row.values[name] = _typed(name, value, base)
         except ValueError as exc:
             row.problems.append(f"{name}: {exc}")
+    _read_prompt_files(row, base)
     return row
+
+
+def _read_prompt_files(row: Row, base: Path) -> None:
+    """A prompt_file cell's text into the row's prompt (so every row is read before any is sent)."""
+    for column, name in PROMPT_FILES.items():
+        ref = row.values.pop(column, None)
+        if ref is None:
+            continue
+        if name in row.values:
+            row.problems.append(f"sets both {name} and {column}; keep one")
+        elif ref == "-":
+            row.problems.append(f"{column}: - (standard input) cannot be read for a row; give a file")
+        else:
+            try:
+                row.values[name] = read_prompt_file(ref, column, base)
+                row.files[name] = column
+            except FieldError as exc:
+                row.problems.append(f"{column}: {exc.message}")
 
 
 def _canonical(key: str) -> str:

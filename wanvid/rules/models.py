@@ -129,6 +129,65 @@ def spec_for(model: str) -> ModelSpec | None:
     return MODELS.get(model)
 
 
+def canonical_model(name: str) -> tuple[str, str | None]:
+    """The model name to send for ``name``, and a line saying what was changed (None: sent as given).
+
+    - a known model in another case (``WAN2.7-I2V``): its canonical name, with the line;
+    - a near miss of a known model (a typo: ``wan2.7-i2b``, ``wan27-i2v``): a FieldError naming the known
+      one, before anything is sent. Near: at most 2 edits (insert, delete, substitute, swap two neighbours)
+      apart, case-folded; but names that differ only in their digits are not near misses (``wan2.8-i2v``
+      is a new version, not a typo);
+    - anything else (a newer model, ``wan2.7-i2v-plus``, a gateway alias): as given; ``validate`` warns.
+    """
+    if name in MODELS:
+        return name, None
+    folded = name.casefold()
+    for known in MODELS:
+        if known.casefold() == folded:
+            return known, f"model {name!r} sent as {known}"
+    near = sorted((_distance(folded, known), known) for known in MODELS if _near_miss(folded, known))
+    if near:
+        known = near[0][1]
+        raise FieldError(
+            "model",
+            f"unknown model {name!r}; did you mean {known}?",
+            hint=f"use {known} (known models: {', '.join(MODELS)}); a name that differs only in its digits "
+            "(a newer version) is sent unchecked",
+        )
+    return name, None
+
+
+def _near_miss(folded: str, known: str) -> bool:
+    if _digitless(folded) == _digitless(known):  # wan2.8-i2v, wan2.10-i2v: another version, on purpose
+        return False
+    return _distance(folded, known) <= 2
+
+
+def _digitless(name: str) -> str:
+    """``name`` with each run of digits as one ``#``: wan2.10-i2v and wan2.7-i2v match, wan2.7-iv2 does not."""
+    import re
+
+    return re.sub(r"[0-9]+", "#", name)
+
+
+def _distance(a: str, b: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment): edits, a swap of neighbours counting one."""
+    if abs(len(a) - len(b)) > 2:  # more than 2 apart whatever the letters; a long name is not compared
+        return 3
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        row = [i]
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            best = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                best = min(best, prev2[j - 2] + 1)
+            row.append(best)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
 def _durations_text(spec: ModelSpec) -> str:
     d = spec.durations
     if d == tuple(range(d[0], d[-1] + 1)) and len(d) > 3:

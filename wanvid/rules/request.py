@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from wanvid import config
 from wanvid.errors import FieldError, UsageError
-from wanvid.rules.models import SIZES, ModelSpec, check_media_types, check_params, nearest_size, spec_for
+from wanvid.rules.models import (
+    SIZES,
+    ModelSpec,
+    canonical_model,
+    check_media_types,
+    check_params,
+    nearest_size,
+    spec_for,
+)
 
 if TYPE_CHECKING:
     from wanvid.rules.media import LocalMedia
@@ -108,12 +116,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def validate(req: VideoRequest, protocol: str) -> Validated:
-    """Check everything that can be checked locally; raise FieldError/UsageError on the first problem."""
+def validate(req: VideoRequest, protocol: str, *, allow_empty_prompt: bool = False) -> Validated:
+    """Check everything that can be checked locally; raise FieldError/UsageError on the first problem.
+
+    A prompt or negative prompt given but empty (or only whitespace) is refused unless
+    ``allow_empty_prompt``: it is almost always an unset shell variable or an empty file, and the task is
+    paid for all the same. A prompt not given at all (None) is the user's choice, said in a note."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol {protocol!r} is not 'native' or 'unified'")
+    model, renamed = canonical_model(req.model)  # a typo of a known model is refused here
+    if model != req.model:
+        req = replace(req, model=model)
     spec = spec_for(req.model)
     out = Validated(req, protocol, spec)
+    if renamed:
+        out.notes.append(renamed)
+    if req.prompt is None and protocol == "native":
+        out.notes.append("no prompt given: the model animates the image as it sees fit (-p says what should happen)")
     if spec is None:
         out.warnings.append(
             f"model {req.model!r} is not one wanvid knows (wan2.7-i2v, wan2.6-i2v); "
@@ -130,7 +149,9 @@ def validate(req: VideoRequest, protocol: str) -> Validated:
             seed=req.seed,
             shot_type=req.shot_type,
         )
-    _check_media_shape(req, protocol, spec)
+    _check_media_shape(req, protocol, spec)  # on unified, a blank prompt is refused here, whatever the flag
+    if not allow_empty_prompt:
+        _check_not_empty(req)
     if req.size is not None:
         req = out.request = replace(req, size=_normal_size(req.size, spec))
     for name, kind in (("image", "image"), ("last_frame", "image"), ("audio", "audio"), ("first_clip", "video")):
@@ -142,6 +163,70 @@ def validate(req: VideoRequest, protocol: str) -> Validated:
         if note:
             out.notes.append(note)
     return out
+
+
+def _check_not_empty(req: VideoRequest) -> None:
+    for name in ("prompt", "negative_prompt"):
+        text = getattr(req, name)
+        if text is not None and not text.strip():
+            what = "empty" if not text else "only whitespace"
+            raise FieldError(
+                name,
+                f"the {name.replace('_', ' ')} is {what}",
+                hint=f"give the text, leave the {name.replace('_', ' ')} out, or pass --allow-empty-prompt "
+                "to send it as it is",
+            )
+
+
+PROMPT_FILE_MAX = 1024 * 1024  # bytes: a prompt is a few thousand characters; more is the wrong file
+
+
+def read_prompt_file(ref: str, field: str, base: Path | None = None) -> str:
+    """The prompt a file holds, as it is sent: UTF-8 text with one trailing newline removed (inner newlines
+    kept). ``-`` reads standard input. A relative path is taken from ``base`` when given (a manifest's
+    directory). Every problem is a FieldError on ``field`` (``prompt_file`` or ``negative_prompt_file``)."""
+    if ref == "-":
+        import sys
+
+        try:
+            data = sys.stdin.buffer.read(PROMPT_FILE_MAX + 1)
+        except (OSError, ValueError, AttributeError) as exc:  # stdin closed, or not a byte stream
+            raise FieldError(field, f"cannot read standard input: {exc}") from None
+        where = "standard input"
+    else:
+        try:
+            path = config.expand(ref, "file")
+        except UsageError as exc:
+            raise FieldError(field, exc.message, exc.hint) from None
+        if base is not None and not path.is_absolute():
+            path = base / path
+        where = str(path)
+        data = _read_small(path, field)
+    if len(data) > PROMPT_FILE_MAX:
+        raise FieldError(field, f"{where} is over {PROMPT_FILE_MAX:,} bytes; a prompt is a few thousand characters")
+    data = data.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark Notepad starts UTF-8 files with
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FieldError(
+            field,
+            f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="save it as UTF-8",
+        ) from None
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+
+
+def _read_small(path: Path, field: str) -> bytes:
+    """At most PROMPT_FILE_MAX + 1 bytes of ``path``: a file, or a pipe (``--prompt-file <(cmd)``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(PROMPT_FILE_MAX + 1)
+    except FileNotFoundError:
+        raise FieldError(field, f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise FieldError(field, f"{path} is a directory, not a file") from None
+    except OSError as exc:
+        raise FieldError(field, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _check_protocol_fields(req: VideoRequest, protocol: str) -> None:
