@@ -151,8 +151,7 @@ def canonical_model(name: str) -> tuple[str, str | None]:
         raise FieldError(
             "model",
             f"unknown model {name!r}; did you mean {known}?",
-            hint=f"use {known} (known models: {', '.join(MODELS)}); a name that differs only in its digits "
-            "(a newer version) is sent unchecked",
+            hint=f"use {known}; a name differing from a known one only in digits (a newer version) is sent unchecked",
         )
     return name, None
 
