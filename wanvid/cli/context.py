@@ -2,7 +2,9 @@
 
 The CLI's own concerns live here (``--json``/``--quiet`` and the ``Output`` that honours them, the task
 a command has paid for so that an interrupt can name it); everything a job needs is the
-``wanvid.jobs.session.Session`` made from the same options, with ``Output`` as its reporter.
+``wanvid.jobs.session.Session`` made from the same options, with ``Output`` as its reporter. Also the
+video options' way to a checked request (``validated``), and where a prompt comes from (``prompt_inputs``:
+--prompt-file, stdin, the ``-p -`` and ``-p @FILE`` traps).
 """
 
 from __future__ import annotations

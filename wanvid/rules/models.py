@@ -2,7 +2,8 @@
 
 Shared by the client (checks before money is spent) and the sandbox (answers 400 InvalidParameter
 with the same rules), so the two can never disagree. Pure data and pure functions; no I/O.
-Field names in ``FieldError.field`` are canonical: ``prompt``, ``negative_prompt``, ``resolution``,
+Also which model a name means (``canonical_model``: any case; a typo of a known model is refused).
+Field names in ``FieldError.field`` are canonical: ``model``, ``prompt``, ``negative_prompt``, ``resolution``,
 ``duration``, ``seed``, ``shot_type``, ``media``, ``image``, ``last_frame``, ``audio``, ``first_clip``,
 ``size``. The CLI maps them to flags, the sandbox to body paths.
 """
