@@ -62,6 +62,7 @@ def task_from(entry: Entry) -> Task:
 
 
 _ENDED_WORDS = {s.value for s in Status if s.ended}
+SEEN_EVERY = 60.0  # how stale a journal row's "last seen" may grow while a task is polled and nothing changes
 
 
 def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -> None:
@@ -81,9 +82,12 @@ def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -
     if task.status.ended and known.ended_at is None:
         changes["ended_at"] = time.time()
         changes["took"] = took(task)
-    if changes["status"] == known.status and len(changes) == 1:
-        return  # nothing new: no write on every poll
+    # Nothing new: no write on every poll, but ``updated_at`` is when the state was last seen (``list``'s
+    # LAST SEEN), so it is brought up to date at most once every SEEN_EVERY seconds.
+    if changes["status"] == known.status and len(changes) == 1 and time.time() - known.updated_at < SEEN_EVERY:
+        return
     journal.update(base_url, task.id, **changes)
+    known.updated_at = time.time()
     for name, value in changes.items():
         setattr(known, name, value)
 
