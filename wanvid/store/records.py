@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from wanvid import __version__
 from wanvid.errors import Expired, StorageError
-from wanvid.rules.task import Status, Task
+from wanvid.rules.task import TIME_FORMAT, Status, Task, gateway_time
 from wanvid.store.journal import TASK_LIFE, Entry, Journal
 
 if TYPE_CHECKING:
@@ -174,9 +174,9 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
         "inputs": {k: request[k] for k in ("image", "last_frame", "audio", "first_clip") if k in request},
         "timings": {
             "created": iso(entry.created_at) if entry else None,
-            "submitted": task.submitted_at,
-            "started": task.started_at,
-            "finished": task.finished_at,
+            "submitted": gateway_time(task.submitted_at),
+            "started": gateway_time(task.started_at),
+            "finished": gateway_time(task.finished_at),
             "noticed": iso(entry.ended_at) if entry and entry.ended_at else None,
             "downloaded": iso(time.time()),
         },
@@ -206,8 +206,8 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
 
 
 def iso(ts: float) -> str:
-    """A unix time as the UTC ISO 8601 text the sidecar and journal records use."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A unix time as the UTC ISO 8601 text every JSON document uses (``wanvid.rules.task.utc``)."""
+    return datetime.fromtimestamp(ts, UTC).strftime(TIME_FORMAT)
 
 
 def _umask() -> int:
