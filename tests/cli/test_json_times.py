@@ -106,3 +106,11 @@ def test_batch_documents_and_results_file(gw: Sandbox, cat: Path, tmp_path: Path
         assert_times(check("batch-row.json", json.loads(line)))
     for row in doc["rows"]:  # each row's sidecar
         assert len(_found(json.loads(Path(row["output"] + ".json").read_text()))) == 6
+
+
+def test_status_shows_the_same_utc_times_as_its_json(gw: Sandbox, cat: Path) -> None:
+    assert wv("run", str(cat), "-p", "a cat", "-q", *FAST).exit_code == 0
+    task_id = gw.tasks()[0]["id"]
+    doc = json.loads(wv("status", task_id, "--json").stdout)
+    shown = dict(line.split(None, 1) for line in wv("status", task_id).stdout.splitlines())
+    assert shown["submitted"] == doc["submitted_at"] and shown["finished"] == doc["finished_at"]

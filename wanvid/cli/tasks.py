@@ -241,13 +241,16 @@ def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) ->
 
 
 def _format_task(task: "Task") -> str:
+    from wanvid.rules.task import gateway_time
+
+    # Times as --json writes them (UTC): the native gateway's own are zoneless, at UTC+8.
     rows = [
         ("task", task.id),
         ("status", describe(task)),
         ("model", task.model),
-        ("submitted", task.submitted_at),
-        ("started", task.started_at),
-        ("finished", task.finished_at),
+        ("submitted", gateway_time(task.submitted_at)),
+        ("started", gateway_time(task.started_at)),
+        ("finished", gateway_time(task.finished_at)),
         ("video", task.video_url),
         ("error", ": ".join(x for x in (task.error_code, task.error_message) if x) or None),
     ]
