@@ -60,7 +60,40 @@ def errors(schema: str, doc: Any) -> list[str]:
 def check(schema: str, doc: Any) -> Any:
     problems = errors(schema, doc)
     assert not problems, f"{schema}:\n" + "\n".join(problems)
+    assert_times(doc)
     return doc
+
+
+def times(doc: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every time field of a document (a key ending in ``_at``, ``url_expires``, a sidecar's ``timings``),
+    with where it is; a gateway's own answer (``raw``) and a recorded request's values are not wanvid's."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "raw":
+                continue
+            here = f"{where}/{key}"
+            if key.endswith("_at") or key == "url_expires":
+                yield here, value
+            elif key == "timings" and isinstance(value, dict):
+                yield from ((f"{here}/{k}", v) for k, v in value.items())
+            else:
+                yield from times(value, here)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from times(value, f"{where}/{i}")
+
+
+def assert_times(doc: Any) -> None:
+    """Schema version 2: every time is ISO 8601 text with a zone (UTC, "Z"), or null."""
+    from datetime import datetime
+
+    for where, value in times(doc):
+        if value is None:
+            continue
+        assert isinstance(value, str), f"{where}: {value!r} is not a time text"
+        when = datetime.fromisoformat(value)
+        assert when.tzinfo is not None and when.utcoffset().total_seconds() == 0, f"{where}: {value!r}"
+        assert value.endswith("Z"), f"{where}: {value!r}"
 
 
 def parsed(result: Any, schema: str, exit_code: int = 0) -> Any:
@@ -88,12 +121,12 @@ def _create(cat: Path, *extra: str) -> dict[str, Any]:
 # -- the schemas themselves -----------------------------------------------------------------------
 
 
-def test_every_schema_is_a_valid_draft_2020_12_schema_of_version_1():
+def test_every_schema_is_a_valid_draft_2020_12_schema_of_version_2():
     assert set(SCHEMAS) == EXPECTED
     for name, schema in SCHEMAS.items():
         Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
-        assert schema["x-wanvid-schema-version"] == 1, name
+        assert schema["x-wanvid-schema-version"] == 2, name
         assert schema.get("additionalProperties", True) is True, f"{name}: later additions must stay valid"
 
 
@@ -186,7 +219,7 @@ def test_unified_task_objects(gw, cat):
     created = _create(cat, "--protocol", "unified", "-p", "a cat")
     assert created["protocol"] == "unified" and created["raw_status"] == "NOT_START"  # ope.ai's first word
     done = parsed(wv("wait", created["id"], "--json", "--protocol", "unified", *FAST), "wait.json")
-    assert done["protocol"] == "unified" and isinstance(done["expires_at"], float)
+    assert done["protocol"] == "unified" and done["expires_at"].endswith("Z")
 
 
 def test_dry_run_on_both_protocols(gw, cat):

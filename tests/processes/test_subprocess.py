@@ -174,7 +174,7 @@ def test_every_command_as_a_process(env, tmp_path):
     }
     assert json.loads((tmp_path / "out.mp4.json").read_text())["task_id"] == task_id
     listed = run("list", env=env).stdout.splitlines()
-    assert listed[0].split() == ["TASK", "STATUS", "MODEL", "CREATED", "OUTPUT"]
+    assert listed[0].split() == ["TASK", "STATUS", "MODEL", "CREATED", "LAST", "SEEN", "OUTPUT"]
     assert listed[1].split()[:2] == [task_id, "SUCCEEDED"] and listed[1].endswith(str(tmp_path / "out.mp4"))
     assert run("status", "-q", env=env).stdout == "SUCCEEDED\n"  # no id: the most recent task
     cfg = {"WANVID_CONFIG_DIR": str(tmp_path / "cfg")}

@@ -189,14 +189,6 @@ def _left(eta: float | None, age: float, task: Task) -> float | None:
     return eta - age
 
 
-def _left_text(left: float | None) -> str:
-    """' (about 1m30s left)', or ''."""
-    if left is None:
-        return ""
-    n = int(left)
-    return f" (about {n // 60}m{n % 60:02d}s left)" if n >= 60 else f" (about {n}s left)"
-
-
 HEARTBEAT = 30.0
 
 
@@ -258,23 +250,44 @@ class _PlainPoll:
         )
 
 
+SHORT_ID = 8  # the live line shows ids as git shows commits: a whole one does not fit in 80 columns
+
+
+def countdown(eta: float | None, age: float) -> str:
+    """'~40s left', '~1m30s left', 'overdue' once the expected finish has passed, '' with no estimate."""
+    if eta is None:
+        return ""
+    left = int(eta - age)
+    if left < 1:
+        return "overdue"
+    return f"~{left // 60}m{left % 60:02d}s left" if left >= 60 else f"~{left}s left"
+
+
 class _LivePoll:
+    """One line, redrawn by rich about ten times a second: spinner, short id, state with the estimate counted
+    down each second (not only when an answer arrives, which may be 30 s apart), bar, time elapsed."""
+
     def __init__(self, task_id: str, eta: float | None, age: float) -> None:
-        self.eta, self.age = eta, age
+        from wanvid.jobs.poller import PRIOR_ETA
+
+        # With no history the prior is what the schedule expects too ("expecting about 90s" was said above).
+        self.eta: float | None = PRIOR_ETA if eta is None else eta
+        self.age, self.t0 = age, time.monotonic()
+        self.state, self.ended = "submitted", False
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("task {task.fields[task_id]}"),
-            TextColumn("[bold]{task.fields[state]}"),
-            BarColumn(),
+            _state_column(self),
+            BarColumn(bar_width=20),
             TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=False,
         )
         # The fields go into markup templates: a server's "[/x]" in a status or id would be a MarkupError.
-        self.bar = self.progress.add_task("poll", total=None, task_id=_markup(task_id), state="submitted")
+        self.bar = self.progress.add_task("poll", total=None, task_id=_markup(task_id[:SHORT_ID]))
 
     def __enter__(self) -> _LivePoll:
         self.progress.start()
@@ -283,12 +296,33 @@ class _LivePoll:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def text(self) -> str:
+        """The state as shown now: the last answer, and the time left to the expected finish as of this moment."""
+        if self.ended:
+            return self.state
+        left = countdown(self.eta, self.age + time.monotonic() - self.t0)
+        return f"{self.state} {left}" if left else self.state
+
     def update(self, task: Task, elapsed: float) -> None:
-        done = task.status.ended
-        total = 100 if (task.progress is not None or done) else None
-        completed = 100 if done else (task.progress or 0)
-        state = describe(task) + _left_text(_left(self.eta, self.age + elapsed, task))
-        self.progress.update(self.bar, total=total, completed=completed, state=_markup(state))
+        from wanvid.jobs.poller import eta_from_progress
+
+        self.eta = eta_from_progress(task, self.age + elapsed, self.eta)  # as the schedule moves it
+        self.state, self.ended = printable(describe(task)), task.status.ended
+        total = 100 if (task.progress is not None or self.ended) else None
+        completed = 100 if self.ended else (task.progress or 0)
+        self.progress.update(self.bar, total=total, completed=completed)
+
+
+def _state_column(view: _LivePoll) -> Any:
+    """A rich column that asks ``view`` for its text at every redraw."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class State(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(view.text(), style="bold")
+
+    return State()
 
 
 def _markup(text: str) -> str:

@@ -2,8 +2,8 @@
 
 Each body parses its options, makes one call into the job layer (``wanvid.jobs.pipeline``: ``make_video``
 for run and download, ``task_status``, ``wait_for_task``, ``wait_unfinished``; ``submit_or_reuse`` for
-create) and prints the outcome. Every command but ``list`` offers
-all the common options; ``list`` reads only the journal, scoped by --profile and --base-url.
+create) and prints the outcome. Every command offers all the common options; ``list`` reads only the
+journal, scoped by --profile and --base-url, and uses the key and the gateway only with --refresh.
 """
 
 import time
@@ -17,7 +17,6 @@ from wanvid.cli.options import (
     CREATE_PARAMS,
     NEW_PARAM,
     OUT_PARAMS,
-    OUTPUT,
     TASK_ID,
     UPLOAD_PARAMS,
     WAIT_PARAMS,
@@ -171,7 +170,7 @@ def _make(ctx: Ctx, job: "Job") -> "Video":
         raise flag_error(exc) from None
 
 
-@command("list", common=("base_url", "profile", *OUTPUT), aliases=("history",))
+@command("list", aliases=("history",))
 def list_(
     ctx: Ctx,
     status_filter: Annotated[
@@ -185,6 +184,14 @@ def list_(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N tasks.")] = 20,
     every: Annotated[bool, typer.Option("--all", help="Every profile and gateway, not only the current ones.")] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="First ask the gateway about each unfinished task shown (of this profile and gateway) and"
+            " journal the answers; without it, list reads only the journal and never touches the network.",
+        ),
+    ] = False,
 ) -> None:
     """Show the tasks this machine created, newest first, from the journal (alias: history)."""
     from wanvid.store.journal import STATES
@@ -198,12 +205,29 @@ def list_(
 
     profile, base = config.scope(base_url=ctx.base_url, profile=ctx.profile)  # not the key or the protocol
     scope = {} if every else {"profile": profile, "base_url": base}
-    entries = Journal().listed(wanted, **scope, limit=limit)
+    journal = Journal()
+    entries = journal.listed(wanted, **scope, limit=limit)
+    if refresh:
+        from wanvid.jobs.pipeline import refresh as ask_gateway
+
+        for note in ask_gateway(ctx.session, entries):
+            ctx.out.note(note)
+        # the same tasks, as the gateway now says they are (a --status filter chose them before the refresh)
+        entries = [journal.get(e.base_url, e.id) or e for e in entries]
     now = time.time()
     rows = [
-        (e.id, e.shown_status, e.model or "", f"{age(now - e.created_at)} ago", e.output_path or "") for e in entries
+        (
+            e.id,
+            e.shown_status,
+            e.model or "",
+            f"{age(now - e.created_at)} ago",
+            f"{age(now - e.updated_at)} ago",
+            e.output_path or "",
+        )
+        for e in entries
     ]
-    ctx.out.table(("TASK", "STATUS", "MODEL", "CREATED", "OUTPUT"), rows, [e.to_dict() for e in entries])
+    headers = ("TASK", "STATUS", "MODEL", "CREATED", "LAST SEEN", "OUTPUT")
+    ctx.out.table(headers, rows, [e.to_dict() for e in entries])
 
 
 def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) -> list[Any]:
@@ -217,13 +241,16 @@ def _hosted(ctx: Ctx, v: Any, flags: dict[str, Any], *, connect: bool = True) ->
 
 
 def _format_task(task: "Task") -> str:
+    from wanvid.rules.task import gateway_time
+
+    # Times as --json writes them (UTC): the native gateway's own are zoneless, at UTC+8.
     rows = [
         ("task", task.id),
         ("status", describe(task)),
         ("model", task.model),
-        ("submitted", task.submitted_at),
-        ("started", task.started_at),
-        ("finished", task.finished_at),
+        ("submitted", gateway_time(task.submitted_at)),
+        ("started", gateway_time(task.started_at)),
+        ("finished", gateway_time(task.finished_at)),
         ("video", task.video_url),
         ("error", ": ".join(x for x in (task.error_code, task.error_message) if x) or None),
     ]

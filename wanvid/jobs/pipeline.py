@@ -12,8 +12,8 @@ journal and reporter. Each step gets what it needs as arguments (the task's prot
 deadline, the resume command), so nothing is set on a shared object and read back. From the moment a
 task is paid for, every way out, Ctrl-C included, names it and the command that finishes the job.
 
-``task_status``, ``wait_for_task`` and ``wait_unfinished`` are the use cases that ask about tasks
-without saving anything (``status`` and ``wait``).
+``task_status``, ``wait_for_task``, ``wait_unfinished`` and ``refresh`` are the use cases that ask about
+tasks without saving anything (``status``, ``wait`` and ``list --refresh``).
 """
 
 from __future__ import annotations
@@ -266,3 +266,27 @@ def wait_unfinished(
             done.append(task_from(entry))
             worst = exc if worst is None or exc.exit_code > worst.exit_code else worst
     return done, worst
+
+
+def refresh(s: Session, entries: list[Entry], client: Client | None = None) -> list[str]:
+    """Ask the gateway once about each unfinished task among ``entries`` of this session's profile and gateway,
+    one after the other, and journal the answers (``list --refresh``). A task that cannot be asked about is a
+    note (returned, one line each), not a failure: the others are still refreshed. Another profile's tasks
+    are left alone: asked with this profile's key, the gateway would call them not found."""
+    notes: list[str] = []
+    live = [e for e in entries if e.unfinished and e.base_url == s.base and e.profile == s.profile_name]
+    others = sum(1 for e in entries if e.unfinished) - len(live)
+    if others:
+        notes.append(
+            f"{others} unfinished task(s) of another profile or gateway not refreshed;"
+            " give its --profile (and --base-url) to refresh them"
+        )
+    if not live:
+        return notes
+    client = client or s.client()
+    for entry in live:
+        try:
+            query_task(s, client, entry.id, s.protocol_for(entry), entry)
+        except WanvidError as exc:
+            notes.append(f"task {entry.id} not refreshed: {exc.message}")
+    return notes

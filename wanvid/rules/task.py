@@ -2,11 +2,14 @@
 
 Each protocol parses its answers into ``Task``; the raw payload is kept for ``--json``. What makes a
 task id usable (``id_problem``) is decided here, once, for ids from the server and from the command line.
+How every time in a JSON document is written (``utc``, ``gateway_time``: ISO 8601 in UTC with a "Z") is
+decided here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -120,13 +123,50 @@ class Task:
                 if self.error_code or self.error_message
                 else None
             ),
-            "submitted_at": self.submitted_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
+            "submitted_at": gateway_time(self.submitted_at),
+            "started_at": gateway_time(self.started_at),
+            "finished_at": gateway_time(self.finished_at),
             "request_id": self.request_id,
-            "expires_at": self.expires_at,
+            "expires_at": utc(self.expires_at),
             "raw": self.raw,
         }
+
+
+# Every time in a JSON document (--json, sidecars, results files): ISO 8601, UTC, whole seconds, "Z".
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The native protocol's times carry no zone ("2026-11-20 10:00:00.123", API.md): they are DashScope's clock in
+# China Standard Time. Its signed video URLs say so: Expires is end_time + 24 h only when end_time is read
+# at UTC+8 (end_time "2025-10-11 19:02:27.297", Expires=1760266939 = 2025-10-12T11:02:19Z).
+GATEWAY_ZONE = timezone(timedelta(hours=8))
+
+
+def utc(seconds: float | None) -> str | None:
+    """A Unix time as the JSON documents write times; None for none or one no calendar holds."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime(TIME_FORMAT)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def gateway_time(text: str | None) -> str | None:
+    """A gateway's time text (native: naive, at ``GATEWAY_ZONE``; unified, as wanvid parsed it: "... UTC";
+    or ISO with an offset) as the JSON documents write times; None when it is no time (``raw`` keeps it)."""
+    if not text:
+        return None
+    text = text.strip()
+    stated_utc = text.endswith(" UTC")
+    try:
+        when = datetime.fromisoformat(text.removesuffix(" UTC").strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC if stated_utc else GATEWAY_ZONE)
+    try:
+        return when.astimezone(UTC).strftime(TIME_FORMAT)
+    except (OverflowError, ValueError):  # year 1 at +08:00 is before the calendar's start in UTC
+        return None
 
 
 def status_word(task: Task) -> str:

@@ -53,8 +53,9 @@ def public_record(record: RecordedRequest) -> dict[str, Any]:
 
 
 def _wall(ts: float) -> str:
-    """DashScope's time format: ``2026-11-20 10:00:00.123`` (local time, milliseconds)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+    """DashScope's time format: ``2026-11-20 10:00:00.123``, milliseconds, no zone: China Standard Time (UTC+8)
+    whatever this machine's zone, as DashScope's own clock (its signed URLs' Expires = end_time + 24 h there)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts + 8 * 3600)) + f".{int(ts * 1000) % 1000:03d}"
 
 
 class Handler(BaseHTTPRequestHandler):

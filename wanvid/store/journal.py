@@ -160,13 +160,19 @@ class Entry:
         return json.loads(self.request) if self.request else {}
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as ``list --json`` prints it: times as ISO 8601 UTC text (``took`` stays seconds)."""
+        from wanvid.rules.task import utc
+
         doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in _TIMES:
+            doc[name] = utc(doc[name])
         doc["request"] = self.request_data()
         doc["shown_status"] = self.shown_status
         return doc
 
 
 _COLUMNS = tuple(f.name for f in fields(Entry))
+_TIMES = ("created_at", "updated_at", "expires_at", "ended_at", "downloaded_at")  # Unix times in the journal
 
 
 @dataclass

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from wanvid import __version__
 from wanvid.errors import Expired, StorageError
-from wanvid.rules.task import Status, Task
+from wanvid.rules.task import TIME_FORMAT, Status, Task, gateway_time
 from wanvid.store.journal import TASK_LIFE, Entry, Journal
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def task_from(entry: Entry) -> Task:
 
 
 _ENDED_WORDS = {s.value for s in Status if s.ended}
+SEEN_EVERY = 60.0  # how stale a journal row's "last seen" may grow while a task is polled and nothing changes
 
 
 def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -> None:
@@ -81,9 +82,12 @@ def remember(journal: Journal, base_url: str, task: Task, known: Entry | None) -
     if task.status.ended and known.ended_at is None:
         changes["ended_at"] = time.time()
         changes["took"] = took(task)
-    if changes["status"] == known.status and len(changes) == 1:
-        return  # nothing new: no write on every poll
+    # Nothing new: no write on every poll, but ``updated_at`` is when the state was last seen (``list``'s
+    # LAST SEEN), so it is brought up to date at most once every SEEN_EVERY seconds.
+    if changes["status"] == known.status and len(changes) == 1 and time.time() - known.updated_at < SEEN_EVERY:
+        return
     journal.update(base_url, task.id, **changes)
+    known.updated_at = time.time()
     for name, value in changes.items():
         setattr(known, name, value)
 
@@ -170,9 +174,9 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
         "inputs": {k: request[k] for k in ("image", "last_frame", "audio", "first_clip") if k in request},
         "timings": {
             "created": iso(entry.created_at) if entry else None,
-            "submitted": task.submitted_at,
-            "started": task.started_at,
-            "finished": task.finished_at,
+            "submitted": gateway_time(task.submitted_at),
+            "started": gateway_time(task.started_at),
+            "finished": gateway_time(task.finished_at),
             "noticed": iso(entry.ended_at) if entry and entry.ended_at else None,
             "downloaded": iso(time.time()),
         },
@@ -202,8 +206,8 @@ def write_sidecar(video: Path, task: Task, entry: Entry | None, *, size: int, in
 
 
 def iso(ts: float) -> str:
-    """A unix time as the UTC ISO 8601 text the sidecar and journal records use."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A unix time as the UTC ISO 8601 text every JSON document uses (``wanvid.rules.task.utc``)."""
+    return datetime.fromtimestamp(ts, UTC).strftime(TIME_FORMAT)
 
 
 def _umask() -> int:
