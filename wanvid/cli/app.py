@@ -36,9 +36,9 @@ class _Group(TyperGroup):
         try:
             argv = placement.hoist(argv, _groups())  # `wanvid --json status` is `wanvid status --json`
             code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **kw)
-        except UsageError as error:  # a command's own option before the command name
-            Output(json_mode=_json_asked(argv)).error(error)
-            sys.exit(error.exit_code)
+        except UsageError as misplaced:  # a command's own option before the command name
+            Output(json_mode=_json_asked(argv)).error(misplaced)
+            sys.exit(misplaced.exit_code)
         except typer.TyperException as exc:  # click's usage errors (typer vendors click)
             if type(exc).__name__ == "NoArgsIsHelpError":  # `wanvid` or `wanvid config` alone: the help
                 sys.stderr.write(exc.format_message() + "\n")
