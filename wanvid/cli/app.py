@@ -82,7 +82,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Store the API key and show where each setting comes from.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Store the API key and the defaults of a profile; show where each setting comes from.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
 # In the order the help lists them.
@@ -101,6 +103,7 @@ CONFIG_COMMANDS = (
     config.config_set,
     config.config_unset,
     config.config_show,
+    config.config_get,
     config.config_path,
 )
 for _cmd in COMMANDS:

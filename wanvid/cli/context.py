@@ -90,14 +90,18 @@ def flag_error(exc: FieldError) -> FieldError:
 
 
 def validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
-    """The command line's video options, checked against the model's rules (files inspected, nothing sent)."""
+    """The command line's video options, with the profile's defaults where no flag was given, checked against
+    the model's rules (files inspected, nothing sent)."""
+    from wanvid.cli import defaults
     from wanvid.rules.request import VideoRequest, validate
 
     values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
+    protocol = ctx.session.protocol  # the settings first: a profile that does not exist is named before its defaults
+    filled = defaults.fill(values, ctx.profile_name)  # the profile's model, resolution, duration where no flag is
     try:
-        v = validate(VideoRequest(**values), ctx.session.protocol)
+        v = validate(VideoRequest(**values), protocol)
     except FieldError as exc:
-        raise flag_error(exc) from None
+        raise (defaults.from_file(exc, ctx.profile_name) if exc.field in filled else flag_error(exc)) from None
     for warning in v.warnings:
         ctx.out.warn(warning)
     for note in v.notes:  # e.g. the size and seconds chosen for a unified create
