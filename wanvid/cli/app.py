@@ -86,6 +86,9 @@ config_app = typer.Typer(
     help="Store the API key and the defaults of a profile; show where each setting comes from.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+# `gh auth status` and `hf auth whoami` are where users of those tools look: the same check, kept out of the help
+auth_app = typer.Typer(help="Hidden alias: wanvid auth status is wanvid config check.", no_args_is_help=True)
+app.add_typer(auth_app, name="auth", hidden=True)
 
 # In the order the help lists them.
 COMMANDS = (
@@ -104,12 +107,15 @@ CONFIG_COMMANDS = (
     config.config_unset,
     config.config_show,
     config.config_get,
+    config.config_check,
     config.config_path,
 )
 for _cmd in COMMANDS:
     _cmd.add_to(app)
 for _cmd in CONFIG_COMMANDS:
     _cmd.add_to(config_app)
+for _alias in ("status", "whoami"):
+    auth_app.command(_alias)(config.config_check.callback)
 
 
 def _version(value: bool) -> None:

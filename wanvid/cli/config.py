@@ -154,6 +154,78 @@ def _effective(ctx: Ctx) -> dict[str, tuple[str, str]]:
     return {k: (config.mask(v.value) if k == "api_key" else v.value or "", v.source) for k, v in found.items()}
 
 
+CHECK = ("api_key", "base_url", "profile", *OUTPUT, "debug", "allow_insecure")  # it sends one free request
+
+
+@command("check", common=CHECK)
+def config_check(ctx: Ctx) -> None:
+    """Check the API key with the gateway (GET /v1/models, free) and list the video models it may use."""
+    from wanvid.errors import AuthError, NotFound
+    from wanvid.gateway.service import MODELS_PATH, is_video_model, list_models
+    from wanvid.rules.models import MODELS
+
+    s = ctx.settings
+    source = _key_source(s.api_key.source, ctx.profile_name)
+    try:
+        listed = list_models(ctx.client())
+    except AuthError as exc:
+        if exc.status is None:  # no key at all: the usual message, which names every way to give one
+            raise
+        exc.message = f"the gateway at {ctx.base} refused the key from {source}: {exc.message}"
+        exc.hint = _fix_key(s.api_key.source, ctx.profile_name)
+        raise
+    except NotFound as exc:  # the gateway's root has a /v1/models: the URL is not the gateway's root
+        raise UsageError(
+            f"{ctx.base} has no {MODELS_PATH} ({exc.message})",
+            hint="is the base URL the gateway's root, e.g. https://api-platform.ope.ai? fix --base-url",
+        ) from None
+    ids = [m["id"] for m in listed]
+    known = {model: model in ids for model in MODELS}
+    others = [m["id"] for m in listed if m["id"] not in MODELS and is_video_model(m)]
+    doc = {
+        "ok": True,
+        "profile": ctx.profile_name,
+        "key_source": s.api_key.source,
+        "key": config.mask(s.api_key.value),
+        "base_url": ctx.base,
+        "models": known,
+        "other_video_models": others,
+        "listed": len(ids),
+    }
+    lines = [
+        f"{'key':<9} {config.mask(s.api_key.value)} from {source}",
+        f"{'gateway':<9} {ctx.base}",
+        f"{'status':<9} accepted ({MODELS_PATH} lists {len(ids)} models for this key; nothing was charged)",
+    ]
+    lines += [f"{'model' if i == 0 else '':<9} {m:<12} {'yes' if ok else 'no: not listed for this key'}"
+              for i, (m, ok) in enumerate(known.items())]  # fmt: skip
+    if others:
+        lines.append(f"{'other':<9} {', '.join(others)} (video models wanvid has no rules for; sent unchecked)")
+    ctx.out.result("\n".join(lines), doc, quiet_text="ok")
+    if not any(known.values()):
+        ctx.out.warn("the key may use none of " + ", ".join(MODELS) + "; ask the account's owner to enable them")
+
+
+def _key_source(source: str, profile: str) -> str:
+    """Where the key came from, as a person would look for it; never any part of the key."""
+    if source == "flag":
+        return "--api-key"
+    if source.startswith("env "):
+        return source.removeprefix("env ")
+    if source == "file":
+        return f"the config file {config.config_path()} (profile {profile!r})"
+    return source
+
+
+def _fix_key(source: str, profile: str) -> str:
+    store = "wanvid config set-key" + (f" --profile {profile}" if profile != config.DEFAULT_PROFILE else "")
+    if source == "flag":
+        return "pass a valid key with --api-key"
+    if source.startswith("env "):
+        return f"set {source.removeprefix('env ')} to a valid key (or unset it and store one: {store})"
+    return f"store a valid key: {store}"
+
+
 @command("path", common=OUTPUT)
 def config_path(ctx: Ctx) -> None:
     """Print the config file's path."""

@@ -92,6 +92,7 @@ WHY = {
     "config unset": "it only writes the config file",
     "config get": "it only reads the config file",
     "config path": "it only prints the config file's path",
+    "config check": "it asks /v1/models, the same route on both protocols",
     "config show": "it sends no request",
     "sandbox": "it serves requests; it sends none",
 }
@@ -140,5 +141,5 @@ def _commands(root: typer.Typer, prefix: str = "") -> Iterator[tuple[str, Any]]:
             name = info.name or typer.main.get_command_name(info.callback.__name__)
             yield prefix + name, info.callback
     for group in root.registered_groups:
-        if group.typer_instance is not None and group.name:
+        if group.typer_instance is not None and group.name and not group.hidden:
             yield from _commands(group.typer_instance, f"{prefix}{group.name} ")
