@@ -156,3 +156,15 @@ def test_making_a_profile_and_a_key_from_the_environment_are_not_typos(gw, cat, 
     r = wv("config", "unset", "model", "--profile", "nwe")
     assert r.exit_code == 2 and "profile 'nwe'" in r.stderr
     assert "nwe" not in (isolated / "config" / "config.toml").read_text()
+
+
+def test_a_model_change_that_leaves_the_duration_out_warns(isolated):
+    wv("config", "set", "duration", "3")
+    r = wv("config", "set", "model", "wan2.6-i2v")
+    assert r.exit_code == 0 and "the profile's duration 3 s is not allowed for wan2.6-i2v" in r.stderr
+
+
+def test_get_names_the_settings_it_knows(isolated):
+    r = wv("config", "get", "colour")
+    assert r.exit_code == 2 and "unknown setting 'colour'" in r.stderr and "output_dir" in r.stderr
+    assert wv("config", "get", "api_key", "--api-key", TEST_KEY).stdout == "****" + TEST_KEY[-4:] + "\n"
