@@ -51,6 +51,7 @@ def test_a_command_option_before_the_command_says_to_put_it_after(gw, cat):
     r = wv("--prompt", "x", "run", str(cat))
     assert r.exit_code == 2
     assert "--prompt is an option of create, run, batch: put it after the command name" in r.stderr
+    assert "e.g. wanvid run --prompt" in r.stderr
     assert gw.requests() == []
 
 

@@ -68,9 +68,10 @@ def hoist(argv: list[str], groups: dict[str, set[str]]) -> list[str]:
         name, eq, _ = word.partition("=")
         if name not in COMMON_FLAGS:
             if name.startswith("-") and (owners := _owners_by_name(name)):
+                command = next((w for w in argv[i + 1 :] if w in owners), owners[0])  # the one it was meant for
                 raise UsageError(
                     f"{name} is an option of {', '.join(owners)}: put it after the command name",
-                    hint=f"e.g. wanvid {owners[0]} {name} ...",
+                    hint=f"e.g. wanvid {command} {name} ...",
                 )
             return argv
         takes = COMMON_FLAGS[name] and not eq
