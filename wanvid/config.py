@@ -26,7 +26,8 @@ DEFAULT_BASE_URL = "https://api-platform.ope.ai"
 DEFAULT_PROFILE = "default"
 DEFAULT_PROTOCOL = "native"
 UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.gateway.upload
-FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS)
+DEFAULT_KEYS = ("model", "resolution", "duration", "output_dir")  # a profile's defaults for new videos (cli.defaults)
+FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS, *DEFAULT_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}  # how a yes/no setting may be written
 MAX_FILE = 1024 * 1024  # a config file is a few hundred bytes; a bigger one is not a wanvid config
@@ -177,7 +178,8 @@ _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", list: "array", d
 
 def _check_shape(data: dict[str, Any], path: Path) -> None:
     """``profiles`` is a table of tables, and each setting wanvid reads is a string (``upload_images`` may
-    also be a TOML boolean). Keys wanvid does not know are left alone: a newer wanvid may have written them."""
+    also be a TOML boolean, ``duration`` an integer). Keys wanvid does not know are left alone: a newer wanvid
+    may have written them."""
 
     def bad(where: str, value: object, expected: str) -> UsageError:
         kind = _TOML_TYPES.get(type(value), type(value).__name__)
@@ -193,6 +195,8 @@ def _check_shape(data: dict[str, Any], path: Path) -> None:
         for key in FILE_KEYS:
             value = settings.get(key)
             if value is None or isinstance(value, str) or (key == "upload_images" and isinstance(value, bool)):
+                continue
+            if key == "duration" and isinstance(value, int) and not isinstance(value, bool):
                 continue
             raise bad(f"{where}.{key}", value, "a string")
 
@@ -241,8 +245,11 @@ def resolve(
     protocol: str | None = None,
 ) -> Settings:
     prof = pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
-    table = profile_table(load_file(), prof.value or DEFAULT_PROFILE)
+    data = load_file()
+    table = profile_table(data, prof.value or DEFAULT_PROFILE)
     key = pick(api_key, KEY_ENV_VARS, table.get("api_key"), None)
+    if key.source in ("file", "unset"):  # with a key from a flag or env, the profile only scopes the journal
+        check_profile(prof, data)
     if key.value is not None:
         # A trailing newline or CR (a pasted key, a CRLF .env file) is noise; anything else unprintable
         # would end up in an HTTP header error that quotes the key, so refuse it here, by source only.
@@ -263,6 +270,40 @@ def resolve(
     return settings._replace(base_url=check_base_url(settings.base_url))
 
 
+def check_profile(prof: Setting, data: dict[str, Any] | None = None) -> None:
+    """A UsageError when a profile named by --profile or WANVID_PROFILE is not in the config file (a typo would
+    otherwise read as "no API key"). The default profile needs no table: it is what a fresh install uses."""
+    name = prof.value or DEFAULT_PROFILE
+    if prof.source in ("default", "unset") or name == DEFAULT_PROFILE:
+        return
+    table = (load_file() if data is None else data).get("profiles", {})
+    if name in table:
+        return
+    known = sorted(p for p, v in table.items() if isinstance(v, dict))
+    import shlex
+
+    where = "--profile" if prof.source == "flag" else prof.source.removeprefix("env ")
+    there = f"; the profiles there: {', '.join(known)}" if known else "; it has no profiles yet"
+    raise UsageError(
+        f"profile {name!r} (from {where}) does not exist in {config_path()}{there}",
+        hint=f"pick one of them, or create it: wanvid config set-key --profile {shlex.quote(name)}",
+    )
+
+
+def video_defaults(profile: str) -> dict[str, Setting]:
+    """The profile's defaults for new videos (``DEFAULT_KEYS``) as the config file sets them, source "file";
+    value None and source "unset" where it sets none. No environment variable sets them; the command line
+    puts its flags before them and the built-in defaults after them (``wanvid.cli.defaults``)."""
+    table = profile_table(load_file(), profile)
+    found = {}
+    for name in DEFAULT_KEYS:
+        value = table.get(name)
+        found[name] = pick(
+            None, (), str(value) if isinstance(value, int) and not isinstance(value, bool) else value, None
+        )
+    return found
+
+
 def check_protocol(setting: Setting) -> Setting:
     if setting.value not in ("native", "unified"):
         raise UsageError(
@@ -270,6 +311,11 @@ def check_protocol(setting: Setting) -> Setting:
             hint="use --protocol native or --protocol unified",
         )
     return setting
+
+
+def profile_setting(profile: str | None = None) -> Setting:
+    """The profile in use and where its name came from (flag, env WANVID_PROFILE, default)."""
+    return pick(profile, ("WANVID_PROFILE",), None, DEFAULT_PROFILE)
 
 
 def profile_name(profile: str | None = None) -> str:
@@ -346,7 +392,7 @@ def mask(key: str | None) -> str:
     return "****" + key[-4:] if len(key) >= 16 else "****"
 
 
-def save(profile: str, **values: str | None) -> Path:
+def save(profile: str, **values: str | int | None) -> Path:
     """Set (or, with None, remove) values of one profile; atomic, 0600 file in a 0700 directory."""
     import tomli_w
 

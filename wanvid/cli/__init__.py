@@ -3,8 +3,12 @@
 The top layer beside ``wanvid.api``: it may import every layer below, and is the only one that prints
 (through ``output``). Its modules:
 
-- ``app``: the root Typer app and its ``config`` group, the root callback (--version), ``run()`` (the
-  console entry point), and the framework workarounds (``_Group``, ``_only_the_named_command``).
+- ``app``: the root Typer app and its ``config`` group (and the hidden ``auth`` alias of ``config check``),
+  the root callback (--version), ``run()`` (the console entry point), and the framework workarounds
+  (``_Group``, ``_only_the_named_command``).
+- ``placement``: common options given before the command name moved after it, and the message for an
+  option given to a command that has none such.
+- ``defaults``: a profile's video defaults (model, resolution, duration, output_dir): checked, resolved.
 - ``options``: the option declarations commands share (common, video, wait, output file, upload
   options, the TASK_ID argument), their value types, and Typer's autocompletions.
 - ``boundary``: the ``command`` decorator, which appends the shared options to a body's signature and
@@ -25,8 +29,12 @@ A command offers only the common options that mean something to it (``command(co
 - config set-key, set, unset: --profile (the profile written), --json, -q.
 - config show: --api-key, --base-url, --profile, --protocol (it shows what they would override and
   where each setting comes from, a flag included), --json, -q.
+- config get: as config show.
+- config check: --api-key, --base-url, --profile, --json, -q, --debug, --allow-insecure (it sends one request).
 - config path: --json, -q.
 - sandbox: --json, -q, and an --api-key of its own: the key it accepts, not one it sends.
+
+Each may also come before the command name (``placement.hoist`` moves it after the name).
 
 --debug and --allow-insecure only matter to a command that sends requests. A body always gets a whole
 ``Ctx``: an option its command does not offer is None or False there.

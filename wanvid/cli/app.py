@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from wanvid import __version__
-from wanvid.cli import batch, config, sandbox, tasks
+from wanvid.cli import batch, config, placement, sandbox, tasks
 from wanvid.cli.options import _complete_task as _complete_task  # tests compare complete.py's query with it
 from wanvid.cli.output import Output
 from wanvid.errors import UsageError
@@ -34,21 +34,42 @@ class _Group(TyperGroup):
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **kw)
         argv = list(sys.argv[1:] if args is None else args)
         try:
+            argv = placement.hoist(argv, _groups())  # `wanvid --json status` is `wanvid status --json`
             code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **kw)
+        except UsageError as misplaced:  # a command's own option before the command name
+            Output(json_mode=_json_asked(argv)).error(misplaced)
+            sys.exit(misplaced.exit_code)
         except typer.TyperException as exc:  # click's usage errors (typer vendors click)
             if type(exc).__name__ == "NoArgsIsHelpError":  # `wanvid` or `wanvid config` alone: the help
                 sys.stderr.write(exc.format_message() + "\n")
                 sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
-            error = UsageError(exc.format_message(), hint=f"see: {ctx.command_path if ctx else 'wanvid'} --help")
+            path = ctx.command_path if ctx else "wanvid"
+            message = exc.format_message()
+            if type(exc).__name__ == "NoSuchOption":  # an option of some other command: say which
+                message = placement.misplaced(getattr(exc, "option_name", ""), path, app) or message
+            error = UsageError(message, hint=f"see: {path} --help")
             error.exit_code = exc.exit_code
-            before_dashes = argv[: argv.index("--")] if "--" in argv else argv
-            Output(json_mode="--json" in before_dashes).error(error)
+            Output(json_mode=_json_asked(argv)).error(error)
             sys.exit(exc.exit_code)
         except typer.Abort:
             sys.stderr.write("\nerror: aborted\n")
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _json_asked(argv: list[str]) -> bool:
+    before_dashes = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in before_dashes
+
+
+def _groups() -> dict[str, set[str]]:
+    """Each group's name and the names of its commands (what ``placement.hoist`` needs to know of the app)."""
+    return {
+        g.name: {c.name or "" for c in g.typer_instance.registered_commands}
+        for g in app.registered_groups
+        if g.name and g.typer_instance
+    }
 
 
 app = typer.Typer(
@@ -61,8 +82,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Store the API key and show where each setting comes from.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Store the API key and the defaults of a profile; show where each setting comes from.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
+# `gh auth status` and `hf auth whoami` are where users of those tools look: the same check, kept out of the help
+auth_app = typer.Typer(help="Hidden alias: wanvid auth status is wanvid config check.", no_args_is_help=True)
+app.add_typer(auth_app, name="auth", hidden=True)
 
 # In the order the help lists them.
 COMMANDS = (
@@ -80,12 +106,16 @@ CONFIG_COMMANDS = (
     config.config_set,
     config.config_unset,
     config.config_show,
+    config.config_get,
+    config.config_check,
     config.config_path,
 )
 for _cmd in COMMANDS:
     _cmd.add_to(app)
 for _cmd in CONFIG_COMMANDS:
     _cmd.add_to(config_app)
+for _alias in ("status", "whoami"):
+    auth_app.command(_alias)(config.config_check.callback)
 
 
 def _version(value: bool) -> None:
@@ -111,7 +141,11 @@ def run() -> None:
     if os.environ.get("_WANVID_COMPLETE"):  # a completion request Typer answers: the words are not in argv
         app(prog_name="wanvid")
     else:
-        _only_the_named_command(app, sys.argv[1:2])(prog_name="wanvid")
+        try:
+            first = placement.hoist(sys.argv[1:], _groups())[:1]
+        except UsageError:  # _Group.main reports it
+            first = []
+        _only_the_named_command(app, first)(prog_name="wanvid")
 
 
 def _only_the_named_command(root: typer.Typer, first: list[str]) -> typer.Typer:

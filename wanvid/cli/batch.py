@@ -35,8 +35,15 @@ def batch_(
     ],
     *,
     output_dir: Annotated[
-        str, typer.Option("--output-dir", "-d", metavar="DIR", help="Where the videos go (created if missing).")
-    ] = ".",
+        str | None,
+        typer.Option(
+            "--output-dir",
+            "-d",
+            metavar="DIR",
+            help="Where the videos go (created if missing) [default: the config file's output_dir, else .].",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[
         str,
         typer.Option(
@@ -92,6 +99,11 @@ def batch_(
         new_hint=None,  # a batch has no --new: rerunning it reuses, and that is the point
     )
     check_options(job, concurrency, stagger)  # before the settings are read, as every option check is
+    from wanvid.cli import defaults as profile_defaults
+
+    profile = ctx.profile_name  # the settings: a profile that does not exist is named before its defaults are read
+    profile_defaults.fill(defaults, profile)  # a row's own cell still wins: these are the rows' defaults
+    output_dir = output_dir or profile_defaults.directory(profile) or "."
     doc = run_batch(
         ctx.session,
         manifest,

@@ -94,14 +94,20 @@ def flag_error(exc: FieldError) -> FieldError:
 
 
 def validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
-    """The command line's video options, checked against the model's rules (files inspected, nothing sent)."""
+    """The command line's video options, with the profile's defaults where no flag was given, checked against
+    the model's rules (files inspected, nothing sent)."""
+    from wanvid.cli import defaults
     from wanvid.rules.request import VideoRequest, validate
 
     from_file, allow_empty = prompt_inputs(ctx, opts)
     values = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
+    protocol = ctx.session.protocol  # the settings first: a profile that does not exist is named before its defaults
+    filled = defaults.fill(values, ctx.profile_name)  # the profile's model, resolution, duration where no flag is
     try:
-        v = validate(VideoRequest(**values), ctx.session.protocol, allow_empty_prompt=allow_empty)
+        v = validate(VideoRequest(**values), protocol, allow_empty_prompt=allow_empty)
     except FieldError as exc:
+        if exc.field in filled:  # the value came from the config file: name the file and the fix
+            raise defaults.from_file(exc, ctx.profile_name) from None
         if exc.field in from_file:  # the text came from --prompt-file: name the flag the user typed
             exc.field = PROMPT_FILES[exc.field]
         raise flag_error(exc) from None

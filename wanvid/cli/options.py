@@ -235,17 +235,18 @@ CREATE_PARAMS = [
     _param(
         "model",
         Annotated[
-            str,
+            str | None,
             typer.Option(
                 "--model",
                 "-m",
                 metavar="MODEL",
-                help="Model id, any case; a typo of a known id is refused, other unknown ids are sent unchecked.",
+                help="Model id, any case; a typo of a known id is refused, other unknown ids are sent unchecked "
+                f"[default: config file, {DEFAULT_MODEL}].",
+                show_default=False,
                 autocompletion=_complete_model,
                 rich_help_panel=CREATE,
             ),
         ],
-        DEFAULT_MODEL,
     ),
     _param(
         "resolution",
@@ -255,7 +256,7 @@ CREATE_PARAMS = [
                 "--resolution",
                 metavar="[720P|1080P]",
                 case_sensitive=False,
-                help="Output resolution; on unified it picks the size sent [default: the model's, 1080P].",
+                help="Output resolution; on unified it picks the size sent [default: config file, the model's: 1080P].",
                 show_default=False,
                 rich_help_panel=CREATE,
             ),
@@ -268,7 +269,7 @@ CREATE_PARAMS = [
             typer.Option(
                 "--duration",
                 metavar="SECONDS",
-                help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [server default: 5].",
+                help="Seconds: 2-15 on wan2.7-i2v, 5/10/15 on wan2.6-i2v [default: config file, the model's: 5].",
                 show_default=False,
                 rich_help_panel=CREATE,
             ),
@@ -427,7 +428,8 @@ OUT_PARAMS = [
                 "--output",
                 "-o",
                 metavar="PATH",
-                help="Where to save the MP4 (a file, or a directory to put it in).",
+                help="Where to save the MP4 (a file, or a directory to put it in) [default: the config file's "
+                "output_dir, else the current directory].",
                 show_default=False,
                 rich_help_panel=OUT,
             ),

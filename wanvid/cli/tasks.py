@@ -6,11 +6,13 @@ create) and prints the outcome. Every command offers all the common options; ``l
 journal, scoped by --profile and --base-url, and uses the key and the gateway only with --refresh.
 """
 
+import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from wanvid.cli import defaults
 from wanvid.cli.boundary import command
 from wanvid.cli.context import Ctx, flag_error, validated
 from wanvid.cli.options import (
@@ -121,7 +123,16 @@ def download(
     """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
     from wanvid.jobs.pipeline import Job
 
-    job = Job(task_id=task_id, output=output, force=force, metadata=metadata, wait=False, hook=on_complete)
+    directory = None if output else defaults.directory(ctx.profile_name)  # where run meant it to go still wins
+    job = Job(
+        task_id=task_id,
+        output=output,
+        directory=directory,
+        force=force,
+        metadata=metadata,
+        wait=False,
+        hook=on_complete,
+    )
     video = _make(ctx, job)
     ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields()})
     if video.hook_error is not None:
@@ -142,6 +153,7 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     job = Job(
         request=v,
         output=output,
+        directory=None if output else defaults.directory(ctx.profile_name),
         uploads=uploads,
         new=new,
         force=force,
@@ -207,6 +219,11 @@ def list_(
     scope = {} if every else {"profile": profile, "base_url": base}
     journal = Journal()
     entries = journal.listed(wanted, **scope, limit=limit)
+    # A profile named nowhere (not in the config file, no task in the journal) is a typo, as in every command;
+    # with a key in the environment a profile may exist only to scope the journal.
+    keyed = bool(ctx.api_key) or any(os.environ.get(n) for n in config.KEY_ENV_VARS)
+    if not every and not entries and not keyed and not journal.listed(None, profile=profile, limit=1):
+        config.check_profile(config.profile_setting(ctx.profile))
     if refresh:
         from wanvid.jobs.pipeline import refresh as ask_gateway
 

@@ -59,6 +59,7 @@ CALM = 10.0  # ... for this long after the last 429
 SHARED_429_FACTOR = 5  # 429s under a Gate may be retried this many times the usual budget
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
+AUTH_HINT = "check the key with: wanvid config check (a quota or arrears is settled in the ope.ai console)"
 AUTH_CODES = {"invalidapikey", "accessdenied", "insufficient_user_quota", "arrearage", "unauthorized"}
 NOT_FOUND_CODES = {"task_not_exist", "resourcenotfound", "tasknotfound"}
 # A 404 about the model is the request's fault, not a missing task; the rest may come with HTTP 200.
@@ -729,7 +730,7 @@ def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:
     if low in INVALID_CODES:
         return InvalidRequest(text, hint="check --model", **kw)
     if low in AUTH_CODES or status in (401, 403):
-        return AuthError(text, hint="check the API key (`wanvid config show`) and the account's quota", **kw)
+        return AuthError(text, hint=AUTH_HINT, **kw)
     if low in NOT_FOUND_CODES or status == 404:
         return NotFound(text, hint="check the task id and --protocol; tasks and results live 24 h", **kw)
     if status in RETRY_STATUSES:

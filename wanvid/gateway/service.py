@@ -1,4 +1,5 @@
-"""The operations the commands are made of: submit, query, judge an outcome, fetch the video, dry run.
+"""The operations the commands are made of: submit, query, judge an outcome, fetch the video, dry run, and
+the models a key may use (``list_models``).
 
 Each takes plain values and a ``Client`` and returns a ``Task``; no printing, no flags. This is the
 layer a Python user would script against.
@@ -179,3 +180,34 @@ def abbreviate(value: Any, limit: int = 96) -> Any:
     if isinstance(value, str) and value.startswith("data:") and len(value) > limit:
         return f"{value[:48]}…[{len(value)} chars]"
     return value
+
+
+MODELS_PATH = "/v1/models"  # new-api's model list (router/relay-router.go): what the key may use, free of charge
+
+
+def list_models(client: Client) -> list[dict[str, Any]]:
+    """The models the gateway lists for the client's key: new-api's ``{"data": [{"id", "object", "created",
+    "owned_by", "supported_endpoint_types"}], "object": "list"}`` (controller/model.go ListModels); an entry
+    without a string ``id`` is left out, an answer without a ``data`` list is a BadAnswer."""
+
+    def parse(payload: dict[str, Any], resp: Any) -> list[dict[str, Any]]:
+        data = payload.get("data")
+        if not isinstance(data, list):
+            raise BadAnswer("the model list has no data list", request_id=request_id_of(resp, payload))
+        return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    return client.get_json(MODELS_PATH, parse)
+
+
+# Words in a model id, a "type" (new-api's newer controller/model.go availableModelType) or endpoint types
+# that make it a video model; new-api lists most models with ["openai"] whatever they do.
+VIDEO_WORDS = ("i2v", "t2v", "video", "sora", "veo", "kling", "seedance", "hailuo", "vidu")
+VIDEO_ENDPOINTS = {"openai-video", "video"}
+
+
+def is_video_model(entry: dict[str, Any]) -> bool:
+    kinds = entry.get("supported_endpoint_types")
+    if entry.get("type") == "video" or (isinstance(kinds, list) and VIDEO_ENDPOINTS & {str(k) for k in kinds}):
+        return True
+    low = str(entry.get("id", "")).lower()
+    return any(word in low for word in VIDEO_WORDS) and "music" not in low

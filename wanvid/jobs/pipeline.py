@@ -18,6 +18,7 @@ tasks without saving anything (``status``, ``wait`` and ``list --refresh``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ class Job:
 
     request: Validated | None = None
     task_id: str | None = None
-    output: str | None = None  # -o as given: a file or a directory; None: the default name in the cwd
+    output: str | None = None  # -o as given: a file or a directory; None: the default name in ``directory``
+    directory: str | None = None  # where a video goes without -o (the profile's output_dir); None: the cwd
     dest: Path | Callable[[str], Path] | None = None  # an exact path, or one named after the task id (a batch row)
     # Upload options (``wanvid.gateway.upload.resolve``) for local files that go by URL, read only when the checks
     # before paying have passed; None: the request's files are placed already (a batch row, planned up front).
@@ -161,7 +163,11 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
     entry, task_id = find_task(s, job.task_id)
     protocol = s.protocol_for(entry)
     planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
-    dest = job.dest if isinstance(job.dest, Path) else target(job.output, planned or default_name(task_id))
+    dest = (
+        job.dest
+        if isinstance(job.dest, Path)
+        else target(job.output, planned or os.path.join(job.directory or "", default_name(task_id)))
+    )
     check_target(dest, job.force)
     task = check_outcome(query_task(s, client, task_id, protocol, entry), alive=entry is not None)
     fetch = fetch_cmd(s, task_id, dest, job.force, protocol)
@@ -195,7 +201,9 @@ def _planned_dest(job: Job, v: Validated) -> Path | None:
         return job.dest
     if job.dest is not None:
         return None
-    return target(job.output, stem(v.request.image or v.request.first_clip or "video") + ".mp4")
+    return target(
+        job.output, os.path.join(job.directory or "", stem(v.request.image or v.request.first_clip or "video") + ".mp4")
+    )
 
 
 def _check_output(dest: Path, v: Validated, force: bool) -> None:

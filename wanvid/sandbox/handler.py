@@ -1,6 +1,6 @@
 """The sandbox's HTTP request handler: routing, auth, the error envelope, both protocols' create, query
-and content routes, the signed ``/_oss`` object store, video bodies and the ``/_sandbox/`` control
-endpoints.
+and content routes, ``/v1/models`` (its answer is ``models``'), the signed ``/_oss`` object store, video
+bodies and the ``/_sandbox/`` control endpoints.
 
 It owns the HTTP side of every answer and asks its ``Sandbox`` (``server``) for state: tasks, faults,
 counters. Validation (``validation``), the flavors' answers (``flavors``), the faults' rules (``faults``)
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from wanvid.sandbox import flavors
+from wanvid.sandbox import models as sandbox_models
 from wanvid.sandbox.faults import HUGE_ANSWER, huge_answer, malformed_body
 from wanvid.sandbox.tasks import FAILED, PENDING, SUCCEEDED, UNKNOWN, Task
 from wanvid.sandbox.validation import FORM_TYPES, Reject, bad, form_body, validate_native, validate_unified
@@ -225,6 +226,7 @@ class Handler(BaseHTTPRequestHandler):
         ("POST", re.compile(r"/v1/videos"), "_unified_create"),
         ("GET", re.compile(r"/v1/videos/([^/]+)"), "_unified_query"),
         ("GET", re.compile(r"/v1/videos/([^/]+)/content"), "_unified_content"),
+        ("GET", re.compile(r"/v1/models"), "_models"),  # what the key may use (wanvid config check)
         # DashScope's own routes, for its SDK (base_http_api_url = <sandbox>/api/v1).
         ("POST", re.compile(r"/api/v1/services/aigc/video-generation/video-synthesis"), "_dashscope_create"),
         ("GET", re.compile(r"/api/v1/tasks/([^/]+)"), "_native_query"),
@@ -351,6 +353,11 @@ class Handler(BaseHTTPRequestHandler):
         if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
             return "Incorrect API key provided"  # never echo the key, not even part of it
         return None
+
+    # -- the model list --
+
+    def _models(self) -> None:
+        self._send_json(200, sandbox_models.answer(getattr(self.sandbox, "models", sandbox_models.LISTED)))
 
     # -- native protocol --
 
