@@ -495,20 +495,36 @@ class _LiveBoard(BatchBoard):
         from rich.live import Live
 
         self.console = Console(stderr=True)
-        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=4, transient=False)
+        # No refresh thread: rich's refreshes from its own thread raced the rows' notes (each note moves the
+        # cursor up by the table's last height, which the other thread was changing), leaving stale copies of
+        # the table and notes glued to the totals line. The main thread draws everything, in ``tick``.
+        self.live = Live(get_renderable=self.render, console=self.console, auto_refresh=False, transient=False)
+        self.notes: list[str] = []  # written by the rows' threads, printed above the table by ``tick``
 
     def __enter__(self) -> _LiveBoard:
-        self.live.start()
+        self.live.start(refresh=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.tick()
         self.live.stop()
 
     def note(self, row: int, text: str) -> None:
-        self.live.console.print(printable(f"row {row}: {text}"), markup=False, highlight=False)
+        with self.lock:
+            self.notes.append(printable(f"row {row}: {text}"))
+
+    def tick(self) -> None:
+        """Print the notes that came in above the table, then draw the table again (main thread only)."""
+        with self.lock:
+            notes, self.notes = self.notes, []
+        for text in notes:
+            self.live.console.print(text, markup=False, highlight=False)
+        self.live.refresh()
 
     def render(self) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         def place(status: str) -> int:  # moving rows first, then failures, then successes, then waiting ones
             return 3 if status == "WAITING" else 0 if status not in FINAL else 2 if status in GOOD else 1
@@ -526,11 +542,12 @@ class _LiveBoard(BatchBoard):
                 elapsed = f"{self.elapsed(s):.0f}s" if s.started else ""
                 table.add_row(str(number), _markup(s.name), _markup(s.task_id[:8]), _markup(shown), elapsed, got)
         hidden = len(items) - room
-        table.caption = (
+        totals = (
             f"{c['done']}/{c['rows']} done · {c['active']} active · {c['waiting']} waiting · {c['failed']} failed"
             f" · {time.monotonic() - self.t0:.0f}s" + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
         )
-        return table
+        # One line whatever the width: a totals line wrapped under a narrow table changed the display's height.
+        return Group(table, Text(totals, style="dim italic", no_wrap=True, overflow="ellipsis"))
 
 
 class RowOutput(Output):
