@@ -124,7 +124,7 @@ def download(
 
     job = Job(task_id=task_id, output=output, force=force, metadata=metadata, wait=False, hook=on_complete)
     video = _make(ctx, job)
-    ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields()})
+    ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields(), "already_saved": video.found})
     if video.hook_error is not None:
         raise video.hook_error
 

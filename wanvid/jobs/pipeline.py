@@ -35,6 +35,7 @@ from wanvid.jobs.steps import (
     run_hook,
     safe,
     save_video,
+    saved_copy,
     stem,
     submit_or_reuse,
     target,
@@ -84,10 +85,11 @@ class Video:
     reused: bool = False  # no new task was paid for
     metadata: bool = False  # a sidecar was written
     hook_error: HookFailed | None = None  # the video is saved all the same
+    found: bool = False  # ``saved`` describes the file already on disk as the journal recorded it: nothing fetched
 
     @property
     def already_saved(self) -> bool:
-        return self.saved is None
+        return self.saved is None or self.found
 
     def fields(self) -> dict[str, Any]:
         """The JSON fields every command that saves a video reports (docs/schema)."""
@@ -157,11 +159,15 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
     from wanvid.gateway.service import check_outcome
     from wanvid.rules.task import describe
 
-    client = client or s.client()
     entry, task_id = find_task(s, job.task_id)
     protocol = s.protocol_for(entry)
-    planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
-    dest = job.dest if isinstance(job.dest, Path) else target(job.output, planned or default_name(task_id))
+    meant = entry.output_path if entry and entry.output_path else None  # where run meant it, or it was saved
+    dest = job.dest if isinstance(job.dest, Path) else target(job.output, meant or default_name(task_id))
+    found = None if job.force else saved_copy(s, task_id, dest)
+    if found is not None:  # nothing to fetch, nor to ask the gateway: running the same download again is harmless
+        s.report.note(f"{dest} is already saved from task {task_id}; pass --force to download it again")
+        return _found(task_id, found, entry)
+    client = client or s.client()
     check_target(dest, job.force)
     task = check_outcome(query_task(s, client, task_id, protocol, entry), alive=entry is not None)
     fetch = fetch_cmd(s, task_id, dest, job.force, protocol)
@@ -178,6 +184,15 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
     except KeyboardInterrupt as stop:  # during the sidecar or the hook (the download names the task itself)
         stopped = Interrupted("interrupted", signum=signal_number(stop))
         raise safe(stopped, task_id, s.again("status", task_id, protocol=protocol)) from None
+
+
+def _found(task_id: str, got: Downloaded, entry: Entry | None) -> Video:
+    """The Video of a file already saved: its sidecar counts if it is there."""
+    from wanvid.store.records import sidecar_path, task_from
+
+    task = task_from(entry) if entry is not None else None
+    sidecar = sidecar_path(got.path).is_file()
+    return Video(task_id, got.path, task, got, entry, reused=True, metadata=sidecar, found=True)
 
 
 def _finish(

@@ -1,0 +1,70 @@
+"""Commands that are safe to repeat: a download of a video already saved, waiting for several tasks, and
+`download --all`, which finishes everything unfinished and saves every video not yet on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wanvid.sandbox import Sandbox
+
+from ..helpers import FAST, wv
+
+SAMPLE = (Path(__file__).parents[2] / "wanvid" / "assets" / "sample.mp4").read_bytes()
+
+
+def fetches(sb: Sandbox) -> int:
+    """Requests for a video's bytes: the gateway's content routes and the signed object URLs."""
+    return sum(1 for r in sb.requests() if r.path.endswith("/content") or r.path.startswith("/_oss"))
+
+
+def finished(cat: Path, *extra: str) -> str:
+    task_id = wv("create", str(cat), *extra).stdout.strip()
+    assert wv("wait", task_id, *FAST).exit_code == 0
+    return task_id
+
+
+# -- download, again ----------------------------------------------------------------------------------
+
+
+def test_downloading_a_saved_video_again_prints_its_path_and_fetches_nothing(gw, cat, isolated):
+    task_id = finished(cat)
+    first = wv("download", task_id)
+    path = isolated / f"{task_id}.mp4"
+    assert first.exit_code == 0 and first.stdout == f"{path}\n" and fetches(gw) >= 1
+    asked = len(gw.requests())
+
+    again = wv("download", task_id)
+    assert again.exit_code == 0 and again.stdout == f"{path}\n"
+    assert "already saved" in again.stderr
+    doc = json.loads(wv("download", task_id, "--json").stdout)
+    assert doc["already_saved"] is True and doc["path"] == str(path) and doc["bytes"] == len(SAMPLE)
+    assert doc["metadata"] == f"{path}.json" and doc["video"]["duration"]
+    assert len(gw.requests()) == asked  # not a content request, not even a status query
+    assert path.read_bytes() == SAMPLE
+    assert json.loads(wv("download", task_id, "--force", "--json").stdout)["already_saved"] is False
+    assert len(gw.requests()) > asked
+
+
+def test_a_file_that_is_not_what_was_saved_is_still_refused(gw, cat, isolated):
+    task_id = finished(cat)
+    path = Path(wv("download", task_id).stdout.strip())
+    path.write_bytes(path.read_bytes() + b"edited")  # not the size the journal saved
+    asked = fetches(gw)
+    r = wv("download", task_id)
+    assert r.exit_code == 2 and "already exists" in r.stderr and "--force" in r.stderr
+    assert fetches(gw) == asked
+    assert wv("download", task_id, "--force").exit_code == 0 and path.read_bytes() == SAMPLE
+
+
+def test_after_run_a_bare_download_finds_the_saved_file(gw, cat, isolated):
+    r = wv("run", str(cat), "-o", "twice.mp4", *FAST)
+    assert r.exit_code == 0 and r.stdout == f"{isolated / 'twice.mp4'}\n"
+    task_id = json.loads(wv("list", "--json").stdout)[0]["id"]
+    asked = len(gw.requests())
+    for args in ((), (task_id,)):
+        again = wv("download", *args)
+        assert again.exit_code == 0 and again.stdout == f"{isolated / 'twice.mp4'}\n", again.stderr
+    assert len(gw.requests()) == asked
+    assert not (isolated / f"{task_id}.mp4").exists()  # no duplicate under the task's name
+    assert sorted(p.name for p in isolated.glob("*.mp4")) == ["twice.mp4"]
