@@ -68,3 +68,41 @@ def test_after_run_a_bare_download_finds_the_saved_file(gw, cat, isolated):
     assert len(gw.requests()) == asked
     assert not (isolated / f"{task_id}.mp4").exists()  # no duplicate under the task's name
     assert sorted(p.name for p in isolated.glob("*.mp4")) == ["twice.mp4"]
+
+
+# -- wait for several tasks -----------------------------------------------------------------------------
+
+
+def created(cat: Path, prompt: str) -> str:
+    return wv("create", str(cat), "-p", prompt).stdout.strip()
+
+
+def test_wait_for_several_tasks_prints_one_line_each_and_the_worst_exit(gw, cat):
+    good = created(cat, "one")
+    gw.faults.fail_code, gw.faults.fail_message = "DataInspectionFailed", "flagged"
+    bad = created(cat, "two")
+    gw.faults.fail_code = gw.faults.fail_message = None
+    other = created(cat, "three")
+
+    r = wv("wait", good, bad, other, *FAST)
+    assert r.exit_code == 3, r.stderr  # the failed one
+    lines = [line.split() for line in r.stdout.splitlines()]
+    assert [line[:2] for line in lines] == [[good, "SUCCEEDED"], [bad, "FAILED"], [other, "SUCCEEDED"]]
+    assert lines[0][2].startswith("http") and len(lines[1]) == 2
+    assert "DataInspectionFailed" in r.stderr or "flagged" in r.stderr
+
+    doc = json.loads(wv("wait", good, bad, other, "--json", *FAST).stdout)  # wait --all's document
+    assert [t["id"] for t in doc["tasks"]] == [good, bad, other]
+    assert [t["status"] for t in doc["tasks"]] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert wv("wait", good, other, "-q", *FAST).stdout == f"{good}\n{other}\n"
+    assert wv("wait", good, other, *FAST).exit_code == 0
+
+
+def test_wait_for_several_ranks_gone_above_failed(gw, cat):
+    gw.faults.fail_code = "DataInspectionFailed"
+    bad = created(cat, "one")
+    gw.faults.fail_code = None
+    r = wv("wait", bad, "0123456789abcdef-no-such-task", *FAST)
+    assert r.exit_code == 5  # a batch's order: a task gone is worse than one failed
+    assert [line.split()[1] for line in r.stdout.splitlines()] == ["FAILED", "NOT_FOUND"]
+    assert wv("wait", bad, "--all").exit_code == 2  # ids or --all, not both

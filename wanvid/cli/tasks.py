@@ -21,6 +21,7 @@ from wanvid.cli.options import (
     TASK_ID,
     UPLOAD_PARAMS,
     WAIT_PARAMS,
+    _complete_task,
     _upload_flags,
 )
 from wanvid.cli.output import describe
@@ -85,10 +86,21 @@ def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
     check_outcome(task, alive=entry is not None)
 
 
+TASK_IDS = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[TASK_ID]...",
+        help="The task ids [default: the most recent task of this profile and gateway].",
+        show_default=False,
+        autocompletion=lambda incomplete: _complete_task(incomplete),
+    ),
+]
+
+
 @command("wait", WAIT_PARAMS)
 def wait(
     ctx: Ctx,
-    task_id: TASK_ID = None,
+    task_ids: TASK_IDS = None,
     *,
     all_: Annotated[
         bool, typer.Option("--all", help="Wait for every unfinished task of this profile and gateway.")
@@ -96,37 +108,88 @@ def wait(
     timeout: float = 1800.0,
     poll_interval: float | None = None,
 ) -> None:
-    """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
-    from wanvid.jobs.pipeline import wait_for_task, wait_unfinished
+    """Poll tasks until they end; print the video URL (exit 3 if one failed, 5 if gone, 124 on timeout).
+
+    Several TASK_IDs (or --all): one line per task, `ID STATUS URL`, and the exit code of the worst one.
+    """
+    from wanvid.jobs.pipeline import wait_for_task, wait_tasks, wait_unfinished
     from wanvid.jobs.steps import check_wait
 
     check_wait(timeout, poll_interval)  # the options first, then the settings and the key, then the arguments
     client = ctx.client()
-    if all_ and task_id is not None:
-        raise UsageError("give a TASK_ID or --all, not both")
-    if not all_:
-        task = wait_for_task(ctx.session, task_id, timeout, poll_interval, client)
+    task_ids = list(dict.fromkeys(task_ids or []))  # the same id twice is waited for once
+    if all_ and task_ids:
+        raise UsageError("give TASK_IDs or --all, not both")
+    if not all_ and len(task_ids) <= 1:
+        task = wait_for_task(ctx.session, task_ids[0] if task_ids else None, timeout, poll_interval, client)
         ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
         return
-    done, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
-    lines = "\n".join(f"{t.id} {t.status.value} {t.video_url or ''}".rstrip() for t in done)
-    ctx.out.result(lines, {"tasks": [t.to_dict() for t in done]}, quiet_text="\n".join(t.id for t in done))
-    if worst is not None:
-        raise typer.Exit(worst.exit_code)
+    if all_:
+        ended, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
+        states, code = [t.to_dict() for t in ended], worst.exit_code if worst is not None else 0
+    else:
+        states, code = wait_tasks(ctx.session, task_ids, timeout, poll_interval, client)
+    lines = "\n".join(f"{t['id']} {t['status']} {t['video_url'] or ''}".rstrip() for t in states)
+    ctx.out.result(lines, {"tasks": states}, quiet_text="\n".join(t["id"] for t in states))
+    if code:
+        raise typer.Exit(code)
 
 
-@command("download", OUT_PARAMS)
+@command("download", WAIT_PARAMS, OUT_PARAMS)
 def download(
-    ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
+    ctx: Ctx,
+    task_id: TASK_ID = None,
+    *,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every task of this profile and gateway from the last 48 h whose video is not on disk: wait for "
+            "the unfinished ones, save each where it was meant to go (-o: into that directory).",
+        ),
+    ] = False,
+    timeout: float = 1800.0,
+    poll_interval: float | None = None,
+    output: str | None,
+    force: bool,
+    metadata: bool,
+    on_complete: str | None,
 ) -> None:
-    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
-    from wanvid.jobs.pipeline import Job
+    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path.
 
+    A video already saved there by wanvid is not downloaded again: its path is printed (exit 0).
+    """
+    from wanvid.jobs.pipeline import Job
+    from wanvid.jobs.steps import check_wait
+
+    check_wait(timeout, poll_interval)
     job = Job(task_id=task_id, output=output, force=force, metadata=metadata, wait=False, hook=on_complete)
+    if all_:
+        _download_all(ctx, job, timeout, poll_interval)
+        return
     video = _make(ctx, job)
     ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields(), "already_saved": video.found})
     if video.hook_error is not None:
         raise video.hook_error
+
+
+def _download_all(ctx: Ctx, job: "Job", timeout: float, poll_interval: float | None) -> None:
+    import os
+    from dataclasses import replace
+
+    from wanvid import config
+    from wanvid.jobs.pipeline import download_all
+
+    if job.task_id is not None:
+        raise UsageError("give a TASK_ID or --all, not both")
+    if job.output is not None and not os.path.isdir(config.expand(job.output, "output")):
+        raise UsageError(f"with --all, -o must be an existing directory; {job.output} is not one")
+    done, code = download_all(ctx.session, replace(job, timeout=timeout, poll_interval=poll_interval), ctx.client())
+    lines = "\n".join(f"{d.task_id} {d.status} {d.path or (d.error.message if d.error else '')}".rstrip() for d in done)
+    paths = "\n".join(d.path for d in done if d.path)
+    ctx.out.result(lines, {"tasks": [d.to_dict() for d in done], "exit_code": code}, quiet_text=paths)
+    if code:
+        raise typer.Exit(code)
 
 
 @command("run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)

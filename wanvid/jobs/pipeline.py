@@ -281,3 +281,107 @@ def wait_unfinished(
             done.append(task_from(entry))
             worst = exc if worst is None or exc.exit_code > worst.exit_code else worst
     return done, worst
+
+
+def wait_tasks(
+    s: Session, task_ids: list[str], timeout: float, poll_interval: float | None, client: Client | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """``wait A B C``: wait for each task in turn within one ``timeout``; every task's state (as ``Task.to_dict``:
+    how it ended, or as the journal last saw it when waiting for it failed) and the worst exit code (0: all
+    succeeded). A failure is warned about and the others are still waited for; a stop (Ctrl-C) is raised."""
+    from wanvid.store.records import task_from
+
+    check_wait(timeout, poll_interval)
+    client = client or s.client()
+    deadline = time.monotonic() + timeout
+    states: list[dict[str, Any]] = []
+    codes: list[int] = []
+    for given in task_ids:
+        entry, task_id = find_task(s, given)
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            states.append(wait_task(s, client, task_id, s.protocol_for(entry), left, poll_interval, entry).to_dict())
+            continue
+        except Interrupted:
+            raise
+        except WanvidError as exc:
+            s.report.warn(exc.message)
+            codes.append(exc.exit_code)
+            known = s.journal.get(s.base, task_id)  # as this wait left it (a failure, NOT_FOUND...)
+            state = exc.task or (task_from(known).to_dict() if known else None)
+            states.append(state or _unknown(task_id, s.protocol_for(entry)))
+    return states, worst_code(codes)
+
+
+def _unknown(task_id: str, protocol: str) -> dict[str, Any]:
+    from wanvid.rules.task import Status, Task
+
+    return Task(task_id, protocol, Status.UNKNOWN, "").to_dict()
+
+
+def worst_code(codes: list[int]) -> int:
+    """The exit code of the worst failure class among ``codes`` (a batch's order), 0 when there is none."""
+    from wanvid.jobs.batch import SEVERITY
+
+    failed = set(codes) - {0}
+    if not failed:
+        return 0
+    return min(failed, key=lambda c: SEVERITY.index(c) if c in SEVERITY else len(SEVERITY))
+
+
+# ---------------------------------------------------------------------------------------------
+# Every video not yet on disk (download --all).
+
+DOWNLOAD_WINDOW = 2 * 24 * 3600.0  # tasks this young: a result lives 24 h, and one lost since is still reported
+
+
+@dataclass
+class Delivery:
+    """One task's outcome in ``download --all`` (docs/schema/download-all.json)."""
+
+    task_id: str
+    status: str  # saved, already_saved, failed (exit 3), gone (expired or not found, 5), error (any other)
+    path: str | None = None
+    error: WanvidError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        error = self.error.to_dict()["error"] if self.error is not None else None
+        return {"task_id": self.task_id, "status": self.status, "path": self.path, "error": error}
+
+
+def download_all(s: Session, job: Job, client: Client | None = None) -> tuple[list[Delivery], int]:
+    """Every task of this profile and gateway from the last ``DOWNLOAD_WINDOW`` whose video is not on disk:
+    the finished ones downloaded first, then the unfinished ones waited for (oldest first, within one
+    ``job.timeout``) and downloaded, each to where it was meant to go (``job.output``: a directory instead).
+    A video already saved is skipped with a note, asking nothing. Each task's outcome, and the worst exit code."""
+    from dataclasses import replace
+
+    check_wait(job.timeout, job.poll_interval)
+    client = client or s.client()  # a missing key stops it here, once
+    now = time.time()
+    entries = [
+        e
+        for e in s.journal.recent(profile=s.profile_name, base_url=s.base, limit=1_000_000)
+        if e.created_at >= now - DOWNLOAD_WINDOW
+    ]
+    entries.sort(key=lambda e: (e.unfinished, e.created_at))  # what can be saved now first
+    s.report.info(f"{len(entries)} task(s) of profile {s.profile_name!r} on {s.base} in the last 48 h")
+    deadline = time.monotonic() + job.timeout
+    done: list[Delivery] = []
+    for entry in entries:
+        one = replace(job, task_id=entry.id, wait=True, timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            video = _save_task(s, one, client)
+        except Interrupted:
+            raise
+        except WanvidError as exc:
+            s.report.warn(f"task {entry.id}: {exc.message}")
+            status = "failed" if isinstance(exc, TaskFailed) else "gone" if isinstance(exc, NotFound) else "error"
+            done.append(Delivery(entry.id, status, None, exc))
+            continue
+        done.append(Delivery(entry.id, "already_saved" if video.found else "saved", str(video.path)))
+    return done, worst_code([d.exit_code for d in done])
