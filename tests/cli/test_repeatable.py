@@ -106,3 +106,55 @@ def test_wait_for_several_ranks_gone_above_failed(gw, cat):
     assert r.exit_code == 5  # a batch's order: a task gone is worse than one failed
     assert [line.split()[1] for line in r.stdout.splitlines()] == ["FAILED", "NOT_FOUND"]
     assert wv("wait", bad, "--all").exit_code == 2  # ids or --all, not both
+
+
+# -- download --all -------------------------------------------------------------------------------------
+
+
+def test_download_all_finishes_and_saves_everything_not_on_disk(gw, cat, isolated):
+    saved = wv("run", str(cat), "-p", "saved", "-o", "kept.mp4", *FAST)  # already on disk
+    assert saved.exit_code == 0
+    done = finished(cat, "-p", "done")  # succeeded, never downloaded
+    gw.faults.fail_code, gw.faults.fail_message = "DataInspectionFailed", "flagged"
+    failed = created(cat, "failed")
+    gw.faults.fail_code = gw.faults.fail_message = None
+    gw.ttl_seconds = 0.5
+    gone = created(cat, "expires")  # its result is gone before anyone downloads it
+    gw.ttl_seconds, gw.queue_seconds = 86400.0, 1.0
+    running = created(cat, "still running")  # unfinished: waited for
+    stopped = wv("run", str(cat), "-p", "meant", "-o", "meant.mp4", "--timeout", "0", *FAST)
+    assert stopped.exit_code == 124  # paid for, to be saved at meant.mp4
+    fetched = fetches(gw)
+
+    r = wv("download", "--all", *FAST)
+    assert r.exit_code == 5, r.stderr  # the worst: the expired one (5 ranks above failed, 3)
+    rows = {line.split()[0]: line.split(maxsplit=2)[1:] for line in r.stdout.splitlines()}
+    kept = json.loads(wv("list", "--json").stdout)
+    ids = {e["output_path"]: e["id"] for e in kept if e["output_path"]}
+    assert rows[ids[str(isolated / "kept.mp4")]] == ["already_saved", str(isolated / "kept.mp4")]
+    assert rows[done] == ["saved", str(isolated / f"{done}.mp4")]
+    assert rows[running] == ["saved", str(isolated / f"{running}.mp4")]
+    assert rows[ids[str(isolated / "meant.mp4")]] == ["saved", str(isolated / "meant.mp4")]  # where run meant it
+    assert rows[failed][0] == "failed" and rows[gone][0] == "gone"
+    assert (isolated / "meant.mp4").read_bytes() == SAMPLE == (isolated / f"{running}.mp4").read_bytes()
+    assert fetches(gw) >= fetched + 3
+    assert f"{isolated / 'kept.mp4'} is already saved" in r.stderr and "expired" in r.stderr
+
+    fetched = fetches(gw)
+    again = wv("download", "--all", "--json", *FAST)  # safe to repeat: nothing fetched twice
+    doc = json.loads(again.stdout)
+    assert again.exit_code == 5 and doc["exit_code"] == 5
+    statuses = sorted(t["status"] for t in doc["tasks"])
+    assert statuses == ["already_saved"] * 4 + ["failed", "gone"]
+    assert fetches(gw) == fetched
+    quiet = wv("download", "--all", "-q", *FAST)
+    assert sorted(quiet.stdout.split()) == sorted(t["path"] for t in doc["tasks"] if t["path"])
+
+
+def test_download_all_into_a_directory_and_its_usage_errors(gw, cat, isolated):
+    done = finished(cat, "-p", "done")
+    (isolated / "into").mkdir()
+    r = wv("download", "--all", "-o", "into", "-q", *FAST)
+    assert r.exit_code == 0 and r.stdout == f"{isolated / 'into' / (done + '.mp4')}\n"
+    assert wv("download", "--all", "-o", "file.mp4").exit_code == 2
+    assert wv("download", done, "--all").exit_code == 2
