@@ -35,6 +35,7 @@ EXPECTED = {
     "wait.json",
     "wait-all.json",
     "download.json",
+    "download-all.json",
     "run.json",
     "list.json",
     "config-show.json",

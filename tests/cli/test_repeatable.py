@@ -6,11 +6,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
 from wanvid.sandbox import Sandbox
 
-from ..helpers import FAST, wv
+from ..helpers import FAST, ROOT, wv
 
 SAMPLE = (Path(__file__).parents[2] / "wanvid" / "assets" / "sample.mp4").read_bytes()
+
+
+def valid(schema: str, doc: object) -> None:
+    """``doc`` is valid against docs/schema/``schema``."""
+    folder = ROOT / "docs" / "schema"
+    registry: Registry = Registry().with_resources(
+        (p.name, Resource.from_contents(json.loads(p.read_text()))) for p in folder.glob("*.json")
+    )
+    Draft202012Validator({"$ref": schema}, registry=registry).validate(doc)
 
 
 def fetches(sb: Sandbox) -> int:
@@ -38,6 +50,7 @@ def test_downloading_a_saved_video_again_prints_its_path_and_fetches_nothing(gw,
     assert again.exit_code == 0 and again.stdout == f"{path}\n"
     assert "already saved" in again.stderr
     doc = json.loads(wv("download", task_id, "--json").stdout)
+    valid("download.json", doc)
     assert doc["already_saved"] is True and doc["path"] == str(path) and doc["bytes"] == len(SAMPLE)
     assert doc["metadata"] == f"{path}.json" and doc["video"]["duration"]
     assert len(gw.requests()) == asked  # not a content request, not even a status query
@@ -92,6 +105,7 @@ def test_wait_for_several_tasks_prints_one_line_each_and_the_worst_exit(gw, cat)
     assert "DataInspectionFailed" in r.stderr or "flagged" in r.stderr
 
     doc = json.loads(wv("wait", good, bad, other, "--json", *FAST).stdout)  # wait --all's document
+    valid("wait-all.json", doc)
     assert [t["id"] for t in doc["tasks"]] == [good, bad, other]
     assert [t["status"] for t in doc["tasks"]] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
     assert wv("wait", good, other, "-q", *FAST).stdout == f"{good}\n{other}\n"
@@ -143,6 +157,7 @@ def test_download_all_finishes_and_saves_everything_not_on_disk(gw, cat, isolate
     fetched = fetches(gw)
     again = wv("download", "--all", "--json", *FAST)  # safe to repeat: nothing fetched twice
     doc = json.loads(again.stdout)
+    valid("download-all.json", doc)
     assert again.exit_code == 5 and doc["exit_code"] == 5
     statuses = sorted(t["status"] for t in doc["tasks"])
     assert statuses == ["already_saved"] * 4 + ["failed", "gone"]
