@@ -36,6 +36,7 @@ EXPECTED = {
     "wait-all.json",
     "download.json",
     "download-all.json",
+    "batch-plan.json",
     "run.json",
     "list.json",
     "config-show.json",

@@ -374,6 +374,7 @@ def _mb(n: int) -> str:
 # change is one key=value line and a summary heartbeat keeps a quiet log alive.
 
 # How a row ends (batch.RowResult.status, in capitals); the first two are successes.
+STOPPED = ("INTERRUPTED", "NOT_STARTED")  # ended by Ctrl-C: counted apart from the failures
 
 
 class _RowState:
@@ -426,10 +427,12 @@ class BatchBoard:
     def counts_locked(self) -> dict[str, int]:
         statuses = [s.status for s in self.rows.values()]
         done = sum(s in GOOD for s in statuses)
-        bad = sum(s in FINAL for s in statuses) - done
+        stopped = sum(s in STOPPED for s in statuses)  # by Ctrl-C: resumable, not failed
+        bad = sum(s in FINAL for s in statuses) - done - stopped
         waiting = statuses.count("WAITING")
-        active = len(statuses) - done - bad - waiting
-        return {"rows": len(statuses), "done": done, "failed": bad, "active": active, "waiting": waiting}
+        active = len(statuses) - done - bad - stopped - waiting
+        counts = {"rows": len(statuses), "done": done, "failed": bad, "active": active, "waiting": waiting}
+        return {**counts, "stopped": stopped} if stopped else counts
 
     def elapsed(self, state: _RowState) -> float:
         if state.started is None:
@@ -544,7 +547,9 @@ class _LiveBoard(BatchBoard):
         hidden = len(items) - room
         totals = (
             f"{c['done']}/{c['rows']} done · {c['active']} active · {c['waiting']} waiting · {c['failed']} failed"
-            f" · {time.monotonic() - self.t0:.0f}s" + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
+            + (f" · {c['stopped']} interrupted or not started" if c.get("stopped") else "")
+            + f" · {time.monotonic() - self.t0:.0f}s"
+            + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
         )
         # One line whatever the width: a totals line wrapped under a narrow table changed the display's height.
         return Group(table, Text(totals, style="dim italic", no_wrap=True, overflow="ellipsis"))

@@ -28,6 +28,8 @@ from wanvid.cli.output import describe
 from wanvid.errors import FieldError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from wanvid.jobs.pipeline import Job, Video
     from wanvid.rules.task import Task
 
@@ -47,20 +49,7 @@ def create(
     v = validated(ctx, opts)
     _hosted(ctx, v, uploads, connect=not dry_run)
     if dry_run:
-        import json
-
-        from wanvid.gateway.service import dry_run as describe_request
-        from wanvid.gateway.upload import planned
-
-        req = describe_request(v, ctx.base)
-        headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
-        text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
-        if planned(v):  # shown, not done: a dry run uploads nothing
-            req["uploads"] = planned(v)
-            text += "\n\nwould upload (nothing is uploaded on --dry-run):\n" + "\n".join(
-                f"  {u['path']} ({u['bytes']:,} bytes) -> {u['object']}" for u in req["uploads"]
-            )
-        ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
+        _show_request(ctx, v)
         return
     from wanvid.jobs.steps import submit_or_reuse
 
@@ -193,9 +182,20 @@ def _download_all(ctx: Ctx, job: "Job", timeout: float, poll_interval: float | N
 
 
 @command("run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
-def run_(ctx: Ctx, **opts: Any) -> None:
+def run_(
+    ctx: Ctx,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the exact request (data URIs shortened, key hidden) and where the video would be saved; "
+            "send nothing.",
+        ),
+    ] = False,
+    **opts: Any,
+) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
-    from wanvid.jobs.pipeline import Job
+    from wanvid.jobs.pipeline import Job, planned_output
     from wanvid.jobs.steps import check_wait
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
@@ -214,6 +214,10 @@ def run_(ctx: Ctx, **opts: Any) -> None:
         poll_interval=poll_interval,
         hook=hook,
     )
+    if dry_run:
+        _hosted(ctx, v, uploads, connect=False)
+        _show_request(ctx, v, planned_output(job))
+        return
     video = _make(ctx, job)
     if video.task is None:  # already saved for this very request: nothing was asked
         doc: dict[str, Any] = {"task": None, "task_id": video.task_id, "path": str(video.path), "reused": True}
@@ -222,6 +226,28 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     ctx.out.result(str(video.path), doc)
     if video.hook_error is not None:
         raise video.hook_error  # after the result: the video is saved and scripts get its path
+
+
+def _show_request(ctx: Ctx, v: Any, output: "Path | None" = None) -> None:
+    """--dry-run: the exact request (data URIs shortened, key hidden), the uploads it would need and, for run,
+    where the video would be saved. Nothing is sent or uploaded."""
+    import json
+
+    from wanvid.gateway.service import dry_run as describe_request
+    from wanvid.gateway.upload import planned
+
+    req = describe_request(v, ctx.base)
+    headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
+    text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
+    if planned(v):  # shown, not done: a dry run uploads nothing
+        req["uploads"] = planned(v)
+        text += "\n\nwould upload (nothing is uploaded on --dry-run):\n" + "\n".join(
+            f"  {u['path']} ({u['bytes']:,} bytes) -> {u['object']}" for u in req["uploads"]
+        )
+    if output is not None:
+        req["output"] = str(output)
+        text += f"\n\nwould save the video to {output}"
+    ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
 
 
 def _make(ctx: Ctx, job: "Job") -> "Video":

@@ -204,6 +204,12 @@ def _finish(
     return Video(task.id, got.path, task, got, entry, reused, job.metadata, hook_error)
 
 
+def planned_output(job: Job) -> Path | None:
+    """Where ``job`` (a request) would save its video (run --dry-run); None: a name that needs the task id."""
+    assert job.request is not None
+    return _planned_dest(job, job.request)
+
+
 def _planned_dest(job: Job, v: Validated) -> Path | None:
     """The output path known before the task exists (None: a batch name that needs the task id)."""
     if isinstance(job.dest, Path):
