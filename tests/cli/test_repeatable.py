@@ -173,3 +173,17 @@ def test_download_all_into_a_directory_and_its_usage_errors(gw, cat, isolated):
     assert r.exit_code == 0 and r.stdout == f"{isolated / 'into' / (done + '.mp4')}\n"
     assert wv("download", "--all", "-o", "file.mp4").exit_code == 2
     assert wv("download", done, "--all").exit_code == 2
+
+
+# -- run --dry-run --------------------------------------------------------------------------------------
+
+
+def test_run_dry_run_prints_the_request_and_where_the_video_would_go(gw, cat, isolated, monkeypatch):
+    monkeypatch.delenv("WANVID_API_KEY")  # no key needed: nothing is sent
+    r = wv("run", str(cat), "-p", "a cat", "--dry-run")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("POST ") and f"would save the video to {isolated / 'cat.mp4'}" in r.stdout
+    doc = json.loads(wv("run", str(cat), "-p", "a cat", "-o", "sub.mp4", "--dry-run", "--json").stdout)
+    valid("dry-run.json", doc)
+    assert doc["output"] == str(isolated / "sub.mp4") and doc["body"]["input"]["prompt"] == "a cat"
+    assert gw.requests() == [] and not list(isolated.glob("*.mp4"))
