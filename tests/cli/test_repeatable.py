@@ -187,3 +187,16 @@ def test_run_dry_run_prints_the_request_and_where_the_video_would_go(gw, cat, is
     valid("dry-run.json", doc)
     assert doc["output"] == str(isolated / "sub.mp4") and doc["body"]["input"]["prompt"] == "a cat"
     assert gw.requests() == [] and not list(isolated.glob("*.mp4"))
+
+
+def test_the_python_face_downloads_all_and_repeats_safely(gw, cat, isolated):
+    import wanvid
+
+    done = finished(cat, "-p", "done")
+    client = wanvid.Wanvid()
+    first = client.download_all()
+    assert [(d.task_id, d.status, d.path) for d in first] == [(done, "saved", str(isolated / f"{done}.mp4"))]
+    asked = len(gw.requests())
+    assert [d.status for d in client.download_all()] == ["already_saved"]
+    assert client.download(done).found is True
+    assert len(gw.requests()) == asked
