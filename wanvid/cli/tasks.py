@@ -19,9 +19,9 @@ from wanvid.cli.options import (
     OUT_PARAMS,
     OUTPUT,
     TASK_ID,
+    TASK_IDS,
     UPLOAD_PARAMS,
     WAIT_PARAMS,
-    _complete_task,
     _upload_flags,
 )
 from wanvid.cli.output import describe
@@ -73,17 +73,6 @@ def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
         again = ctx.again("wait", task.id, protocol=ctx.session.protocol_for(entry))
         ctx.out.note(f"UNKNOWN is often passing for a task this young; `{again}` polls through it")
     check_outcome(task, alive=entry is not None)
-
-
-TASK_IDS = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="[TASK_ID]...",
-        help="The task ids [default: the most recent task of this profile and gateway].",
-        show_default=False,
-        autocompletion=lambda incomplete: _complete_task(incomplete),
-    ),
-]
 
 
 @command("wait", WAIT_PARAMS)
