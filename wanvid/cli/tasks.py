@@ -1,8 +1,9 @@
 """The commands of one task: create, status, wait, download, run, and list (alias history).
 
 Each body parses its options, makes one call into the job layer (``wanvid.jobs.pipeline``: ``make_video``
-for run and download, ``task_status``, ``wait_for_task``, ``wait_unfinished``; ``submit_or_reuse`` for
-create) and prints the outcome. Every command but ``list`` offers
+for run and download, ``download_all`` for download --all, ``task_status``, ``wait_for_task``,
+``wait_tasks``, ``wait_unfinished``; ``submit_or_reuse`` for create) and prints the outcome. create and
+run --dry-run print the request instead (``_show_request``). Every command but ``list`` offers
 all the common options; ``list`` reads only the journal, scoped by --profile and --base-url.
 """
 

@@ -5,6 +5,9 @@ given its output file; rows already saved found in the journal) → ``run`` (a p
 each at a time, sharing one rate-limit ``Gate``) → a ``RowResult`` per row, appended to the results
 JSONL as it ends → the summary and the exit code of the worst failure.
 
+``dry_run`` stops after the plan: it tells, from the manifest and the journal alone, what each row would
+do (create, reuse, skip as saved) and the seconds of video that would be billed.
+
 Never paying twice rests on the journal, as for ``run``: a row whose video is already saved where its
 name says is not run at all, and a row whose identical request has a live task reuses it. Ctrl-C stops
 starting rows, lets each running one journal what it has, and leaves every submitted task resumable;

@@ -12,8 +12,10 @@ journal and reporter. Each step gets what it needs as arguments (the task's prot
 deadline, the resume command), so nothing is set on a shared object and read back. From the moment a
 task is paid for, every way out, Ctrl-C included, names it and the command that finishes the job.
 
-``task_status``, ``wait_for_task`` and ``wait_unfinished`` are the use cases that ask about tasks
-without saving anything (``status`` and ``wait``).
+``task_status``, ``wait_for_task``, ``wait_tasks`` and ``wait_unfinished`` are the use cases that ask about
+tasks without saving anything (``status`` and ``wait``). ``download_all`` saves every video of the last
+48 h not yet on disk, one ``make_video`` of a task at a time. Every command here is safe to repeat: a
+video the journal saved, still on disk as saved, is answered from the journal without asking the gateway.
 """
 
 from __future__ import annotations
