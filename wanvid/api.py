@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanvid.errors import FieldError
-from wanvid.jobs.pipeline import Job, Video, make_video, task_status, wait_for_task
+from wanvid.jobs.pipeline import Delivery, Job, Video, download_all, make_video, task_status, wait_for_task
 from wanvid.jobs.session import Session
 from wanvid.report import Reporter
 from wanvid.rules.models import DEFAULT_MODEL
@@ -170,6 +170,30 @@ class Wanvid:
             timeout=timeout,
         )
         return make_video(self.session, job)
+
+    def download_all(
+        self,
+        output_dir: str | Path | None = None,
+        *,
+        force: bool = False,
+        metadata: bool = True,
+        timeout: float = 1800.0,
+        poll_interval: float | None = None,
+    ) -> list[Delivery]:
+        """``wanvid download --all``: every task of this profile and gateway from the last 48 h whose video is
+        not on disk, unfinished ones waited for, each saved where it was meant to go (``output_dir``: there
+        instead). Safe to call again: a video already saved is skipped, asking nothing. One ``Delivery`` per
+        task (``status``: saved, already_saved, failed, gone, error; ``error``: the typed error); nothing raised
+        for a task that failed, except a stop (Interrupted)."""
+        job = Job(
+            output=str(output_dir) if output_dir is not None else None,
+            force=force,
+            metadata=metadata,
+            timeout=timeout,
+            poll_interval=poll_interval,
+        )
+        done, _ = download_all(self.session, job)
+        return done
 
     def run(
         self,

@@ -214,7 +214,8 @@ def test_download_writes_the_video_and_never_overwrites(gw, cat, isolated):
     r = wv("download", task_id)
     assert r.exit_code == 0 and r.stdout == f"{isolated / (task_id + '.mp4')}\n"
     assert Path(r.stdout.strip()).read_bytes() == SAMPLE
-    again = wv("download", task_id)
+    (isolated / (task_id + ".mp4")).write_bytes(b"not the video")
+    again = wv("download", task_id)  # a file wanvid did not save there (tests/cli/test_repeatable.py: one it did)
     assert again.exit_code == 2 and "--force" in again.stderr
     out = isolated / "sub"
     out.mkdir()

@@ -35,6 +35,8 @@ EXPECTED = {
     "wait.json",
     "wait-all.json",
     "download.json",
+    "download-all.json",
+    "batch-plan.json",
     "run.json",
     "list.json",
     "config-show.json",

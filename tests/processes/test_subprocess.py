@@ -171,6 +171,7 @@ def test_every_command_as_a_process(env, tmp_path):
         "bytes": (tmp_path / "out.mp4").stat().st_size,
         "video": {"duration": 5.0, "width": 640, "height": 360},
         "metadata": str(tmp_path / "out.mp4.json"),
+        "already_saved": False,
     }
     assert json.loads((tmp_path / "out.mp4.json").read_text())["task_id"] == task_id
     listed = run("list", env=env).stdout.splitlines()

@@ -70,6 +70,20 @@ def batch_(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Run the valid rows even if others are invalid (exit 2 at the end).")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and send nothing: each row's output file and whether it would create a task, "
+            "reuse the journal's or skip a video already saved; the billed seconds in total.",
+        ),
+    ] = False,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new", help="Pay for a new task for every row not saved yet, even if the journal has a live one."
+        ),
+    ] = False,
     timeout: float = 1800.0,
     poll_interval: float | None = None,
     force: bool = False,
@@ -91,12 +105,13 @@ def batch_(
     _, allow_empty = prompt_inputs(ctx, opts)  # --prompt-file's text is the rows' default prompt
     defaults = {k: (v.value if isinstance(v, Enum) else v) for k, v in opts.items()}
     job = Job(
+        new=new,
         force=force,
         metadata=metadata,
         timeout=timeout,
         poll_interval=poll_interval,
         hook=on_complete,
-        new_hint=None,  # a batch has no --new: rerunning it reuses, and that is the point
+        new_hint=None,  # a rerun of the batch reuses its tasks: that is the point, so no hint to pass --new
     )
     check_options(job, concurrency, stagger)  # before the settings are read, as every option check is
     from wanvid.cli import defaults as profile_defaults
@@ -104,6 +119,9 @@ def batch_(
     profile = ctx.profile_name  # the settings: a profile that does not exist is named before its defaults are read
     profile_defaults.fill(defaults, profile)  # a row's own cell still wins: these are the rows' defaults
     output_dir = output_dir or profile_defaults.directory(profile) or "."
+    if dry_run:
+        _dry_run(ctx, manifest, defaults, job, output_dir, name, results, skip_invalid, uploads, allow_empty)
+        return
     doc = run_batch(
         ctx.session,
         manifest,
@@ -129,5 +147,77 @@ def batch_(
         ctx.out.table(("ROW", "STATUS", "TASK", "OUTPUT / ERROR"), table, doc)
     else:
         ctx.out.result(paths, doc, quiet_text=paths)
+    if any(r["status"] in ("interrupted", "not_started") for r in rows):
+        ctx.out.note(f"interrupted; resume with: {_resume_command()} (it reuses every task already paid for)")
     if doc["exit_code"]:
         raise typer.Exit(doc["exit_code"])
+
+
+def _resume_command() -> str:
+    """This very batch command, to run again: it skips the saved rows and reuses the tasks already paid for.
+    Without --new (it would pay again for the rows interrupted) and never with the key (from the command line,
+    as wanvid was started; "the same wanvid batch command" where that is not known)."""
+    import shlex
+    import sys
+
+    words = sys.argv[1:]
+    if "batch" not in words:  # not started as `wanvid ... batch ...` (e.g. from Python)
+        return "the same wanvid batch command"
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip or word == "--new" or word.startswith("--api-key="):
+            skip = False
+            continue
+        if word == "--api-key":
+            skip = True
+            continue
+        kept.append(word)
+    return shlex.join(["wanvid", *kept])
+
+
+def _dry_run(
+    ctx: Ctx,
+    manifest: Path,
+    defaults: dict[str, Any],
+    job: Any,
+    output_dir: str,
+    name: str,
+    results: str | None,
+    skip_invalid: bool,
+    uploads: dict[str, Any],
+    allow_empty: bool,
+) -> None:
+    from wanvid.jobs.batch import dry_run
+
+    doc = dry_run(
+        ctx.session,
+        manifest,
+        defaults,
+        job=job,
+        output_dir=output_dir,
+        name=name,
+        results=results,
+        skip_invalid=skip_invalid,
+        uploads=uploads,
+        allow_empty_prompt=allow_empty,
+    )
+    plan = doc["summary"]
+    ctx.out.info(
+        f"{plan['rows']} row(s): {plan['create']} to create, {plan['reuse']} to reuse from the journal, "
+        f"{plan['already_saved']} already saved, {plan['invalid']} invalid; {plan['billed_seconds']} s of video "
+        "billed in total (nothing was sent)"
+    )
+    shown = {"create": "create", "reuse": "reuse", "already_saved": "skip (saved)", "invalid": "invalid"}
+    table = [
+        (
+            str(r["row"]),
+            shown[r["action"]],
+            r["task_id"] or "",
+            str(r["seconds"]) if r["action"] == "create" else "",
+            r["output"] if r["action"] != "invalid" else "; ".join(r["problems"]),
+        )
+        for r in doc["rows"]
+    ]
+    table.append(("", "total", "", str(plan["billed_seconds"]), f"{plan['create']} new task(s)"))
+    ctx.out.table(("ROW", "ACTION", "TASK", "BILLED S", "OUTPUT / PROBLEM"), table, doc)

@@ -313,13 +313,19 @@ def _parse(command: Command, args: list[str]) -> tuple[dict[str, Any], list[str]
             else:
                 rargs.insert(0, arg)
                 break
-        # Positional arguments (click's _unpack_args, for arguments of one value each).
+        # Positional arguments (click's _unpack_args, for arguments of one value each, and a last one that takes
+        # all the rest: `wait ID ID...`).
         positional = largs + rargs
-        for index, (dest, nargs) in enumerate(command["arguments"]):
+        arguments = command["arguments"]
+        for index, (dest, nargs) in enumerate(arguments):
+            if nargs == -1 and index == len(arguments) - 1:
+                values[dest] = tuple(positional[index:]) or None
+                positional = positional[:index]
+                break
             if nargs != 1:
                 raise Fallback
             values[dest] = positional[index] if index < len(positional) else None
-        largs = positional[len(command["arguments"]) :]
+        largs = positional[len(arguments) :]
     except _Usage:
         pass
     return values, largs
@@ -352,6 +358,8 @@ def _resolve_incomplete(ctx: _Context, args: list[str], incomplete: str) -> tupl
                 return param, incomplete
     for param in params:  # the first positional argument without a value
         if param["kind"] == "argument":
+            if param["nargs"] == -1:  # click: an argument of any number of values always takes one more
+                return param, incomplete
             if param["nargs"] != 1:
                 raise Fallback
             if param["dest"] not in ctx.given:

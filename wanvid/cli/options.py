@@ -552,6 +552,16 @@ TASK_ID = Annotated[
     ),
 ]
 
+TASK_IDS = Annotated[  # wait A B C
+    list[str] | None,
+    typer.Argument(
+        metavar="[TASK_ID]...",
+        help="The task ids [default: the most recent task of this profile and gateway].",
+        show_default=False,
+        autocompletion=lambda incomplete: _complete_task(incomplete),
+    ),
+]
+
 
 # Task-id completion (Typer's path; wanvid.cli.complete answers first when it can).
 def _complete_task(incomplete: str) -> list[tuple[str, str]]:

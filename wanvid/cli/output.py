@@ -408,6 +408,7 @@ def _mb(n: int) -> str:
 # change is one key=value line and a summary heartbeat keeps a quiet log alive.
 
 # How a row ends (batch.RowResult.status, in capitals); the first two are successes.
+STOPPED = ("INTERRUPTED", "NOT_STARTED")  # ended by Ctrl-C: counted apart from the failures
 
 
 class _RowState:
@@ -460,10 +461,12 @@ class BatchBoard:
     def counts_locked(self) -> dict[str, int]:
         statuses = [s.status for s in self.rows.values()]
         done = sum(s in GOOD for s in statuses)
-        bad = sum(s in FINAL for s in statuses) - done
+        stopped = sum(s in STOPPED for s in statuses)  # by Ctrl-C: resumable, not failed
+        bad = sum(s in FINAL for s in statuses) - done - stopped
         waiting = statuses.count("WAITING")
-        active = len(statuses) - done - bad - waiting
-        return {"rows": len(statuses), "done": done, "failed": bad, "active": active, "waiting": waiting}
+        active = len(statuses) - done - bad - stopped - waiting
+        counts = {"rows": len(statuses), "done": done, "failed": bad, "active": active, "waiting": waiting}
+        return {**counts, "stopped": stopped} if stopped else counts
 
     def elapsed(self, state: _RowState) -> float:
         if state.started is None:
@@ -529,20 +532,36 @@ class _LiveBoard(BatchBoard):
         from rich.live import Live
 
         self.console = Console(stderr=True)
-        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=4, transient=False)
+        # No refresh thread: rich's refreshes from its own thread raced the rows' notes (each note moves the
+        # cursor up by the table's last height, which the other thread was changing), leaving stale copies of
+        # the table and notes glued to the totals line. The main thread draws everything, in ``tick``.
+        self.live = Live(get_renderable=self.render, console=self.console, auto_refresh=False, transient=False)
+        self.notes: list[str] = []  # written by the rows' threads, printed above the table by ``tick``
 
     def __enter__(self) -> _LiveBoard:
-        self.live.start()
+        self.live.start(refresh=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.tick()
         self.live.stop()
 
     def note(self, row: int, text: str) -> None:
-        self.live.console.print(printable(f"row {row}: {text}"), markup=False, highlight=False)
+        with self.lock:
+            self.notes.append(printable(f"row {row}: {text}"))
+
+    def tick(self) -> None:
+        """Print the notes that came in above the table, then draw the table again (main thread only)."""
+        with self.lock:
+            notes, self.notes = self.notes, []
+        for text in notes:
+            self.live.console.print(text, markup=False, highlight=False)
+        self.live.refresh()
 
     def render(self) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         def place(status: str) -> int:  # moving rows first, then failures, then successes, then waiting ones
             return 3 if status == "WAITING" else 0 if status not in FINAL else 2 if status in GOOD else 1
@@ -560,11 +579,14 @@ class _LiveBoard(BatchBoard):
                 elapsed = f"{self.elapsed(s):.0f}s" if s.started else ""
                 table.add_row(str(number), _markup(s.name), _markup(s.task_id[:8]), _markup(shown), elapsed, got)
         hidden = len(items) - room
-        table.caption = (
+        totals = (
             f"{c['done']}/{c['rows']} done · {c['active']} active · {c['waiting']} waiting · {c['failed']} failed"
-            f" · {time.monotonic() - self.t0:.0f}s" + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
+            + (f" · {c['stopped']} interrupted or not started" if c.get("stopped") else "")
+            + f" · {time.monotonic() - self.t0:.0f}s"
+            + (f"   ({hidden} more rows not shown)" if hidden > 0 else "")
         )
-        return table
+        # One line whatever the width: a totals line wrapped under a narrow table changed the display's height.
+        return Group(table, Text(totals, style="dim italic", no_wrap=True, overflow="ellipsis"))
 
 
 class RowOutput(Output):

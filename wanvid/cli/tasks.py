@@ -1,9 +1,11 @@
 """The commands of one task: create, status, wait, download, run, and list (alias history).
 
 Each body parses its options, makes one call into the job layer (``wanvid.jobs.pipeline``: ``make_video``
-for run and download, ``task_status``, ``wait_for_task``, ``wait_unfinished``; ``submit_or_reuse`` for
-create) and prints the outcome. Every command offers all the common options; ``list`` reads only the
-journal, scoped by --profile and --base-url, and uses the key and the gateway only with --refresh.
+for run and download, ``download_all`` for download --all, ``task_status``, ``wait_for_task``,
+``wait_tasks``, ``wait_unfinished``, ``refresh`` for list --refresh; ``submit_or_reuse`` for create) and
+prints the outcome. create and run --dry-run print the request instead (``_show_request``). Every command
+offers all the common options; ``list`` reads only the journal, scoped by --profile and --base-url, and
+uses the key and the gateway only with --refresh.
 """
 
 import os
@@ -20,6 +22,7 @@ from wanvid.cli.options import (
     NEW_PARAM,
     OUT_PARAMS,
     TASK_ID,
+    TASK_IDS,
     UPLOAD_PARAMS,
     WAIT_PARAMS,
     _upload_flags,
@@ -28,6 +31,8 @@ from wanvid.cli.output import describe
 from wanvid.errors import FieldError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from wanvid.jobs.pipeline import Job, Video
     from wanvid.rules.task import Task
 
@@ -47,20 +52,7 @@ def create(
     v = validated(ctx, opts)
     _hosted(ctx, v, uploads, connect=not dry_run)
     if dry_run:
-        import json
-
-        from wanvid.gateway.service import dry_run as describe_request
-        from wanvid.gateway.upload import planned
-
-        req = describe_request(v, ctx.base)
-        headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
-        text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
-        if planned(v):  # shown, not done: a dry run uploads nothing
-            req["uploads"] = planned(v)
-            text += "\n\nwould upload (nothing is uploaded on --dry-run):\n" + "\n".join(
-                f"  {u['path']} ({u['bytes']:,} bytes) -> {u['object']}" for u in req["uploads"]
-            )
-        ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
+        _show_request(ctx, v)
         return
     from wanvid.jobs.steps import submit_or_reuse
 
@@ -89,7 +81,7 @@ def status(ctx: Ctx, task_id: TASK_ID = None) -> None:
 @command("wait", WAIT_PARAMS)
 def wait(
     ctx: Ctx,
-    task_id: TASK_ID = None,
+    task_ids: TASK_IDS = None,
     *,
     all_: Annotated[
         bool, typer.Option("--all", help="Wait for every unfinished task of this profile and gateway.")
@@ -97,32 +89,61 @@ def wait(
     timeout: float = 1800.0,
     poll_interval: float | None = None,
 ) -> None:
-    """Poll a task until it ends; print its video URL (exit 3 if it failed, 124 on timeout)."""
-    from wanvid.jobs.pipeline import wait_for_task, wait_unfinished
+    """Poll tasks until they end; print the video URL (exit 3 if one failed, 5 if gone, 124 on timeout).
+
+    Several TASK_IDs (or --all): one line per task, `ID STATUS URL`, and the exit code of the worst one.
+    """
+    from wanvid.jobs.pipeline import wait_for_task, wait_tasks, wait_unfinished
     from wanvid.jobs.steps import check_wait
 
     check_wait(timeout, poll_interval)  # the options first, then the settings and the key, then the arguments
     client = ctx.client()
-    if all_ and task_id is not None:
-        raise UsageError("give a TASK_ID or --all, not both")
-    if not all_:
-        task = wait_for_task(ctx.session, task_id, timeout, poll_interval, client)
+    task_ids = list(dict.fromkeys(task_ids or []))  # the same id twice is waited for once
+    if all_ and task_ids:
+        raise UsageError("give TASK_IDs or --all, not both")
+    if not all_ and len(task_ids) <= 1:
+        task = wait_for_task(ctx.session, task_ids[0] if task_ids else None, timeout, poll_interval, client)
         ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
         return
-    done, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
-    lines = "\n".join(f"{t.id} {t.status.value} {t.video_url or ''}".rstrip() for t in done)
-    ctx.out.result(lines, {"tasks": [t.to_dict() for t in done]}, quiet_text="\n".join(t.id for t in done))
-    if worst is not None:
-        raise typer.Exit(worst.exit_code)
+    if all_:
+        ended, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
+        states, code = [t.to_dict() for t in ended], worst.exit_code if worst is not None else 0
+    else:
+        states, code = wait_tasks(ctx.session, task_ids, timeout, poll_interval, client)
+    lines = "\n".join(f"{t['id']} {t['status']} {t['video_url'] or ''}".rstrip() for t in states)
+    ctx.out.result(lines, {"tasks": states}, quiet_text="\n".join(t["id"] for t in states))
+    if code:
+        raise typer.Exit(code)
 
 
-@command("download", OUT_PARAMS)
+@command("download", WAIT_PARAMS, OUT_PARAMS)
 def download(
-    ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
+    ctx: Ctx,
+    task_id: TASK_ID = None,
+    *,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every task of this profile and gateway from the last 48 h whose video is not on disk: wait for "
+            "the unfinished ones, save each where it was meant to go (-o: into that directory).",
+        ),
+    ] = False,
+    timeout: float = 1800.0,
+    poll_interval: float | None = None,
+    output: str | None,
+    force: bool,
+    metadata: bool,
+    on_complete: str | None,
 ) -> None:
-    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
-    from wanvid.jobs.pipeline import Job
+    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path.
 
+    A video already saved there by wanvid is not downloaded again: its path is printed (exit 0).
+    """
+    from wanvid.jobs.pipeline import Job
+    from wanvid.jobs.steps import check_wait
+
+    check_wait(timeout, poll_interval)
     directory = None if output else defaults.directory(ctx.profile_name)  # where run meant it to go still wins
     job = Job(
         task_id=task_id,
@@ -133,16 +154,49 @@ def download(
         wait=False,
         hook=on_complete,
     )
+    if all_:
+        _download_all(ctx, job, timeout, poll_interval)
+        return
     video = _make(ctx, job)
-    ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields()})
+    ctx.out.result(str(video.path), {"task_id": video.task_id, **video.fields(), "already_saved": video.found})
     if video.hook_error is not None:
         raise video.hook_error
 
 
+def _download_all(ctx: Ctx, job: "Job", timeout: float, poll_interval: float | None) -> None:
+    import os
+    from dataclasses import replace
+
+    from wanvid import config
+    from wanvid.jobs.pipeline import download_all
+
+    if job.task_id is not None:
+        raise UsageError("give a TASK_ID or --all, not both")
+    if job.output is not None and not os.path.isdir(config.expand(job.output, "output")):
+        raise UsageError(f"with --all, -o must be an existing directory; {job.output} is not one")
+    done, code = download_all(ctx.session, replace(job, timeout=timeout, poll_interval=poll_interval), ctx.client())
+    lines = "\n".join(f"{d.task_id} {d.status} {d.path or (d.error.message if d.error else '')}".rstrip() for d in done)
+    paths = "\n".join(d.path for d in done if d.path)
+    ctx.out.result(lines, {"tasks": [d.to_dict() for d in done], "exit_code": code}, quiet_text=paths)
+    if code:
+        raise typer.Exit(code)
+
+
 @command("run", CREATE_PARAMS, [NEW_PARAM], WAIT_PARAMS, OUT_PARAMS, UPLOAD_PARAMS)
-def run_(ctx: Ctx, **opts: Any) -> None:
+def run_(
+    ctx: Ctx,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the exact request (data URIs shortened, key hidden) and where the video would be saved; "
+            "send nothing.",
+        ),
+    ] = False,
+    **opts: Any,
+) -> None:
     """Create a task (or reuse one for the identical request), wait, and download the MP4; print the path."""
-    from wanvid.jobs.pipeline import Job
+    from wanvid.jobs.pipeline import Job, planned_output
     from wanvid.jobs.steps import check_wait
 
     timeout, poll_interval = opts.pop("timeout"), opts.pop("poll_interval")
@@ -162,6 +216,10 @@ def run_(ctx: Ctx, **opts: Any) -> None:
         poll_interval=poll_interval,
         hook=hook,
     )
+    if dry_run:
+        _hosted(ctx, v, uploads, connect=False)
+        _show_request(ctx, v, planned_output(job))
+        return
     video = _make(ctx, job)
     if video.task is None:  # already saved for this very request: nothing was asked
         doc: dict[str, Any] = {"task": None, "task_id": video.task_id, "path": str(video.path), "reused": True}
@@ -170,6 +228,28 @@ def run_(ctx: Ctx, **opts: Any) -> None:
     ctx.out.result(str(video.path), doc)
     if video.hook_error is not None:
         raise video.hook_error  # after the result: the video is saved and scripts get its path
+
+
+def _show_request(ctx: Ctx, v: Any, output: "Path | None" = None) -> None:
+    """--dry-run: the exact request (data URIs shortened, key hidden), the uploads it would need and, for run,
+    where the video would be saved. Nothing is sent or uploaded."""
+    import json
+
+    from wanvid.gateway.service import dry_run as describe_request
+    from wanvid.gateway.upload import planned
+
+    req = describe_request(v, ctx.base)
+    headers = "\n".join(f"{k}: {val}" for k, val in req["headers"].items())
+    text = f"{req['method']} {req['url']}\n{headers}\n\n{json.dumps(req['body'], indent=2, ensure_ascii=False)}"
+    if planned(v):  # shown, not done: a dry run uploads nothing
+        req["uploads"] = planned(v)
+        text += "\n\nwould upload (nothing is uploaded on --dry-run):\n" + "\n".join(
+            f"  {u['path']} ({u['bytes']:,} bytes) -> {u['object']}" for u in req["uploads"]
+        )
+    if output is not None:
+        req["output"] = str(output)
+        text += f"\n\nwould save the video to {output}"
+    ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
 
 
 def _make(ctx: Ctx, job: "Job") -> "Video":

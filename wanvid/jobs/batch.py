@@ -5,6 +5,9 @@ given its output file; rows already saved found in the journal) → ``run`` (a p
 each at a time, sharing one rate-limit ``Gate``) → a ``RowResult`` per row, appended to the results
 JSONL as it ends → the summary and the exit code of the worst failure.
 
+``dry_run`` stops after the plan: it tells, from the manifest and the journal alone, what each row would
+do (create, reuse, skip as saved) and the seconds of video that would be billed.
+
 Never paying twice rests on the journal, as for ``run``: a row whose video is already saved where its
 name says is not run at all, and a row whose identical request has a live task reuses it. Ctrl-C stops
 starting rows, lets each running one journal what it has, and leaves every submitted task resumable;
@@ -231,7 +234,7 @@ def _plan_row(
         item.problems.append(exc.message)
         return item
     item.done = _saved_before(s, item, out_dir)
-    if item.dest is not None and item.done is None:
+    if item.dest is not None and item.done is None and item.dest.parent.is_dir():  # not there: a dry run's
         from wanvid.gateway.download import check_target
 
         try:
@@ -318,14 +321,55 @@ def run_batch(
     batch document (docs/schema/batch.json); its ``exit_code`` is the worst row's. ``uploads``: the upload
     options (``wanvid.gateway.upload.resolve``); ``board``: what shows the rows (default: ``LogBoard``);
     ``allow_empty_prompt``: send a blank prompt instead of refusing the row."""
+    check_options(job, concurrency, stagger)
+    out_dir, items = _prepare(
+        s, manifest, defaults, job, output_dir, name, skip_invalid, uploads, allow_empty_prompt, create=True
+    )
+    s.client()  # a missing key or an insecure URL stops the batch here, not once per row
+    results_path = _results_path(manifest, out_dir, results, items)
+    results_file = ResultsFile(results_path)
+    labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
+    with (board or (lambda rows: LogBoard(rows, s.report)))(labels) as shown:
+        done = run(
+            s,
+            items,
+            shown,
+            out_dir=out_dir,
+            concurrency=concurrency,
+            gate=Gate(spacing=stagger),
+            job=job,
+            record=results_file.add,
+        )
+    results_file.close(done)
+    doc = document(manifest, results_path, done)
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["summary"].items() if n and k != "rows")
+    s.report.info(f"{len(done)} row(s): {counts}; results in {results_path}")
+    return doc
+
+
+def _prepare(
+    s: Session,
+    manifest: Path,
+    defaults: Mapping[str, Any],
+    job: Job,
+    output_dir: str | Path,
+    name: str,
+    skip_invalid: bool,
+    uploads: Mapping[str, Any] | None,
+    allow_empty_prompt: bool,
+    *,
+    create: bool,
+) -> tuple[Path, list[Item]]:
+    """The manifest read and every row planned (``plan``); invalid rows listed, and refused unless
+    ``skip_invalid``. ``create``: make the output directory (a dry run does not)."""
     from wanvid.gateway.upload import resolve as upload_settings
     from wanvid.rules import manifest as manifest_file
 
-    check_options(job, concurrency, stagger)
     out_dir = config.expand(str(output_dir), "--output-dir").resolve()  # resolved: the journal knows videos by path
     rows = manifest_file.read(manifest)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
     hosting = upload_settings(s.profile_name, **(uploads or {}))
@@ -350,31 +394,68 @@ def run_batch(
             "fix them, or pass --skip-invalid to run the valid rows",
             invalid,
         )
-    s.client()  # a missing key or an insecure URL stops the batch here, not once per row
+    return out_dir, items
+
+
+def _results_path(manifest: Path, out_dir: Path, results: str | Path | None, items: list[Item]) -> Path:
     results_path = out_dir / f"{manifest.stem}.results.jsonl"
     if results:  # its directory resolved, not the file: a link there is refused (ResultsFile), never followed
         given = config.expand(str(results), "--results").absolute()
         results_path = given.parent.resolve() / given.name
     if results_path == manifest.resolve() or results_path in {item.dest for item in items}:
         raise UsageError(f"--results {results_path} is the manifest or a row's video", hint="pass another --results")
-    results_file = ResultsFile(results_path)
-    labels = [(item.row, item.dest.name if item.dest else item.template) for item in items]
-    with (board or (lambda rows: LogBoard(rows, s.report)))(labels) as shown:
-        done = run(
-            s,
-            items,
-            shown,
-            out_dir=out_dir,
-            concurrency=concurrency,
-            gate=Gate(spacing=stagger),
-            job=job,
-            record=results_file.add,
-        )
-    results_file.close(done)
-    doc = document(manifest, results_path, done)
-    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in doc["summary"].items() if n and k != "rows")
-    s.report.info(f"{len(done)} row(s): {counts}; results in {results_path}")
-    return doc
+    return results_path
+
+
+def dry_run(
+    s: Session,
+    manifest: Path,
+    defaults: Mapping[str, Any],
+    *,
+    job: Job = Job(),
+    output_dir: str | Path = ".",
+    name: str = DEFAULT_NAME,
+    results: str | Path | None = None,
+    skip_invalid: bool = False,
+    uploads: Mapping[str, Any] | None = None,
+    allow_empty_prompt: bool = False,
+) -> dict[str, Any]:
+    """What ``run_batch`` would do, from the manifest and the journal alone: nothing is sent, uploaded or
+    written. The plan document (docs/schema/batch-plan.json): each row's action (``create``: a new task is
+    paid for; ``reuse``: the journal's live task for the identical request; ``already_saved``: its video is on
+    disk; ``invalid``), its output file and its billed seconds, and the total of what would be paid for."""
+    out_dir, items = _prepare(
+        s, manifest, defaults, job, output_dir, name, skip_invalid, uploads, allow_empty_prompt, create=False
+    )
+    results_path = _results_path(manifest, out_dir, results, items)
+    rows = [_planned_row(s, item, job) for item in items]
+    billed = sum(r["seconds"] for r in rows if r["action"] == "create")
+    actions = {a: sum(r["action"] == a for r in rows) for a in ("create", "reuse", "already_saved", "invalid")}
+    return {
+        "manifest": str(manifest.absolute()),
+        "output_dir": str(out_dir),
+        "results": str(results_path),
+        "rows": rows,
+        "summary": {"rows": len(rows), **actions, "billed_seconds": billed},
+    }
+
+
+def _planned_row(s: Session, item: Item, job: Job) -> dict[str, Any]:
+    from wanvid.rules.models import spec_for
+
+    output = str(item.dest) if item.dest is not None else item.template  # a {task_id} name: known once it exists
+    row: dict[str, Any] = {"row": item.row, "action": "invalid", "task_id": None, "output": output, "seconds": 0}
+    if item.v is None or item.problems:
+        return {**row, "problems": item.problems}
+    r = item.v.request
+    spec = spec_for(r.model)
+    seconds = r.duration or (spec.default_duration if spec else 5)
+    if item.done is not None:
+        return {**row, "action": "already_saved", "task_id": item.done, "seconds": seconds, "problems": []}
+    live = None if job.new else s.journal.same_request(item.v.fingerprint(s.base), s.base, s.profile_name)
+    if live is not None:
+        return {**row, "action": "reuse", "task_id": live.id, "seconds": seconds, "problems": []}
+    return {**row, "action": "create", "seconds": seconds, "problems": []}
 
 
 def check_options(job: Job, concurrency: int, stagger: float) -> None:

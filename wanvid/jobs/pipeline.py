@@ -12,8 +12,11 @@ journal and reporter. Each step gets what it needs as arguments (the task's prot
 deadline, the resume command), so nothing is set on a shared object and read back. From the moment a
 task is paid for, every way out, Ctrl-C included, names it and the command that finishes the job.
 
-``task_status``, ``wait_for_task``, ``wait_unfinished`` and ``refresh`` are the use cases that ask about
-tasks without saving anything (``status``, ``wait`` and ``list --refresh``).
+``task_status``, ``wait_for_task``, ``wait_tasks``, ``wait_unfinished`` and ``refresh`` are the use cases
+that ask about tasks without saving anything (``status``, ``wait`` and ``list --refresh``). ``download_all``
+saves every video of the last 48 h not yet on disk, one ``make_video`` of a task at a time. Every command
+here is safe to repeat: a video the journal saved, still on disk as saved, is answered from the journal
+without asking the gateway.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from wanvid.jobs.steps import (
     run_hook,
     safe,
     save_video,
+    saved_copy,
     stem,
     submit_or_reuse,
     target,
@@ -86,10 +90,11 @@ class Video:
     reused: bool = False  # no new task was paid for
     metadata: bool = False  # a sidecar was written
     hook_error: HookFailed | None = None  # the video is saved all the same
+    found: bool = False  # ``saved`` describes the file already on disk as the journal recorded it: nothing fetched
 
     @property
     def already_saved(self) -> bool:
-        return self.saved is None
+        return self.saved is None or self.found
 
     def fields(self) -> dict[str, Any]:
         """The JSON fields every command that saves a video reports (docs/schema)."""
@@ -159,15 +164,16 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
     from wanvid.gateway.service import check_outcome
     from wanvid.rules.task import describe
 
-    client = client or s.client()
     entry, task_id = find_task(s, job.task_id)
     protocol = s.protocol_for(entry)
-    planned = entry.output_path if entry and entry.output_path and not entry.downloaded_at else None
-    dest = (
-        job.dest
-        if isinstance(job.dest, Path)
-        else target(job.output, planned or os.path.join(job.directory or "", default_name(task_id)))
-    )
+    meant = entry.output_path if entry and entry.output_path else None  # where run meant it, or it was saved
+    fallback = os.path.join(job.directory or "", default_name(task_id))  # the profile's output_dir, if any
+    dest = job.dest if isinstance(job.dest, Path) else target(job.output, meant or fallback)
+    found = None if job.force else saved_copy(s, task_id, dest)
+    if found is not None:  # nothing to fetch, nor to ask the gateway: running the same download again is harmless
+        s.report.note(f"{dest} is already saved from task {task_id}; pass --force to download it again")
+        return _found(task_id, found, entry)
+    client = client or s.client()
     check_target(dest, job.force)
     task = check_outcome(query_task(s, client, task_id, protocol, entry), alive=entry is not None)
     fetch = fetch_cmd(s, task_id, dest, job.force, protocol)
@@ -186,6 +192,15 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
         raise safe(stopped, task_id, s.again("status", task_id, protocol=protocol)) from None
 
 
+def _found(task_id: str, got: Downloaded, entry: Entry | None) -> Video:
+    """The Video of a file already saved: its sidecar counts if it is there."""
+    from wanvid.store.records import sidecar_path, task_from
+
+    task = task_from(entry) if entry is not None else None
+    sidecar = sidecar_path(got.path).is_file()
+    return Video(task_id, got.path, task, got, entry, reused=True, metadata=sidecar, found=True)
+
+
 def _finish(
     s: Session, job: Job, client: Client, task: Task, entry: Entry | None, dest: Path, fetch: str, reused: bool
 ) -> Video:
@@ -193,6 +208,12 @@ def _finish(
     s.report.stage("SAVED", task_id=task.id, dest=got.path)
     hook_error = run_hook(s, job.hook, task, got, entry, **job.hook_env)
     return Video(task.id, got.path, task, got, entry, reused, job.metadata, hook_error)
+
+
+def planned_output(job: Job) -> Path | None:
+    """Where ``job`` (a request) would save its video (run --dry-run); None: a name that needs the task id."""
+    assert job.request is not None
+    return _planned_dest(job, job.request)
 
 
 def _planned_dest(job: Job, v: Validated) -> Path | None:
@@ -298,3 +319,107 @@ def refresh(s: Session, entries: list[Entry], client: Client | None = None) -> l
         except WanvidError as exc:
             notes.append(f"task {entry.id} not refreshed: {exc.message}")
     return notes
+
+
+def wait_tasks(
+    s: Session, task_ids: list[str], timeout: float, poll_interval: float | None, client: Client | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """``wait A B C``: wait for each task in turn within one ``timeout``; every task's state (as ``Task.to_dict``:
+    how it ended, or as the journal last saw it when waiting for it failed) and the worst exit code (0: all
+    succeeded). A failure is warned about and the others are still waited for; a stop (Ctrl-C) is raised."""
+    from wanvid.store.records import task_from
+
+    check_wait(timeout, poll_interval)
+    client = client or s.client()
+    deadline = time.monotonic() + timeout
+    states: list[dict[str, Any]] = []
+    codes: list[int] = []
+    for given in task_ids:
+        entry, task_id = find_task(s, given)
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            states.append(wait_task(s, client, task_id, s.protocol_for(entry), left, poll_interval, entry).to_dict())
+            continue
+        except Interrupted:
+            raise
+        except WanvidError as exc:
+            s.report.warn(exc.message)
+            codes.append(exc.exit_code)
+            known = s.journal.get(s.base, task_id)  # as this wait left it (a failure, NOT_FOUND...)
+            state = exc.task or (task_from(known).to_dict() if known else None)
+            states.append(state or _unknown(task_id, s.protocol_for(entry)))
+    return states, worst_code(codes)
+
+
+def _unknown(task_id: str, protocol: str) -> dict[str, Any]:
+    from wanvid.rules.task import Status, Task
+
+    return Task(task_id, protocol, Status.UNKNOWN, "").to_dict()
+
+
+def worst_code(codes: list[int]) -> int:
+    """The exit code of the worst failure class among ``codes`` (a batch's order), 0 when there is none."""
+    from wanvid.jobs.batch import SEVERITY
+
+    failed = set(codes) - {0}
+    if not failed:
+        return 0
+    return min(failed, key=lambda c: SEVERITY.index(c) if c in SEVERITY else len(SEVERITY))
+
+
+# ---------------------------------------------------------------------------------------------
+# Every video not yet on disk (download --all).
+
+DOWNLOAD_WINDOW = 2 * 24 * 3600.0  # tasks this young: a result lives 24 h, and one lost since is still reported
+
+
+@dataclass
+class Delivery:
+    """One task's outcome in ``download --all`` (docs/schema/download-all.json)."""
+
+    task_id: str
+    status: str  # saved, already_saved, failed (exit 3), gone (expired or not found, 5), error (any other)
+    path: str | None = None
+    error: WanvidError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.error is None else self.error.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        error = self.error.to_dict()["error"] if self.error is not None else None
+        return {"task_id": self.task_id, "status": self.status, "path": self.path, "error": error}
+
+
+def download_all(s: Session, job: Job, client: Client | None = None) -> tuple[list[Delivery], int]:
+    """Every task of this profile and gateway from the last ``DOWNLOAD_WINDOW`` whose video is not on disk:
+    the finished ones downloaded first, then the unfinished ones waited for (oldest first, within one
+    ``job.timeout``) and downloaded, each to where it was meant to go (``job.output``: a directory instead).
+    A video already saved is skipped with a note, asking nothing. Each task's outcome, and the worst exit code."""
+    from dataclasses import replace
+
+    check_wait(job.timeout, job.poll_interval)
+    client = client or s.client()  # a missing key stops it here, once
+    now = time.time()
+    entries = [
+        e
+        for e in s.journal.recent(profile=s.profile_name, base_url=s.base, limit=1_000_000)
+        if e.created_at >= now - DOWNLOAD_WINDOW
+    ]
+    entries.sort(key=lambda e: (e.unfinished, e.created_at))  # what can be saved now first
+    s.report.info(f"{len(entries)} task(s) of profile {s.profile_name!r} on {s.base} in the last 48 h")
+    deadline = time.monotonic() + job.timeout
+    done: list[Delivery] = []
+    for entry in entries:
+        one = replace(job, task_id=entry.id, wait=True, timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            video = _save_task(s, one, client)
+        except Interrupted:
+            raise
+        except WanvidError as exc:
+            s.report.warn(f"task {entry.id}: {exc.message}")
+            status = "failed" if isinstance(exc, TaskFailed) else "gone" if isinstance(exc, NotFound) else "error"
+            done.append(Delivery(entry.id, status, None, exc))
+            continue
+        done.append(Delivery(entry.id, "already_saved" if video.found else "saved", str(video.path)))
+    return done, worst_code([d.exit_code for d in done])

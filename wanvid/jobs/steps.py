@@ -14,6 +14,7 @@ import contextlib
 import functools
 import math
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -386,22 +387,35 @@ def _saved_meanwhile(s: Session, task: Task, dest: Path, patience: float = 0.0) 
     command saved it while this one waited (for the same task, then for the ``.part``). ``patience``: how
     long to wait for that record when the file is there before it (the other process places the file,
     then journals it, before it lets go of the ``.part``)."""
-    from wanvid.gateway.download import Downloaded
-    from wanvid.rules.mp4 import verify_mp4
-
     until = time.monotonic() + patience
     while (saved := s.journal.output(dest)) is None or saved[0] != task.id:
         if time.monotonic() >= until or not os.path.lexists(dest):
             return None
         s.sleep(CLAIM_POLL)
+    got = saved_copy(s, task.id, dest)
+    if got is not None:
+        s.report.note(f"{dest} was saved from task {task.id} meanwhile (by another wanvid)")
+    return got
+
+
+def saved_copy(s: Session, task_id: str, dest: Path) -> Downloaded | None:
+    """This task's video at ``dest`` as the journal recorded saving it: a regular file (not a link, not a
+    ``.part``) of the recorded size that is an MP4. None otherwise: a file there that wanvid did not save for
+    this task is not taken for its video (the download refuses to overwrite it unless forced)."""
+    from wanvid.gateway.download import Downloaded
+    from wanvid.rules.mp4 import verify_mp4
+
+    saved = s.journal.output(dest)
+    if saved is None or saved[0] != task_id:
+        return None
     try:
-        if dest.stat().st_size != saved[2]:
+        st = os.lstat(dest)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != saved[2]:
             return None
         with dest.open("rb") as f:
             info = verify_mp4(f)
     except (OSError, ValueError):
         return None  # changed or gone since: the download decides what to do
-    s.report.note(f"{dest} was saved from task {task.id} meanwhile (by another wanvid)")
     return Downloaded(dest, saved[2], info, source="")
 
 
