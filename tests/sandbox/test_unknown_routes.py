@@ -45,6 +45,8 @@ def test_a_wrong_method_on_a_known_route_is_no_route(sandbox: Sandbox) -> None:
 
 
 def test_known_routes_still_answer(sandbox: Sandbox) -> None:
-    resp = requests.get(sandbox.url + "/aliyun/v1/tasks/no-such-task", headers={"Authorization": "Bearer k"}, timeout=10)
+    resp = requests.get(
+        sandbox.url + "/aliyun/v1/tasks/no-such-task", headers={"Authorization": "Bearer k"}, timeout=10
+    )
     assert resp.status_code == 200
     assert resp.json()["output"]["task_status"] == "UNKNOWN"

@@ -781,7 +781,10 @@ def _no_route(resp: requests.Response, base_url: str) -> InvalidRequest | None:
     req = resp.request
     if req is None or _origin(resp.url or req.url or "") != _origin(base_url):
         return None  # a signed URL on another host: not the gateway's routes
-    html = "html" in resp.headers.get("Content-Type", "").lower()
+    # A web page where JSON was expected: the console's (200), or a 404 page; a 5xx page is a server in trouble.
+    html = "html" in resp.headers.get("Content-Type", "").lower() and (
+        resp.status_code < 300 or resp.status_code == 404
+    )
     if not html:
         if resp.status_code != 404:
             return None
