@@ -58,7 +58,8 @@ class Reporter(Protocol):
         self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
     ) -> None:
         """A job moved on (``wanvid.jobs.pipeline``): ``SUBMITTING``; ``CREATED`` or ``REUSED`` with the task and
-        its status; ``NAMED`` with the output path; ``SAVED`` with the saved file."""
+        its status; ``FOUND`` with the task a command about an earlier one (wait, status, download) goes on with;
+        ``NAMED`` with the output path; ``SAVED`` with the saved file."""
         ...
 
     def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> AbstractContextManager[PollView]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wanvid import redact
-from wanvid.errors import WanvidError
+from wanvid.errors import Interrupted, WaitTimeout, WanvidError
 from wanvid.report import FINAL, GOOD
 from wanvid.rules.task import Status, Task, describe, status_word  # noqa: F401  (re-exported for the views)
 
@@ -41,6 +41,7 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.mode = "json" if json_mode else "quiet" if quiet else "human"
         self.emitted = False  # a result is on stdout: --json promises exactly one document
+        self.task_id: str | None = None  # the task the job is about, once a stage named it (for an interrupt)
 
     @property
     def progress(self) -> bool:
@@ -55,6 +56,7 @@ class Output:
     ) -> None:
         """wanvid.report.Reporter: a new task's id is kept in every mode's log; the other stages show in the poll
         and download views."""
+        self.task_id = task_id or self.task_id
         if stage == "CREATED":
             self.note(f"created task {task_id}")
 
@@ -120,6 +122,9 @@ class Output:
         exc.message, exc.hint = self.redact(exc.message), exc.hint and self.redact(exc.hint)
         if self.mode == "json" and not self.emitted:
             self.result("", exc.to_dict())
+        if isinstance(exc, Interrupted | WaitTimeout):
+            _err(stop_line(exc))
+            return
         line = f"error: {exc.message}"
         if getattr(exc, "request_id", None):
             line += f" (request id {exc.request_id})"  # type: ignore[attr-defined]
@@ -153,6 +158,18 @@ class Output:
             plain = _PlainDownload(name, task_id, enabled=self.progress)
             yield plain
             plain.finish()
+
+
+def stop_line(exc: WanvidError) -> str:
+    """An interrupt or a timeout is not a failure of the task: a note naming it once, and the command that goes
+    on (``jobs.steps.safe`` put it in the hint as "task ID is safe; resume with: CMD")."""
+    text, hint = exc.message, exc.hint
+    safe = f"task {exc.task_id} is safe; resume with: "
+    if exc.task_id and hint and hint.startswith(safe):
+        if exc.task_id not in text:
+            text += f"; task {exc.task_id} is safe"
+        hint = "resume with: " + hint[len(safe) :]
+    return f"note: {text}" + (f"; {hint}" if hint else "")
 
 
 def _json(data: Any) -> str:
