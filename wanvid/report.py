@@ -68,6 +68,9 @@ class Reporter(Protocol):
 
     def downloading(self, name: str, task_id: str) -> AbstractContextManager[DownloadView]: ...
 
+    # Optional, looked up with getattr: ``throttled(reason)``, the reason a request waits while the gateway
+    # throttles it ("waiting for the gateway's rate limit (Retry-After 5 s)"), then None once it is answered.
+
 
 class _Quiet:
     def update(self, task: Task, elapsed: float) -> None:

@@ -20,7 +20,7 @@ from wanvid.errors import NotFound
 from wanvid.gateway.client import Client
 from wanvid.sandbox import Sandbox
 
-from ..helpers import TEST_KEY, creates, wv
+from ..helpers import FAST, TEST_KEY, creates, gateway_env, on_a_terminal, wv
 
 DEFAULT = "https://api-platform.ope.ai"
 PROXY_VARS = (
@@ -86,18 +86,22 @@ def test_status_and_wait_with_a_wrong_base_url_say_so_at_once(sandbox: Sandbox) 
     assert len(sandbox.requests("/v1/aliyun/")) == 2  # one each: not retried, not polled
 
 
-def test_a_web_page_where_json_was_expected_is_a_wrong_base_url(sandbox: Sandbox, cat: Path) -> None:
-    """Outside new-api's API prefixes its console answers every path with its HTML page, HTTP 200."""
+def test_a_web_page_where_json_was_expected_is_a_wrong_base_url(
+    sandbox: Sandbox, cat: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside new-api's API prefixes its console answers every path with its HTML page, HTTP 200. A status
+    query asks again (a proxy's page may pass), a create does not."""
+    monkeypatch.setenv("WANVID_MAX_RETRIES", "1")
     base = sandbox.url + "/console"
     r = wv("create", str(cat), "-p", "x", "--base-url", base)
     assert r.exit_code == 2, r.stderr
     line = one_error(r.stderr)
-    assert "the gateway has no route POST /console/aliyun/v1/videos/generations" in line and "web page" in line
+    assert "the gateway answered POST /console/aliyun/v1/videos/generations with a web page, not JSON" in line
     assert f"check --base-url (now {base}; the default is {DEFAULT})" in line
     assert ACTED not in line and "created the task anyway" not in line
     r = wv("status", "task_x", "--base-url", base)
-    assert r.exit_code == 2 and "no route GET /console/aliyun/v1/tasks/task_x" in one_error(r.stderr)
-    assert len(sandbox.requests("/console/")) == 2  # an HTML page is not asked again
+    assert r.exit_code == 2 and "answered GET /console/aliyun/v1/tasks/task_x with a web page" in one_error(r.stderr)
+    assert [r.method for r in sandbox.requests("/console/")] == ["POST", "GET", "GET"]
 
 
 @pytest.mark.parametrize("flavor", ["docs", "newapi", "house"])
@@ -204,3 +208,49 @@ def test_a_loopback_gateway_is_asked_directly_despite_a_dead_proxy(
     r = wv("create", str(cat), "-p", "x", "--base-url", sandbox.url)
     assert r.exit_code == 0, r.stderr
     assert creates(sandbox) == 1
+
+
+# -- the gateway's rate limit -----------------------------------------------------------------------------
+
+THROTTLED = "waiting for the gateway's rate limit"
+
+
+def test_runs_terminal_says_it_waits_for_the_rate_limit(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
+    """A throttled create on a terminal: the reason, with the gateway's Retry-After, not a silent wait."""
+    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    out, screen = on_a_terminal(
+        ["run", str(cat), "-p", "x", "-o", str(isolated / "v.mp4"), *FAST], gateway_env(sandbox)
+    )
+    assert out.strip() == str(isolated / "v.mp4")
+    assert f"{THROTTLED} (Retry-After 1.5 s)" in screen
+    assert creates(sandbox) == 3
+
+
+def test_new_apis_own_limiter_sends_no_retry_after_and_says_so(cat: Path, isolated: Path) -> None:
+    """new-api's limiter answers an empty 429 without Retry-After (middleware/rate-limit.go): the wait is
+    wanvid's own backoff, and the line says which."""
+    with Sandbox(queue_seconds=0.2, run_seconds=0.4, flavor="newapi") as sb:
+        sb.faults.rate_limit = 1.0
+        r = wv("run", str(cat), "-p", "x", *FAST, env=gateway_env(sb))
+    assert r.exit_code == 0, r.stderr
+    assert f"{THROTTLED} (no Retry-After; retrying in " in r.stderr
+
+
+def test_a_batch_row_says_why_it_sits_at_submitting(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
+    (isolated / "m.csv").write_text(f"image,prompt\n{cat},one\n{cat},two\n")
+    name = ["--name", "{row}"]
+    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    r = wv("batch", "m.csv", *name, *FAST, "--stagger", "0.02", env=gateway_env(sandbox))
+    assert r.exit_code == 0, r.stderr
+    waiting = [line for line in r.stderr.splitlines() if THROTTLED in line]
+    assert waiting, r.stderr
+    assert all(
+        "status=SUBMITTING" in line and 'reason="' + THROTTLED + ' (Retry-After 1.5 s)"' in line for line in waiting
+    )
+
+
+def test_the_live_batch_board_shows_the_reason_in_the_rows_status(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
+    (isolated / "m.csv").write_text(f"image,prompt\n{cat},one\n{cat},two\n")
+    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    _, screen = on_a_terminal(["batch", "m.csv", "--name", "{row}", *FAST, "--stagger", "0.02"], gateway_env(sandbox))
+    assert f"SUBMITTING · {THROTTLED} (Retry-After 1.5 s)" in screen

@@ -109,7 +109,8 @@ def test_sigterm_or_sighup_while_waiting_exits_128_plus_it_and_keeps_the_task(sl
     code, out, err = finish(proc, timeout=20)
     task_id = Journal().recent()[0].id
     assert (
-        code == 128 + sig and f"note: stopped; task {task_id} keeps running; resume with: wanvid wait {task_id}" in err
+        code == 128 + sig
+        and f"note: stopped waiting; task {task_id} keeps running; resume with: wanvid wait {task_id}" in err
     )
     doc = __import__("json").loads(out)
     assert doc["error"]["exit_code"] == 128 + sig and doc["error"]["task_id"] == task_id
@@ -363,5 +364,5 @@ def test_an_in_process_command_leaves_every_signal_handler_as_it_found_it(slow, 
     thread.start()
     r = wv("run", str(cat), "-p", "walk")
     thread.join()
-    assert r.exit_code == 130 and "is safe" in r.stderr
+    assert r.exit_code == 130 and "keeps running; resume with: wanvid wait" in r.stderr
     assert {sig: signal.getsignal(sig) for sig in before} == before

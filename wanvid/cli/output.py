@@ -401,6 +401,7 @@ class _RowState:
         self.progress: int | None = None
         self.received = 0
         self.total: int | None = None
+        self.reason: str | None = None  # why it waits (the gateway's rate limit), while it does
 
 
 class BatchBoard:
@@ -419,12 +420,22 @@ class BatchBoard:
             state = self.rows[row]
             changed = status != state.status
             state.status, state.task_id = status, task_id or state.task_id
+            state.reason = None if changed else state.reason  # a row that moved on no longer waits
             now = time.monotonic()
             state.started = state.started or now
             if status in FINAL:
                 state.ended = now
         if changed:
             self.changed(row, state, detail)
+
+    def waiting(self, row: int, reason: str | None) -> None:
+        """Why a row waits (the gateway's rate limit), shown next to its status until it goes on (None)."""
+        with self.lock:
+            state = self.rows[row]
+            changed = reason != state.reason
+            state.reason = reason
+        if changed and reason:
+            self.throttled(row, state, reason)
 
     def polled(self, row: int, task: Task) -> None:
         with self.lock:
@@ -459,6 +470,7 @@ class BatchBoard:
 
     # Drawing: overridden.
     def changed(self, row: int, state: _RowState, detail: str | None) -> None: ...
+    def throttled(self, row: int, state: _RowState, reason: str) -> None: ...
     def note(self, row: int, text: str) -> None: ...
     def tick(self) -> None: ...
     def __enter__(self) -> BatchBoard:
@@ -492,6 +504,18 @@ class _PlainBoard(BatchBoard):
                     status=state.status,
                     elapsed=f"{self.elapsed(state):.0f}s",
                     **{key: detail},
+                )
+            )
+
+    def throttled(self, row: int, state: _RowState, reason: str) -> None:
+        if self.events:
+            self.say(
+                fields(
+                    row=row,
+                    task=state.task_id or None,
+                    status=state.status,
+                    elapsed=f"{self.elapsed(state):.0f}s",
+                    reason=reason,
                 )
             )
 
@@ -537,6 +561,7 @@ class _LiveBoard(BatchBoard):
             table = Table("ROW", "FILE", "TASK", "STATUS", "ELAPSED", "DOWNLOAD", box=None, header_style="bold")
             for number, s in items[:room]:
                 shown = s.status + (f" {s.progress}%" if s.progress is not None and s.status == "RUNNING" else "")
+                shown += f" · {s.reason}" if s.reason else ""
                 got = ""
                 if s.status == "DOWNLOADING" or (s.received and s.status == "SAVED"):
                     got = _mb(s.received) + (f"/{_mb(s.total)}" if s.total else "")
@@ -570,6 +595,9 @@ class RowOutput(Output):
 
     def warn(self, text: str) -> None:
         self.board.note(self.row, self.redact(f"warning: {text}"))
+
+    def throttled(self, reason: str | None) -> None:
+        self.board.waiting(self.row, reason)
 
     @contextmanager
     def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> Iterator[PollView]:

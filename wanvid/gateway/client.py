@@ -288,6 +288,7 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         on_retry: Callable[[str], None] | None = None,
+        on_throttle: Callable[[str | None], None] | None = None,
         log: Callable[[str], None] | None = None,
         gate: Gate | None = None,
     ) -> None:
@@ -304,6 +305,9 @@ class Client:
         self.sleep = sleep
         self.jitter = jitter
         self.on_retry = on_retry
+        # Told why a request waits while the gateway throttles it (a 429), and None once it is answered: a
+        # batch row's display says so instead of sitting at SUBMITTING with no reason.
+        self.on_throttle = on_throttle
         self.log = log  # --debug: one line per request and answer, key redacted
         self.deadline: float | None = None  # monotonic time after which no retry is started (``bounded``)
         self.hit_deadline = False  # this request gave up because a retry would pass the deadline
@@ -352,7 +356,8 @@ class Client:
                 exc.request_id = exc.request_id or request_id_of(resp)
                 wait = self.backoff(attempt)
                 if self._give_up(attempt, wait):
-                    raise
+                    # a web page every time: the console's, answered for a route the gateway does not have
+                    raise exc.instead if isinstance(exc, _WebPage) else exc from None
                 attempt += 1
                 self.pause(wait, f"unreadable answer ({exc.message}); asking again", attempt)
 
@@ -364,7 +369,10 @@ class Client:
             headers = {"Content-Type": "application/json"}
             resp = self.send("POST", path, data=body, headers=headers, idempotent=False, stream=True)
         self._read_answer(resp, acted=True)
-        return _json_body(resp, self.log, self.base_url)
+        try:
+            return _json_body(resp, self.log, self.base_url)
+        except _WebPage as exc:  # a create is not asked twice: one web page answers it
+            raise exc.instead from None
 
     def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
         """GET with the body left unread; errors are raised before the first byte is returned."""
@@ -388,7 +396,9 @@ class Client:
         where = urlsplit(url)
         proxies = dict(DIRECT) if is_loopback(where.hostname) else None
         attempt = throttled = 0
+        waited = False  # a 429 made this request wait (``on_throttle``)
         while True:
+            what = f"retrying {method} {where.path}"  # what a retry's warning says it does
             if self.gate is not None:
                 self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
             started = time.monotonic()
@@ -453,6 +463,8 @@ class Client:
                 if resp.status_code < 400:
                     if self.gate is not None:
                         self.gate.passed()
+                    if waited and self.on_throttle:
+                        self.on_throttle(None)
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 # A 429 under a shared Gate is the pace being found, not a fault: it is counted apart, with a
@@ -469,12 +481,17 @@ class Client:
                         self._read_answer(resp, acted=not idempotent)
                     raise _no_route(resp, self.base_url) or error_from_response(resp)
                 resp.close()
+                if resp.status_code == 429:
+                    reason = throttle_reason(resp, wait)
+                    what, waited = f"{reason}: {what}", True
+                    if self.on_throttle:
+                        self.on_throttle(reason)
                 if shared:
                     throttled += 1
                     self.sleep(wait)
                     continue
             attempt += 1
-            self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
+            self.pause(wait, what, attempt)
 
     def _read_answer(self, resp: requests.Response, *, acted: bool) -> None:
         """Read a JSON or error answer's body now, by the caller's deadline and within ``ANSWER_SECONDS``, and
@@ -657,6 +674,19 @@ def retry_after(resp: requests.Response) -> float | None:
             return None
 
 
+def throttle_reason(resp: requests.Response, wait: float) -> str:
+    """Why a request waits after a 429: the gateway's Retry-After, or none (new-api's own limiter sends none,
+    middleware/rate-limit.go) and the backoff chosen instead."""
+    after = retry_after(resp)
+    if after is not None:
+        return f"waiting for the gateway's rate limit (Retry-After {_seconds(after)} s)"
+    return f"waiting for the gateway's rate limit (no Retry-After; retrying in {_seconds(wait)} s)"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
 def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("request_id"), str):
         return scrub(str(body["request_id"]))
@@ -695,7 +725,7 @@ def _json_body(
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
         if base_url is not None and (wrong := _no_route(resp, base_url)):
-            raise wrong from None
+            raise _WebPage(wrong) from None
         raise BadAnswer(
             f"{what} something that is not JSON ({kind}, {len(raw)} bytes)",
             status=resp.status_code,
@@ -773,6 +803,15 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+class _WebPage(BadAnswer):
+    """A web page where JSON was expected, from the gateway's host: asked again like any unreadable answer (a
+    proxy's page may pass), and ``instead`` (a wrong base URL, ``_no_route``) once it is the last answer."""
+
+    def __init__(self, instead: InvalidRequest) -> None:
+        super().__init__(instead.message, status=instead.status, request_id=instead.request_id, hint=instead.hint)
+        self.instead = instead
+
+
 def _no_route(resp: requests.Response, base_url: str) -> InvalidRequest | None:
     """The gateway has no route for the request: the base URL is wrong, not the task id. new-api answers a path
     no route takes (router/web-router.go NoRoute) with 404 ``Invalid URL (METHOD /path)`` under /api, /v1,
@@ -801,8 +840,8 @@ def _no_route(resp: requests.Response, base_url: str) -> InvalidRequest | None:
 
     path = urlsplit(req.url or "").path
     what = f"the gateway has no route {req.method} {path}"
-    if html:
-        what += f" (it answered HTTP {resp.status_code} with a web page, not JSON)"
+    if html:  # new-api's console page, or a proxy's: the hint fits both
+        what = f"the gateway answered {req.method} {path} with a web page, not JSON (HTTP {resp.status_code})"
     hint = f"check --base-url (now {base_url}; the default is {DEFAULT_BASE_URL})"
     error_ = InvalidRequest(what, status=resp.status_code, request_id=request_id_of(resp), hint=hint)
     error_.unsent = True
