@@ -1,8 +1,12 @@
 """HTTP to the gateway: auth, timeouts, bounded retries, and error answers turned into typed errors.
 
 Retry policy (one place): GETs retry on connection errors, 408, 429 and 5xx; the create POST is re-sent
-only when the server certainly did not act on it (connection refused before sending, 429), never
-after a read timeout or a 5xx. Waits are jittered exponential backoff, or the server's Retry-After,
+only when the server certainly did not act on it (a connection never made: refused, unresolved, timed out,
+a proxy's tunnel refused; or a 429), never after a read timeout or a 5xx. Whether a request's bytes may have
+left is known from its connection (``_marked``), so a failure before that never says the gateway may have
+acted on it; a failed TLS handshake is named as one and not asked again. A route the gateway does not have
+(new-api's 404 ``Invalid URL``, or its console's web page) is a wrong base URL (``_no_route``), not a task
+that is missing. Waits are jittered exponential backoff, or the server's Retry-After,
 capped at ``MAX_WAIT``; ``WANVID_MAX_RETRIES`` may set the budget from 0 to ``MAX_RETRIES``. The key is
 attached only to requests for the gateway's own scheme/host/port, so a redirect or a signed ``video_url``
 on another host never sees it, and a gateway on this machine (loopback) is asked directly, never through
