@@ -58,7 +58,8 @@ class Reporter(Protocol):
         self, stage: str, *, task_id: str | None = None, status: str | None = None, dest: Path | None = None
     ) -> None:
         """A job moved on (``wanvid.jobs.pipeline``): ``SUBMITTING``; ``CREATED`` or ``REUSED`` with the task and
-        its status; ``NAMED`` with the output path; ``SAVED`` with the saved file."""
+        its status; ``FOUND`` with the task a command about an earlier one (wait, status, download) goes on with;
+        ``NAMED`` with the output path; ``SAVED`` with the saved file."""
         ...
 
     def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> AbstractContextManager[PollView]:
@@ -66,6 +67,9 @@ class Reporter(Protocol):
         ...
 
     def downloading(self, name: str, task_id: str) -> AbstractContextManager[DownloadView]: ...
+
+    # Optional, looked up with getattr: ``throttled(reason)``, the reason a request waits while the gateway
+    # throttles it ("waiting for the gateway's rate limit (Retry-After 5 s)"), then None once it is answered.
 
 
 class _Quiet:

@@ -339,12 +339,14 @@ def test_a_single_ctrl_c_during_wait_exits_130_and_keeps_the_task(slow, cat, iso
     code, _, err = finish(proc, timeout=10)
     task_id = Journal().recent()[0].id
     assert code == 130 and f"created task {task_id}" in err  # the id even with -q
-    assert f"task {task_id} is safe; resume with: wanvid wait {task_id} && wanvid download {task_id}" in err
+    # a note, not an error: the task goes on (tests/processes/test_interrupt_messages.py)
+    resume = f"wanvid wait {task_id} && wanvid download {task_id}"
+    assert f"note: stopped waiting; task {task_id} keeps running; resume with: {resume}" in err
 
 
 def test_timeout_keeps_the_task_as_running_in_the_journal(slow_gw, cat):
     r = wv("run", str(cat), "--timeout", "0.3", *FAST)
-    assert r.exit_code == 124 and "is safe; resume with: wanvid wait " in r.stderr
+    assert r.exit_code == 124 and "; resume with: wanvid wait " in r.stderr and "error:" not in r.stderr
     assert wv("list", "--status", "unfinished", "-q").stdout.strip() == Journal().recent()[0].id
 
 
@@ -474,7 +476,10 @@ def test_malformed_answers_are_one_line_errors_with_the_request_id(gw, cat, kind
     gw.faults.malformed, gw.faults.malformed_count = kind, 50
     r = wv("status", task_id, env={"WANVID_MAX_RETRIES": "1"})
     last = r.stderr.splitlines()[-1]
-    assert r.exit_code == 6 and last.startswith("error: the gateway") and "(request id " in last, r.stderr
+    # a web page every time is what new-api answers a route it does not have: a wrong base URL (exit 2)
+    assert (
+        r.exit_code == (2 if kind == "html" else 6) and last.startswith("error: the gateway") and "(request id " in last
+    ), r.stderr
     assert wv("status", task_id, "-q", env={"WANVID_MAX_RETRIES": "0"}).stderr.count("\n") == 1
     gw.faults.malformed_count = 1  # one bad answer in the middle of a wait is shrugged off
     assert wv("wait", task_id, "-q", *FAST).exit_code == 0

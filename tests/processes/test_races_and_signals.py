@@ -92,7 +92,8 @@ def test_a_stop_signal_while_the_create_is_in_flight_keeps_the_task_and_names_it
     task_id = rows[0].id
     assert code == 128 + sig, err
     assert f"created task {task_id}" in err
-    assert f"task {task_id} is safe; resume with: wanvid wait {task_id} && wanvid download {task_id}" in err
+    resume = f"wanvid wait {task_id} && wanvid download {task_id}"
+    assert f"note: stopped right after creating task {task_id}; resume with: {resume}" in err
     assert out == ""
     # and the resume command it printed finishes the job without paying again
     assert wv("wait", task_id, *FAST, env=gateway_env(sandbox)).exit_code == 0
@@ -107,7 +108,10 @@ def test_sigterm_or_sighup_while_waiting_exits_128_plus_it_and_keeps_the_task(sl
     proc.send_signal(sig)
     code, out, err = finish(proc, timeout=20)
     task_id = Journal().recent()[0].id
-    assert code == 128 + sig and f"task {task_id} is safe; resume with: wanvid wait {task_id}" in err
+    assert (
+        code == 128 + sig
+        and f"note: stopped waiting; task {task_id} keeps running; resume with: wanvid wait {task_id}" in err
+    )
     doc = __import__("json").loads(out)
     assert doc["error"]["exit_code"] == 128 + sig and doc["error"]["task_id"] == task_id
     assert [e.status for e in Journal().recent()] == ["PENDING"]
@@ -360,5 +364,5 @@ def test_an_in_process_command_leaves_every_signal_handler_as_it_found_it(slow, 
     thread.start()
     r = wv("run", str(cat), "-p", "walk")
     thread.join()
-    assert r.exit_code == 130 and "is safe" in r.stderr
+    assert r.exit_code == 130 and "keeps running; resume with: wanvid wait" in r.stderr
     assert {sig: signal.getsignal(sig) for sig in before} == before

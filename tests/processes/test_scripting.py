@@ -114,7 +114,7 @@ def test_a_stop_during_the_hook_says_the_video_is_saved_and_how_to_look(sandbox,
     code, _, err = finish(proc)
     (task,) = sandbox.tasks()
     assert code == 143 and out.stat().st_size > 0
-    assert f"error: interrupted — task {task['id']} is safe; resume with: wanvid status {task['id']}" in err
+    assert f"note: interrupted; task {task['id']} is safe; resume with: wanvid status {task['id']}" in err
 
 
 def test_a_batch_rows_failing_hook_names_its_task(gw, tmp_path):

@@ -410,10 +410,14 @@ def test_content_before_completion_is_400(sandbox: Sandbox) -> None:
 
 
 def test_unknown_route_is_404_envelope_with_request_id(sandbox: Sandbox) -> None:
-    for method, path in [("GET", "/v2/videos"), ("DELETE", "/v1/videos/x"), ("GET", NATIVE_CREATE)]:
+    """As new-api: 404 under its API prefixes, its console's page elsewhere (tests/sandbox/test_unknown_routes.py)."""
+    for method, path in [("DELETE", "/v1/videos/x"), ("GET", "/api/v2/videos")]:
         r = requests.request(method, sandbox.url + path, headers=AUTH)
         assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
         assert len(r.headers["X-Request-Id"]) == 36
+    for method, path in [("GET", "/v2/videos"), ("GET", NATIVE_CREATE)]:
+        r = requests.request(method, sandbox.url + path, headers=AUTH)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
 
 
 # ---- Range ------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def command(
         def wrapper(**kwargs: Any) -> Any:
             given = dict(kwargs)
             ctx = Ctx(**{**defaults, **{n: kwargs.pop(n) for n in common_names}})
-            with error_boundary(ctx):
+            with error_boundary(ctx, name, given.get("task_id")):
                 if ctx.json_out and ctx.quiet:
                     raise UsageError("--json and --quiet exclude each other", hint="pick one")
                 _check_text(given, flags)
@@ -106,6 +106,37 @@ PATHS = frozenset(
         "on_complete",
     )
 )
+
+
+# The commands about one task that an interrupt names it for, with the same command to go on.
+RESUMED_AS_IS = ("wait", "download", "status")
+
+
+def _interrupted(ctx: Ctx, name: str | None, given: Any, signum: int) -> WanvidError:
+    """An interrupt the job's steps did not name a task for: the first moments of a command, before its steps
+    run. The task it created or reuses, else the one it is about (a stage named it, or its TASK_ID argument)."""
+    from wanvid.jobs.steps import safe
+    from wanvid.rules.task import id_problem
+
+    if ctx.paid:
+        error = Interrupted("interrupted", signum=signum)
+        return safe(error, ctx.paid, ctx.again("status", ctx.paid, protocol=ctx.session.protocol))
+    task_id = ctx.out.task_id
+    if task_id is None and isinstance(given, str) and not id_problem(given):
+        task_id = given
+    if task_id is None:
+        # create and run name their task themselves from the moment the gateway may have made it (jobs.steps)
+        made = " before any task was created" if name in ("create", "run") else ""
+        return Interrupted(f"interrupted{made}", signum=signum)
+    words = (name, task_id) if name in RESUMED_AS_IS else ("status", task_id)
+    try:
+        resume = ctx.again(*words, protocol=str(ctx.protocol) if ctx.protocol else None)
+    except WanvidError:  # the settings could not be read: the command as given is still the way on
+        import shlex
+
+        resume = shlex.join(["wanvid", *words])
+    text = f"stopped waiting; task {task_id} keeps running" if name == "wait" else "interrupted"
+    return safe(Interrupted(text, signum=signum), task_id, resume)
 
 
 def _flag_of(param: inspect.Parameter) -> str:
@@ -138,9 +169,10 @@ def _check_text(values: dict[str, Any], flags: dict[str, str]) -> None:
 
 
 @contextmanager
-def error_boundary(ctx: Ctx) -> Iterator[None]:
+def error_boundary(ctx: Ctx, name: str | None = None, task_id: Any = None) -> Iterator[None]:
     """Every way a command ends: its exit code and one line on stderr. SIGTERM and SIGHUP end it the way
-    Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for or reuses is named."""
+    Ctrl-C does (``stop_signals``), and whatever stops it, a task it paid for, reuses or is about (``task_id``,
+    the command's argument, or one a stage named) is named with the command ``name`` that goes on."""
     from wanvid import redact
     from wanvid.jobs.signals import stop_signals
 
@@ -154,11 +186,7 @@ def error_boundary(ctx: Ctx) -> Iterator[None]:
         ctx.out.error(exc)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as stop:
-        error: WanvidError = Interrupted("interrupted", signum=signal_number(stop))
-        if ctx.paid:
-            from wanvid.jobs.steps import safe
-
-            error = safe(error, ctx.paid, ctx.again("status", ctx.paid, protocol=ctx.session.protocol))
+        error = _interrupted(ctx, name, task_id, signal_number(stop))
         ctx.out.error(error)
         raise typer.Exit(error.exit_code) from None
     except BrokenPipeError:  # `wanvid ... | head`: the reader left; nothing to report to anyone

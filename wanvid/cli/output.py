@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wanvid import redact
-from wanvid.errors import WanvidError
+from wanvid.errors import Interrupted, WaitTimeout, WanvidError
 from wanvid.report import FINAL, GOOD
 from wanvid.rules.task import Status, Task, describe, status_word  # noqa: F401  (re-exported for the views)
 
@@ -41,6 +41,7 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.mode = "json" if json_mode else "quiet" if quiet else "human"
         self.emitted = False  # a result is on stdout: --json promises exactly one document
+        self.task_id: str | None = None  # the task the job is about, once a stage named it (for an interrupt)
 
     @property
     def progress(self) -> bool:
@@ -55,6 +56,7 @@ class Output:
     ) -> None:
         """wanvid.report.Reporter: a new task's id is kept in every mode's log; the other stages show in the poll
         and download views."""
+        self.task_id = task_id or self.task_id
         if stage == "CREATED":
             self.note(f"created task {task_id}")
 
@@ -120,6 +122,9 @@ class Output:
         exc.message, exc.hint = self.redact(exc.message), exc.hint and self.redact(exc.hint)
         if self.mode == "json" and not self.emitted:
             self.result("", exc.to_dict())
+        if isinstance(exc, Interrupted | WaitTimeout):
+            _err(stop_line(exc))
+            return
         line = f"error: {exc.message}"
         if getattr(exc, "request_id", None):
             line += f" (request id {exc.request_id})"  # type: ignore[attr-defined]
@@ -153,6 +158,18 @@ class Output:
             plain = _PlainDownload(name, task_id, enabled=self.progress)
             yield plain
             plain.finish()
+
+
+def stop_line(exc: WanvidError) -> str:
+    """An interrupt or a timeout is not a failure of the task: a note naming it once, and the command that goes
+    on (``jobs.steps.safe`` put it in the hint as "task ID is safe; resume with: CMD")."""
+    text, hint = exc.message, exc.hint
+    safe = f"task {exc.task_id} is safe; resume with: "
+    if exc.task_id and hint and hint.startswith(safe):
+        if exc.task_id not in text:
+            text += f"; task {exc.task_id} is safe"
+        hint = "resume with: " + hint[len(safe) :]
+    return f"note: {text}" + (f"; {hint}" if hint else "")
 
 
 def _json(data: Any) -> str:
@@ -419,6 +436,7 @@ class _RowState:
         self.progress: int | None = None
         self.received = 0
         self.total: int | None = None
+        self.reason: str | None = None  # why it waits (the gateway's rate limit), while it does
 
 
 class BatchBoard:
@@ -437,12 +455,22 @@ class BatchBoard:
             state = self.rows[row]
             changed = status != state.status
             state.status, state.task_id = status, task_id or state.task_id
+            state.reason = None if changed else state.reason  # a row that moved on no longer waits
             now = time.monotonic()
             state.started = state.started or now
             if status in FINAL:
                 state.ended = now
         if changed:
             self.changed(row, state, detail)
+
+    def waiting(self, row: int, reason: str | None) -> None:
+        """Why a row waits (the gateway's rate limit), shown next to its status until it goes on (None)."""
+        with self.lock:
+            state = self.rows[row]
+            changed = reason != state.reason
+            state.reason = reason
+        if changed and reason:
+            self.throttled(row, state, reason)
 
     def polled(self, row: int, task: Task) -> None:
         with self.lock:
@@ -479,6 +507,7 @@ class BatchBoard:
 
     # Drawing: overridden.
     def changed(self, row: int, state: _RowState, detail: str | None) -> None: ...
+    def throttled(self, row: int, state: _RowState, reason: str) -> None: ...
     def note(self, row: int, text: str) -> None: ...
     def tick(self) -> None: ...
     def __enter__(self) -> BatchBoard:
@@ -512,6 +541,18 @@ class _PlainBoard(BatchBoard):
                     status=state.status,
                     elapsed=f"{self.elapsed(state):.0f}s",
                     **{key: detail},
+                )
+            )
+
+    def throttled(self, row: int, state: _RowState, reason: str) -> None:
+        if self.events:
+            self.say(
+                fields(
+                    row=row,
+                    task=state.task_id or None,
+                    status=state.status,
+                    elapsed=f"{self.elapsed(state):.0f}s",
+                    reason=reason,
                 )
             )
 
@@ -573,6 +614,7 @@ class _LiveBoard(BatchBoard):
             table = Table("ROW", "FILE", "TASK", "STATUS", "ELAPSED", "DOWNLOAD", box=None, header_style="bold")
             for number, s in items[:room]:
                 shown = s.status + (f" {s.progress}%" if s.progress is not None and s.status == "RUNNING" else "")
+                shown += f" · {s.reason}" if s.reason else ""
                 got = ""
                 if s.status == "DOWNLOADING" or (s.received and s.status == "SAVED"):
                     got = _mb(s.received) + (f"/{_mb(s.total)}" if s.total else "")
@@ -609,6 +651,9 @@ class RowOutput(Output):
 
     def warn(self, text: str) -> None:
         self.board.note(self.row, self.redact(f"warning: {text}"))
+
+    def throttled(self, reason: str | None) -> None:
+        self.board.waiting(self.row, reason)
 
     @contextmanager
     def polling(self, task_id: str, eta: float | None = None, age: float = 0.0) -> Iterator[PollView]:

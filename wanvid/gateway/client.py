@@ -1,8 +1,12 @@
 """HTTP to the gateway: auth, timeouts, bounded retries, and error answers turned into typed errors.
 
 Retry policy (one place): GETs retry on connection errors, 408, 429 and 5xx; the create POST is re-sent
-only when the server certainly did not act on it (connection refused before sending, 429), never
-after a read timeout or a 5xx. Waits are jittered exponential backoff, or the server's Retry-After,
+only when the server certainly did not act on it (a connection never made: refused, unresolved, timed out,
+a proxy's tunnel refused; or a 429), never after a read timeout or a 5xx. Whether a request's bytes may have
+left is known from its connection (``_marked``), so a failure before that never says the gateway may have
+acted on it; a failed TLS handshake is named as one and not asked again. A route the gateway does not have
+(new-api's 404 ``Invalid URL``, or its console's web page) is a wrong base URL (``_no_route``), not a task
+that is missing. Waits are jittered exponential backoff, or the server's Retry-After,
 capped at ``MAX_WAIT``; ``WANVID_MAX_RETRIES`` may set the budget from 0 to ``MAX_RETRIES``. The key is
 attached only to requests for the gateway's own scheme/host/port, so a redirect or a signed ``video_url``
 on another host never sees it, and a gateway on this machine (loopback) is asked directly, never through
@@ -171,8 +175,26 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)  # the blocked recv returns at once; urllib3 reports a broken answer
 
 
+def _marked(base: type[Any]) -> type[Any]:
+    """``base`` telling the request in flight (``_inflight.sent``) whether any of its bytes may have left: False
+    while a new connection is made (DNS, TCP, a proxy's CONNECT, the TLS handshake), True once it is made or a
+    kept-alive one is used. A failure while it is False reached no server with the request: nothing was done."""
+
+    class Marked(base):
+        def connect(self) -> None:
+            _inflight.sent = False
+            super().connect()
+            _inflight.sent = True
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            _inflight.sent = True  # connect() sets it back while a lazily opened connection is being made
+            return super().request(*args, **kwargs)
+
+    return Marked
+
+
 def _watched(base: type[Any]) -> type[Any]:
-    class Watched(base):
+    class Watched(_marked(base)):  # type: ignore[misc]
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             watch = getattr(_inflight, "watch", None)
             if watch is not None and getattr(self, "sock", None) is not None:
@@ -193,6 +215,20 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
             pools[scheme] = type(pool.__name__, (pool,), {"ConnectionCls": _watched(pool.ConnectionCls)})
         self.poolmanager.pool_classes_by_scheme = pools
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Connections through a proxy say when their bytes may have left too (``_marked``); not watched, as a
+        TLS proxy's socket is not one the watchdog can shut."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager) and not getattr(manager, "_wanvid_marked", False):
+            from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+            pools = {}
+            for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
+                pools[scheme] = type(pool.__name__, (pool,), {"ConnectionCls": _marked(pool.ConnectionCls)})
+            manager.pool_classes_by_scheme = pools
+            manager._wanvid_marked = True  # type: ignore[attr-defined]
+        return manager
 
 
 class Gate:
@@ -257,6 +293,7 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         on_retry: Callable[[str], None] | None = None,
+        on_throttle: Callable[[str | None], None] | None = None,
         log: Callable[[str], None] | None = None,
         gate: Gate | None = None,
     ) -> None:
@@ -273,6 +310,9 @@ class Client:
         self.sleep = sleep
         self.jitter = jitter
         self.on_retry = on_retry
+        # Told why a request waits while the gateway throttles it (a 429), and None once it is answered: a
+        # batch row's display says so instead of sitting at SUBMITTING with no reason.
+        self.on_throttle = on_throttle
         self.log = log  # --debug: one line per request and answer, key redacted
         self.deadline: float | None = None  # monotonic time after which no retry is started (``bounded``)
         self.hit_deadline = False  # this request gave up because a retry would pass the deadline
@@ -316,12 +356,13 @@ class Client:
             resp = self.send("GET", path, stream=True)
             try:
                 self._read_answer(resp, acted=False)
-                return parse(_json_body(resp, self.log), resp)
+                return parse(_json_body(resp, self.log, self.base_url), resp)
             except BadAnswer as exc:
                 exc.request_id = exc.request_id or request_id_of(resp)
                 wait = self.backoff(attempt)
                 if self._give_up(attempt, wait):
-                    raise
+                    # a web page every time: the console's, answered for a route the gateway does not have
+                    raise exc.instead if isinstance(exc, _WebPage) else exc from None
                 attempt += 1
                 self.pause(wait, f"unreadable answer ({exc.message}); asking again", attempt)
 
@@ -333,7 +374,10 @@ class Client:
             headers = {"Content-Type": "application/json"}
             resp = self.send("POST", path, data=body, headers=headers, idempotent=False, stream=True)
         self._read_answer(resp, acted=True)
-        return _json_body(resp, self.log)
+        try:
+            return _json_body(resp, self.log, self.base_url)
+        except _WebPage as exc:  # a create is not asked twice: one web page answers it
+            raise exc.instead from None
 
     def stream(self, path_or_url: str, headers: dict[str, str] | None = None) -> requests.Response:
         """GET with the body left unread; errors are raised before the first byte is returned."""
@@ -357,11 +401,14 @@ class Client:
         where = urlsplit(url)
         proxies = dict(DIRECT) if is_loopback(where.hostname) else None
         attempt = throttled = 0
+        waited = False  # a 429 made this request wait (``on_throttle``)
         while True:
+            what = f"retrying {method} {where.path}"  # what a retry's warning says it does
             if self.gate is not None:
                 self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
             started = time.monotonic()
             _inflight.watch = watch = _Watchdog(self._left(ANSWER_SECONDS))
+            _inflight.sent = None  # not known yet (``_marked``)
             try:
                 with _disarmed(watch):
                     resp = self.session.request(
@@ -377,19 +424,27 @@ class Client:
                     )
             except requests.exceptions.ProxyError as exc:
                 # Refused by the proxy: it never passed the request on, so even a POST may be sent again.
+                unsent = _unsent(exc)
                 wait = self.backoff(attempt, None)
-                if not (idempotent or _refused(exc)) or self._give_up(attempt, wait, budget):
-                    raise self._proxy_error(exc, url, acted=not idempotent and not _refused(exc)) from None
-            except requests.ConnectionError as exc:
-                # A refused connection never reached the server: safe to re-send even a POST.
-                retryable = idempotent or _refused(exc)
-                wait = self.backoff(attempt, None)
-                if not retryable or self._give_up(attempt, wait, budget):
-                    raise _network_error(exc, url, sent=not _refused(exc), acted=not idempotent) from None
-            except requests.Timeout as exc:
+                if not (idempotent or unsent) or self._give_up(attempt, wait, budget):
+                    raise self._proxy_error(exc, url, acted=not idempotent and not unsent) from None
+            except requests.exceptions.SSLError as exc:
+                if _unsent(exc):  # the handshake failed: a wrong scheme or certificate, which asking again won't mend
+                    raise _tls_error(exc, url) from None
                 wait = self.backoff(attempt, None)
                 if not idempotent or self._give_up(attempt, wait, budget):
                     raise _network_error(exc, url, sent=True, acted=not idempotent) from None
+            except requests.ConnectionError as exc:
+                # A connection that was never made (refused, unresolved, timed out) took nothing to the server:
+                # safe to re-send even a POST.
+                unsent = _unsent(exc)
+                wait = self.backoff(attempt, None)
+                if not (idempotent or unsent) or self._give_up(attempt, wait, budget):
+                    raise _network_error(exc, url, sent=not unsent, acted=not idempotent) from None
+            except requests.Timeout as exc:
+                wait = self.backoff(attempt, None)
+                if not idempotent or self._give_up(attempt, wait, budget):
+                    raise _network_error(exc, url, sent=not _unsent(exc), acted=not idempotent) from None
             except requests.TooManyRedirects:
                 what = f"{where.hostname} redirected {method} {where.path} in a loop"
                 raise _unusable(what, acted=not idempotent) from None
@@ -399,8 +454,13 @@ class Client:
                 what = f"a request to {where.hostname} met a URL that cannot be requested ({_one_line(exc)})"
                 raise _unusable(what, acted=not idempotent) from None
             except requests.RequestException as exc:  # whatever else requests may raise: still exit 6, not 1
-                hint = ACTED_HINT if not idempotent else "check --base-url and your network, then try again"
-                raise Unavailable(f"the request to {where.hostname} failed ({_one_line(exc)})", hint=hint) from None
+                unsent = _unsent(exc)
+                hint = (
+                    ACTED_HINT if not idempotent and not unsent else "check --base-url and your network, then try again"
+                )
+                error = Unavailable(f"the request to {where.hostname} failed ({_one_line(exc)})", hint=hint)
+                error.unsent = unsent
+                raise error from None
             else:
                 watch.disarm()  # the headers are in; a body is read under its own deadline (_read_answer)
                 if self.log:
@@ -408,6 +468,8 @@ class Client:
                 if resp.status_code < 400:
                     if self.gate is not None:
                         self.gate.passed()
+                    if waited and self.on_throttle:
+                        self.on_throttle(None)
                     return resp
                 retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
                 # A 429 under a shared Gate is the pace being found, not a fault: it is counted apart, with a
@@ -422,14 +484,19 @@ class Client:
                 if not retryable or self._give_up(tries, wait, limit):
                     with contextlib.suppress(BadAnswer):  # a body that broke off: the status still says enough
                         self._read_answer(resp, acted=not idempotent)
-                    raise error_from_response(resp)
+                    raise _no_route(resp, self.base_url) or error_from_response(resp)
                 resp.close()
+                if resp.status_code == 429:
+                    reason = throttle_reason(resp, wait)
+                    what, waited = f"{reason}: {what}", True
+                    if self.on_throttle:
+                        self.on_throttle(reason)
                 if shared:
                     throttled += 1
                     self.sleep(wait)
                     continue
             attempt += 1
-            self.pause(wait, f"retrying {method} {urlsplit(url).path}", attempt)
+            self.pause(wait, what, attempt)
 
     def _read_answer(self, resp: requests.Response, *, acted: bool) -> None:
         """Read a JSON or error answer's body now, by the caller's deadline and within ``ANSWER_SECONDS``, and
@@ -548,6 +615,28 @@ def _refused(exc: Exception) -> bool:
     )
 
 
+def _unsent(exc: Exception) -> bool:
+    """None of the request's bytes can have reached a server: the failure came while its connection was being
+    made (``_marked``), or it is one that only connecting raises (refused, unresolved)."""
+    return getattr(_inflight, "sent", None) is False or _refused(exc)
+
+
+def _tls_error(exc: Exception, url: str) -> Unavailable:
+    """A TLS handshake that failed, named as one: nothing was sent, and an https:// URL of a server that speaks
+    plain http is the usual cause."""
+    parts = urlsplit(url)
+    text = str(exc)
+    reason = re.search(r"\[SSL: [A-Z0-9_]+\] (.+?)\.?\s*\(_ssl", text.replace("\\'", "'"))
+    why = f" ({reason[1].strip()})" if reason else ""
+    hint = (
+        f"nothing was sent; if {parts.netloc} speaks plain HTTP, use http:// rather than https:// in --base-url"
+        " (a certificate problem: check the host name and the system's CA certificates)"
+    )
+    error = Unavailable(f"the TLS handshake with {parts.netloc} failed{why}", hint=hint)
+    error.unsent = True
+    return error
+
+
 def _unusable(what: str, *, acted: bool) -> BadAnswer:
     hint = "the gateway or a proxy in between sent a redirect or a link that cannot be followed; check --base-url"
     return BadAnswer(what, hint=ACTED_HINT if acted else hint)
@@ -561,12 +650,12 @@ def _one_line(exc: Exception) -> str:
 def _network_error(exc: Exception, url: str, *, sent: bool, acted: bool) -> Unavailable:
     """``acted``: a request that may have changed something (the create POST) may have done so."""
     host = urlsplit(url).netloc
-    if isinstance(exc, requests.Timeout):
+    if not sent:
+        what = f"could not connect to {host}" + (" in time" if isinstance(exc, requests.Timeout) else "")
+    elif isinstance(exc, requests.Timeout):
         what = f"no answer from {host} in time"
-    elif sent:
-        what = f"the connection to {host} broke after the request was sent"
     else:
-        what = f"could not connect to {host}"
+        what = f"the connection to {host} broke after the request was sent"
     hint = "check --base-url and your network, then try again"
     if sent and acted:
         hint = ACTED_HINT
@@ -590,6 +679,19 @@ def retry_after(resp: requests.Response) -> float | None:
             return None
 
 
+def throttle_reason(resp: requests.Response, wait: float) -> str:
+    """Why a request waits after a 429: the gateway's Retry-After, or none (new-api's own limiter sends none,
+    middleware/rate-limit.go) and the backoff chosen instead."""
+    after = retry_after(resp)
+    if after is not None:
+        return f"waiting for the gateway's rate limit (Retry-After {_seconds(after)} s)"
+    return f"waiting for the gateway's rate limit (no Retry-After; retrying in {_seconds(wait)} s)"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
 def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("request_id"), str):
         return scrub(str(body["request_id"]))
@@ -597,8 +699,11 @@ def request_id_of(resp: requests.Response, body: Any = None) -> str | None:
     return scrub(rid) if rid else None  # a header is as able to echo the key as a body
 
 
-def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The answer's JSON object, read up to ``MAX_ANSWER``; an ``error`` key means failure even on HTTP 200."""
+def _json_body(
+    resp: requests.Response, log: Callable[[str], None] | None = None, base_url: str | None = None
+) -> dict[str, Any]:
+    """The answer's JSON object, read up to ``MAX_ANSWER``; an ``error`` key means failure even on HTTP 200.
+    With ``base_url``, a web page from the gateway's host is the wrong base URL (``_no_route``)."""
     rid = request_id_of(resp)
     what = f"the gateway answered HTTP {resp.status_code} with"
     try:
@@ -624,6 +729,8 @@ def _json_body(resp: requests.Response, log: Callable[[str], None] | None = None
         raise BadAnswer(f"{what} JSON nested too deeply", status=resp.status_code, request_id=rid) from None
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
+        if base_url is not None and (wrong := _no_route(resp, base_url)):
+            raise _WebPage(wrong) from None
         raise BadAnswer(
             f"{what} something that is not JSON ({kind}, {len(raw)} bytes)",
             status=resp.status_code,
@@ -699,6 +806,51 @@ def _json_object(text: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+class _WebPage(BadAnswer):
+    """A web page where JSON was expected, from the gateway's host: asked again like any unreadable answer (a
+    proxy's page may pass), and ``instead`` (a wrong base URL, ``_no_route``) once it is the last answer."""
+
+    def __init__(self, instead: InvalidRequest) -> None:
+        super().__init__(instead.message, status=instead.status, request_id=instead.request_id, hint=instead.hint)
+        self.instead = instead
+
+
+def _no_route(resp: requests.Response, base_url: str) -> InvalidRequest | None:
+    """The gateway has no route for the request: the base URL is wrong, not the task id. new-api answers a path
+    no route takes (router/web-router.go NoRoute) with 404 ``Invalid URL (METHOD /path)`` under /api, /v1,
+    /v1beta and /assets (controller/relay.go RelayNotFound), and with its web console's HTML page anywhere
+    else, whatever the method. Nothing was done with the request, so a create made nothing (``unsent``)."""
+    req = resp.request
+    if req is None or _origin(resp.url or req.url or "") != _origin(base_url):
+        return None  # a signed URL on another host: not the gateway's routes
+    # A web page where JSON was expected: the console's (200), or a 404 page; a 5xx page is a server in trouble.
+    html = "html" in resp.headers.get("Content-Type", "").lower() and (
+        resp.status_code < 300 or resp.status_code == 404
+    )
+    if not html:
+        if resp.status_code != 404:
+            return None
+        try:
+            body = json.loads(resp.content)
+        except (ValueError, RecursionError, requests.RequestException):
+            return None
+        error = body.get("error") if isinstance(body, dict) else None
+        if not (isinstance(error, dict) and str(error.get("message", "")).startswith("Invalid URL (")):
+            return None
+        if error.get("code") not in (None, ""):
+            return None
+    from wanvid.config import DEFAULT_BASE_URL
+
+    path = urlsplit(req.url or "").path
+    what = f"the gateway has no route {req.method} {path}"
+    if html:  # new-api's console page, or a proxy's: the hint fits both
+        what = f"the gateway answered {req.method} {path} with a web page, not JSON (HTTP {resp.status_code})"
+    hint = f"check --base-url (now {base_url}; the default is {DEFAULT_BASE_URL})"
+    error_ = InvalidRequest(what, status=resp.status_code, request_id=request_id_of(resp), hint=hint)
+    error_.unsent = True
+    return error_
 
 
 def error_from_response(resp: requests.Response, body: Any = None) -> ApiError:

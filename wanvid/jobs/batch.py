@@ -716,6 +716,12 @@ class _RowTrack:
     def warn(self, text: str) -> None:
         self.view.warn(text)
 
+    def throttled(self, reason: str | None) -> None:
+        """Why the row waits on the gateway's rate limit (None: it no longer does), for the board to show."""
+        show = getattr(self.view, "throttled", None)
+        if show is not None:
+            show(reason)
+
     def debug(self, text: str) -> None:
         self.view.debug(text)
 

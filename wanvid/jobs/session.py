@@ -118,6 +118,7 @@ class Session:
             key,
             sleep=self.sleep,
             on_retry=self.report.warn if self.report.chatty else None,
+            on_throttle=getattr(self.report, "throttled", None),  # optional (wanvid.report): a batch row's reason
             log=self.report.debug if self.debug else None,
             gate=self.gate,
         )

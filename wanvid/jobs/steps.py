@@ -56,6 +56,7 @@ def find_task(s: Session, task_id: str | None) -> tuple[Entry | None, str]:
                 f"the journal has no task of profile {s.profile_name!r} on {s.base}",
                 hint="give a TASK_ID; `wanvid list --all` shows every task this machine created",
             )
+        s.report.stage("FOUND", task_id=entry.id)  # from here on an interrupt names it
         s.report.info(f"task {entry.id} (the most recent, created {age(time.time() - entry.created_at)} ago)")
     else:
         from wanvid.rules.task import id_problem, shown_id
@@ -65,6 +66,7 @@ def find_task(s: Session, task_id: str | None) -> tuple[Entry | None, str]:
         problem = id_problem(task_id)
         if problem:
             raise UsageError(f"TASK_ID {shown_id(task_id)}: {problem}", hint="give a task id as `create` printed it")
+        s.report.stage("FOUND", task_id=task_id)  # before the journal is opened: an interrupt there names it
         entry = s.journal.get(s.base, task_id)
     return entry, entry.id if entry else str(task_id)
 

@@ -59,6 +59,13 @@ def _wall(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts + 8 * 3600)) + f".{int(ts * 1000) % 1000:03d}"
 
 
+# new-api's web console (its index page), answered for any path outside its API; a stand-in of the same shape.
+CONSOLE_PAGE = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>New API</title></head>'
+    b'<body><div id="root"></div></body></html>\n'
+)
+
+
 class Handler(BaseHTTPRequestHandler):
     """The requests of one connection (keep-alive), each answered from the ``Sandbox`` its server serves."""
 
@@ -279,7 +286,8 @@ class Handler(BaseHTTPRequestHandler):
                 None,
             )
             if route is None:
-                raise Reject(404, "NotFound", f"No route for {self.command} {path}")
+                self._no_route(path)
+                return
             name, m = route
             sb = self.sandbox
             sb._api_started()
@@ -292,6 +300,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._uncount()
         except Reject as exc:
             self._error(exc.status, exc.code, exc.message, exc.param, exc.headers, exc.body)
+
+    def _no_route(self, path: str) -> None:
+        """What new-api answers a request no route takes, for every method (router/web-router.go NoRoute): under
+        its API and asset prefixes, 404 with controller/relay.go RelayNotFound's envelope (no request_id, even
+        on /api/); anywhere else, the web console's index page, 200 text/html."""
+        if any(path == p or path.startswith(p + "/") for p in ("/api", "/v1", "/v1beta", "/assets")):
+            error = {"message": f"Invalid URL ({self.command} {path})", "type": "invalid_request_error"}
+            body = json.dumps({"error": {**error, "param": "", "code": ""}}).encode()
+            self._send(404, body, "application/json; charset=utf-8")
+            return
+        self._send(200, CONSOLE_PAGE, "text/html; charset=utf-8", {"Cache-Control": "no-cache"})
 
     def _api(self, name: str, m: re.Match[str], method: str, raw: bytes, body: Any) -> None:
         """One request to a create, query or content route: limits, faults, auth, then the route."""
