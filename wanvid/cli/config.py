@@ -49,11 +49,12 @@ def config_set(
     name: Annotated[
         str,
         typer.Argument(
+            metavar="NAME",
             help="base_url, protocol, bucket, bucket_endpoint, bucket_region or upload_images "
-            "(the key goes through set-key)."
+            "(the key goes through set-key).",
         ),
     ],
-    value: Annotated[str, typer.Argument(help="The value to store.")],
+    value: Annotated[str, typer.Argument(metavar="VALUE", help="The value to store.")],
 ) -> None:
     """Store a setting for the profile."""
     if name == "api_key":
@@ -78,7 +79,9 @@ def config_set(
 
 
 @command("unset", common=PROFILE)
-def config_unset(ctx: Ctx, name: Annotated[str, typer.Argument(help="api_key, base_url or protocol.")]) -> None:
+def config_unset(
+    ctx: Ctx, name: Annotated[str, typer.Argument(metavar="NAME", help="api_key, base_url or protocol.")]
+) -> None:
     """Remove a setting from the profile."""
     path = config.save(_profile(ctx), **{name: None})
     ctx.out.result(str(path), {"profile": _profile(ctx), "path": str(path)})

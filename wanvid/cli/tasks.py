@@ -119,7 +119,7 @@ def wait(
 def download(
     ctx: Ctx, task_id: TASK_ID = None, *, output: str | None, force: bool, metadata: bool, on_complete: str | None
 ) -> None:
-    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path."""
+    """Download a finished task's MP4 (default: where `run` meant it to go, else TASK_ID.mp4); print its path."""
     from wanvid.jobs.pipeline import Job
 
     job = Job(task_id=task_id, output=output, force=force, metadata=metadata, wait=False, hook=on_complete)
