@@ -34,7 +34,7 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("Wait for every unfinished task, 10 minutes at most", "wanvid wait --all --timeout 600"),
     ),
     "wanvid download": (
-        ("Save the most recent task's video into videos/", "wanvid download -o videos/"),
+        ("Save the most recent task's video (where run meant it to go, else TASK_ID.mp4)", "wanvid download"),
         ("Save it as cat.mp4, replacing the file there", "wanvid download -o cat.mp4 --force"),
     ),
     "wanvid run": (
