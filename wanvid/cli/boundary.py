@@ -39,9 +39,11 @@ class Command:
 
     def add_to(self, target: typer.Typer) -> None:
         cls = type(f"Command_{self.name}", (_Help,), {"canonical": self.name})
-        target.command(self.name, cls=cls)(self.callback)
+        # The whole first paragraph in a group's listing: Click would cut it to fit one line, ending in "...".
+        summary = " ".join((inspect.getdoc(self.callback) or "").split("\n\n")[0].split())
+        target.command(self.name, cls=cls, short_help=summary or None)(self.callback)
         for alias in self.aliases:  # the same command under another name, kept out of the help listing
-            target.command(alias, hidden=True, cls=cls)(self.callback)
+            target.command(alias, hidden=True, cls=cls, short_help=summary or None)(self.callback)
 
 
 class _Help(TyperCommand):
@@ -56,21 +58,30 @@ class _Help(TyperCommand):
         return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
 
     def format_epilog(self, ctx: Any, formatter: Any) -> None:
-        text = examples.help_text(command_path(ctx, self.canonical))
-        if text:
-            with formatter.section("Examples"):
-                formatter.write_text(text)
+        write_examples(ctx, formatter, self.canonical)
 
 
-def command_path(ctx: Any, name: str) -> str:
+def write_examples(ctx: Any, formatter: Any, name: str | None = None) -> None:
+    """The Examples section of the help of ``ctx``'s command (``name``: the name its examples are filed
+    under, when it was called by another). A group's ``format_epilog`` may call it too."""
+    text = examples.help_text(command_path(ctx, name))
+    if text:
+        with formatter.section("Examples"):
+            formatter.write_text(text)
+
+
+def command_path(ctx: Any, name: str | None = None) -> str:
     """``wanvid config set``: the path ``wanvid.cli.examples`` files a command's examples under, from the
-    names of the groups above it (not the program name it was started as)."""
-    groups = []
-    parent = ctx.parent
-    while parent is not None and parent.parent is not None:
-        groups.append(parent.command.name)
-        parent = parent.parent
-    return " ".join(["wanvid", *reversed(groups), name])
+    names of the commands from the root down to ``ctx``'s (not the program name it was started as), the
+    last one ``name`` when given."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.command.name)
+        ctx = ctx.parent
+    names.reverse()
+    if name is not None:
+        names[-1:] = [name]
+    return " ".join(["wanvid", *names])
 
 
 def command(
