@@ -21,7 +21,7 @@ from wanvid.cli.examples import EXAMPLES
 from wanvid.jobs.batch import NAME_FIELDS
 from wanvid.sandbox import Sandbox
 
-from ..helpers import CAT, FAST, ROOT, finish, start, wait_until, wv
+from ..helpers import CAT, FAST, ROOT, finish, run, start, wait_until, wv
 
 
 def command_paths() -> list[tuple[str, ...]]:
@@ -269,3 +269,36 @@ def test_the_readme_links_only_inside_the_repository():
 def test_the_readme_does_not_talk_about_how_the_project_was_planned():
     words = re.findall(r"\b(?:the issue|issue's|the spec|spec's|spec was)\b", README, flags=re.IGNORECASE)
     assert words == []
+
+
+def test_group_listings_show_whole_summaries():
+    for path in [(), ("config",)]:
+        listing = help_of(path).split("\nCommands:\n", 1)[1]
+        assert "..." not in listing, listing
+    assert "print its id.\n" in help_of(())
+
+
+# What the README says `wanvid --install-completion` writes, per shell: (script, rc file, line added to it).
+INSTALLED = {
+    "bash": (".bash_completions/wanvid.sh", ".bashrc", "source '{home}/.bash_completions/wanvid.sh'"),
+    "zsh": (".zfunc/_wanvid", ".zshrc", "fpath+=~/.zfunc; autoload -Uz compinit; compinit"),
+    "fish": (".config/fish/completions/wanvid.fish", None, None),
+}
+
+
+@pytest.mark.parametrize("shell", sorted(INSTALLED))
+def test_install_completion_writes_what_the_readme_says(shell, tmp_path):
+    script, rc, line = INSTALLED[shell]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}  # the shell named, not detected
+    proc = run("--install-completion", shell, env=env)
+    assert proc.returncode == 0, proc.stderr
+    committed = {"bash": "wanvid.bash", "zsh": "_wanvid", "fish": "wanvid.fish"}[shell]
+    assert (home / script).read_text().strip() == (ROOT / "completions" / committed).read_text().strip()
+    assert f"`~/{script}`" in README
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written == sorted([script, *([rc] if rc else [])])
+    if rc:
+        assert line.format(home=home) in (home / rc).read_text().splitlines()
+        assert line.format(home="/home/you") in README
