@@ -9,7 +9,6 @@ them. tests/processes/test_subprocess.py fails when either file drifts from the 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ class Command:
 
 def commands() -> Command:
     """The root command, its commands (and theirs) below it."""
-    sys.path.insert(0, str(ROOT))
     import typer
 
     from wanvid.cli.app import app
