@@ -32,7 +32,7 @@ lint: $(STAMP)
 completions: $(STAMP)
 	$(BIN)/python scripts/gen_completions.py
 
-## docs: regenerate docs/cli.md, the command reference (a test fails when it drifts)
+## docs: regenerate docs/cli.md, the command reference, and docs/wanvid.1, the man page (a test fails when either drifts)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py
 

@@ -136,13 +136,15 @@ def test_bash_completion_request_offers_commands_options_and_models():
     assert set(complete("wanvid create --protocol ")) == {"native", "unified"}
 
 
-def test_committed_cli_reference_matches_the_cli():
+def test_committed_cli_reference_and_man_page_match_the_cli():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from gen_docs import OUT, reference
+        from gen_docs import MAN, OUT, commands, manpage, reference
     finally:
         sys.path.pop(0)
-    assert OUT.read_text() == reference(), "run `make docs`"
+    root = commands()
+    assert OUT.read_text() == reference(root), "run `make docs`"
+    assert MAN.read_text() == manpage(root), "run `make docs`"
 
 
 def test_live_display_on_a_terminal_and_no_color(env):

@@ -157,10 +157,11 @@ def test_unreachable_is_6_and_a_bad_base_url_is_2(keyed: Sandbox) -> None:
     assert "check --base-url" in r.stderr
 
 
-def test_gh_users_find_it_as_auth_status(keyed: Sandbox) -> None:
-    r = wv("auth", "status", "--base-url", keyed.url, "--api-key", TEST_KEY)
-    assert r.exit_code == 0 and "wan2.7-i2v" in r.stdout
-    assert "auth" not in wv("--help").stdout
+@pytest.mark.parametrize("words", [["auth", "status"], ["whoami"], ["login"]])
+def test_gh_and_hf_users_are_pointed_at_config_check(words: list[str]) -> None:
+    r = wv(*words)
+    assert r.exit_code == 2
+    assert "the key is checked with: wanvid config check; stored with: wanvid config set-key" in r.stderr
 
 
 def _free_port() -> int:

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from wanvid import __version__
 from wanvid.cli import batch, config, placement, sandbox, tasks
+from wanvid.cli.boundary import write_examples
 from wanvid.cli.options import _complete_task as _complete_task  # tests compare complete.py's query with it
 from wanvid.cli.output import Output
 from wanvid.errors import UsageError
@@ -46,9 +47,12 @@ class _Group(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             path = ctx.command_path if ctx else "wanvid"
             message = exc.format_message()
+            hint = f"see: {path} --help"
             if type(exc).__name__ == "NoSuchOption":  # an option of some other command: say which
                 message = placement.misplaced(getattr(exc, "option_name", ""), path, app) or message
-            error = UsageError(message, hint=f"see: {path} --help")
+            elif message.startswith("No such command") and _first_word(argv) in KEY_WORDS:
+                hint = "the key is checked with: wanvid config check; stored with: wanvid config set-key"
+            error = UsageError(message, hint=hint)
             error.exit_code = exc.exit_code
             Output(json_mode=_json_asked(argv)).error(error)
             sys.exit(exc.exit_code)
@@ -56,6 +60,25 @@ class _Group(TyperGroup):
             sys.stderr.write("\nerror: aborted\n")
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        write_examples(ctx, formatter)
+
+
+class _ConfigGroup(TyperGroup):
+    """The ``config`` group: its help ends with examples too."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        write_examples(ctx, formatter)
+
+
+# Where users of gh and hf look for the key commands (`gh auth status`, `hf auth whoami`, `gh auth login`):
+# wanvid has one name for each, under config, and says so instead of a bare "No such command".
+KEY_WORDS = {"auth", "login", "whoami", "logout"}
+
+
+def _first_word(argv: list[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def _json_asked(argv: list[str]) -> bool:
@@ -82,13 +105,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(
-    help="Store the API key and the defaults of a profile; show where each setting comes from.", no_args_is_help=True
-)
-app.add_typer(config_app, name="config")
-# `gh auth status` and `hf auth whoami` are where users of those tools look: the same check, kept out of the help
-auth_app = typer.Typer(help="Hidden alias: wanvid auth status is wanvid config check.", no_args_is_help=True)
-app.add_typer(auth_app, name="auth", hidden=True)
+CONFIG_HELP = "Store the API key and the defaults of a profile; show where each setting comes from."
+config_app = typer.Typer(cls=_ConfigGroup, help=CONFIG_HELP, no_args_is_help=True)
+app.add_typer(config_app, name="config", short_help=CONFIG_HELP)  # whole in the listing, not cut at "..."
 
 # In the order the help lists them.
 COMMANDS = (
@@ -114,8 +133,6 @@ for _cmd in COMMANDS:
     _cmd.add_to(app)
 for _cmd in CONFIG_COMMANDS:
     _cmd.add_to(config_app)
-for _alias in ("status", "whoami"):
-    auth_app.command(_alias)(config.config_check.callback)
 
 
 def _version(value: bool) -> None:
@@ -127,7 +144,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Turn a still image into a video with Alibaba's Wan models through the ope.ai gateway.

@@ -63,7 +63,7 @@ def batch_(
         typer.Option(
             "--results",
             metavar="PATH",
-            help="The results JSONL, one line per row [default: <output-dir>/<manifest name>.results.jsonl].",
+            help="The results JSONL, one line per row [default: DIR/shots.results.jsonl for a manifest shots.csv].",
             show_default=False,
         ),
     ] = None,

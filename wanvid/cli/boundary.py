@@ -6,7 +6,9 @@ offers (``common``, names from ``options.COMMON_PARAMS``), appended to its signa
 time the common options are packed into a ``Ctx`` (``wanvid.cli.context``), those the command does not
 offer at their defaults (None or False), and the body runs inside ``error_boundary``, the one place that
 turns a ``WanvidError`` (or Ctrl-C, a closed pipe, a bug) into a one-line message and its exit code.
-``wanvid.cli.app`` adds the commands to the app, in the order the help lists them.
+``wanvid.cli.app`` adds the commands to the app, in the order the help lists them. Each command's help ends
+with its examples (``wanvid.cli.examples``), and its usage line names a required argument in capitals
+(``MANIFEST``) as Click does, not Typer's ``{MANIFEST}``: one placeholder style in every help.
 """
 
 import functools
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
+from wanvid.cli import examples
 from wanvid.cli.context import Ctx
 from wanvid.cli.options import COMMON_PARAMS, GATEWAY
 from wanvid.errors import Interrupted, UsageError, WanvidError, signal_number
@@ -34,9 +38,50 @@ class Command:
     aliases: tuple[str, ...] = ()
 
     def add_to(self, target: typer.Typer) -> None:
-        target.command(self.name)(self.callback)
+        cls = type(f"Command_{self.name}", (_Help,), {"canonical": self.name})
+        # The whole first paragraph in a group's listing: Click would cut it to fit one line, ending in "...".
+        summary = " ".join((inspect.getdoc(self.callback) or "").split("\n\n")[0].split())
+        target.command(self.name, cls=cls, short_help=summary or None)(self.callback)
         for alias in self.aliases:  # the same command under another name, kept out of the help listing
-            target.command(alias, hidden=True)(self.callback)
+            target.command(alias, hidden=True, cls=cls, short_help=summary or None)(self.callback)
+
+
+class _Help(TyperCommand):
+    """How a command's help reads: its usage line with Click's placeholders, and an Examples section at
+    the end, after Options (where Click puts an epilog)."""
+
+    canonical = ""  # the command's own name, which its examples are filed under (an alias shows them too)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # Typer writes a required argument as {NAME}; Click, and the rest of wanvid's help, as NAME.
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        write_examples(ctx, formatter, self.canonical)
+
+
+def write_examples(ctx: Any, formatter: Any, name: str | None = None) -> None:
+    """The Examples section of the help of ``ctx``'s command (``name``: the name its examples are filed
+    under, when it was called by another). A group's ``format_epilog`` may call it too."""
+    text = examples.help_text(command_path(ctx, name))
+    if text:
+        with formatter.section("Examples"):
+            formatter.write_text(text)
+
+
+def command_path(ctx: Any, name: str | None = None) -> str:
+    """``wanvid config set``: the path ``wanvid.cli.examples`` files a command's examples under, from the
+    names of the commands from the root down to ``ctx``'s (not the program name it was started as), the
+    last one ``name`` when given."""
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.command.name)
+        ctx = ctx.parent
+    names.reverse()
+    if name is not None:
+        names[-1:] = [name]
+    return " ".join(["wanvid", *names])
 
 
 def command(

@@ -51,11 +51,12 @@ def config_set(
     name: Annotated[
         str,
         typer.Argument(
+            metavar="NAME",
             help="base_url, protocol, model, resolution, duration, output_dir, bucket, bucket_endpoint, "
-            "bucket_region or upload_images (the key goes through set-key)."
+            "bucket_region or upload_images (the key goes through set-key).",
         ),
     ],
-    value: Annotated[str, typer.Argument(help="The value to store.")],
+    value: Annotated[str, typer.Argument(metavar="VALUE", help="The value to store.")],
 ) -> None:
     """Store a setting for the profile (a new profile is made by the first setting stored in it)."""
     if name == "api_key":
@@ -94,7 +95,8 @@ def config_set(
 def config_unset(
     ctx: Ctx,
     name: Annotated[
-        str, typer.Argument(help="Any setting config set stores, or api_key (the profile's key is removed).")
+        str,
+        typer.Argument(metavar="NAME", help="Any setting config set stores, or api_key (removes the profile's key)."),
     ],
 ) -> None:
     """Remove a setting from the profile; the next source in line (env, default) takes over."""

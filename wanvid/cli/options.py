@@ -94,6 +94,7 @@ COMMON_PARAMS = [
             ProtocolName | None,
             typer.Option(
                 "--protocol",
+                metavar="[native|unified]",
                 case_sensitive=False,
                 show_default=False,
                 rich_help_panel=COMMON,
@@ -444,7 +445,8 @@ OUT_PARAMS = [
             bool,
             typer.Option(
                 "--metadata/--no-metadata",
-                help="Write <output>.json beside the video: prompt, parameters, seed, task id, timings, input hashes.",
+                help="Write the video's name plus .json (cat.mp4.json) beside it: prompt, parameters, seed, task id, "
+                "timings, input hashes.",
                 rich_help_panel=OUT,
             ),
         ],

@@ -33,16 +33,24 @@ ACCEPTED_KEY = _param(
 @command("sandbox", common=(ACCEPTED_KEY, *OUTPUT))
 def sandbox(
     ctx: Ctx,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one.")] = 8765,
-    queue_seconds: Annotated[float, typer.Option("--queue-seconds", help="How long tasks stay PENDING.")] = 2.0,
-    run_seconds: Annotated[float, typer.Option("--run-seconds", help="How long tasks stay RUNNING.")] = 6.0,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port; 0 picks a free one.")] = 8765,
+    queue_seconds: Annotated[
+        float, typer.Option("--queue-seconds", metavar="SECONDS", help="How long tasks stay PENDING.")
+    ] = 2.0,
+    run_seconds: Annotated[
+        float, typer.Option("--run-seconds", metavar="SECONDS", help="How long tasks stay RUNNING.")
+    ] = 6.0,
     fail: Annotated[
         str | None,
         typer.Option("--fail", metavar="CODE:MESSAGE", help="Fault: new tasks end FAILED with this code and message."),
     ] = None,
-    throttle: Annotated[int, typer.Option("--throttle", help="Fault: answer the next N API calls 429.")] = 0,
-    server_errors: Annotated[int, typer.Option("--server-errors", help="Fault: answer the next N API calls 500.")] = 0,
+    throttle: Annotated[
+        int, typer.Option("--throttle", metavar="N", help="Fault: answer the next N API calls 429.")
+    ] = 0,
+    server_errors: Annotated[
+        int, typer.Option("--server-errors", metavar="N", help="Fault: answer the next N API calls 500.")
+    ] = 0,
     cut_download_after: Annotated[
         int | None,
         typer.Option(
@@ -54,13 +62,13 @@ def sandbox(
     ] = None,
     expire: Annotated[bool, typer.Option("--expire", help="Fault: every task reports as expired.")] = False,
     ttl_seconds: Annotated[
-        float, typer.Option("--ttl-seconds", help="How long tasks and their signed URLs live.")
+        float, typer.Option("--ttl-seconds", metavar="SECONDS", help="How long tasks and their signed URLs live.")
     ] = 86400.0,
     flavor: Annotated[
         str,
         typer.Option(
             "--flavor",
-            metavar="docs|newapi|house",
+            metavar="[docs|newapi|house]",
             help="Answer style: docs (default, ope.ai's pages), newapi (new-api's code: lowercase statuses, flat "
             "errors, empty 429s, a content route without Range) or house (the sandbox's first style).",
         ),
@@ -81,7 +89,7 @@ def sandbox(
     --api-key when given), and serves a real MP4. Faults can also be switched at runtime:
     POST /_sandbox/faults with a JSON object, e.g. {"throttle": 3, "retry_after": 1}; the flavor
     with POST /_sandbox/flavor {"flavor": "newapi"}. DashScope SDK users point base_http_api_url
-    at <url>/api/v1.
+    at URL/api/v1, URL being the base URL it prints.
     """
     from wanvid.sandbox import FLAVORS, Sandbox
 

@@ -136,7 +136,7 @@ def download(
     metadata: bool,
     on_complete: str | None,
 ) -> None:
-    """Download a finished task's MP4 (default: where `run` meant it to go, else <task_id>.mp4); print its path.
+    """Download a finished task's MP4 (default: where `run` meant it to go, else TASK_ID.mp4); print its path.
 
     A video already saved there by wanvid is not downloaded again: its path is printed (exit 0).
     """
