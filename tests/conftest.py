@@ -99,3 +99,26 @@ def cat(isolated: Path) -> Path:
     path = isolated / "cat.png"
     Image.new("RGB", (832, 480), "teal").save(path)
     return path
+
+
+# The suite runs on a few xdist workers, which take tests in collection order. The longest tests (each
+# waits out a task, a batch or a rate limit) go first, so that no worker is left running one of them
+# alone at the end while the others are idle; their order among themselves, and everyone else's, is kept.
+LONG_FIRST = (
+    "tests/processes/test_demo.py",
+    "tests/pipeline/test_batch.py::test_fifty_rows",
+    "tests/processes/test_live_line.py",
+    "tests/pipeline/test_batch.py::test_a_tight_rate_limit",
+    "tests/pipeline/test_nothing_lost.py::test_429_5xx",
+    "tests/rules/test_journal.py::test_a_new_journal_opened_by_many",
+    "tests/gateway/test_real_causes.py",
+    "tests/processes/test_scripting.py",
+    "tests/pipeline/test_batch.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONG_FIRST) if item.nodeid.startswith(prefix)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: within a rank, collection order

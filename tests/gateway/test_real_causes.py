@@ -217,13 +217,13 @@ THROTTLED = "waiting for the gateway's rate limit"
 
 def test_runs_terminal_says_it_waits_for_the_rate_limit(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
     """A throttled create on a terminal: the reason, with the gateway's Retry-After, not a silent wait."""
-    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    sandbox.faults.throttle, sandbox.faults.retry_after = 1, 0.5
     out, screen = on_a_terminal(
         ["run", str(cat), "-p", "x", "-o", str(isolated / "v.mp4"), *FAST], gateway_env(sandbox)
     )
     assert out.strip() == str(isolated / "v.mp4")
-    assert f"{THROTTLED} (Retry-After 1.5 s)" in screen
-    assert creates(sandbox) == 3
+    assert f"{THROTTLED} (Retry-After 0.5 s)" in screen
+    assert creates(sandbox) == 2
 
 
 def test_new_apis_own_limiter_sends_no_retry_after_and_says_so(cat: Path, isolated: Path) -> None:
@@ -239,18 +239,18 @@ def test_new_apis_own_limiter_sends_no_retry_after_and_says_so(cat: Path, isolat
 def test_a_batch_row_says_why_it_sits_at_submitting(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
     (isolated / "m.csv").write_text(f"image,prompt\n{cat},one\n{cat},two\n")
     name = ["--name", "{row}"]
-    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    sandbox.faults.throttle, sandbox.faults.retry_after = 1, 0.5
     r = wv("batch", "m.csv", *name, *FAST, "--stagger", "0.02", env=gateway_env(sandbox))
     assert r.exit_code == 0, r.stderr
     waiting = [line for line in r.stderr.splitlines() if THROTTLED in line]
     assert waiting, r.stderr
     assert all(
-        "status=SUBMITTING" in line and 'reason="' + THROTTLED + ' (Retry-After 1.5 s)"' in line for line in waiting
+        "status=SUBMITTING" in line and 'reason="' + THROTTLED + ' (Retry-After 0.5 s)"' in line for line in waiting
     )
 
 
 def test_the_live_batch_board_shows_the_reason_in_the_rows_status(sandbox: Sandbox, cat: Path, isolated: Path) -> None:
     (isolated / "m.csv").write_text(f"image,prompt\n{cat},one\n{cat},two\n")
-    sandbox.faults.throttle, sandbox.faults.retry_after = 2, 1.5
+    sandbox.faults.throttle, sandbox.faults.retry_after = 1, 1.0
     _, screen = on_a_terminal(["batch", "m.csv", "--name", "{row}", *FAST, "--stagger", "0.02"], gateway_env(sandbox))
-    assert f"SUBMITTING · {THROTTLED} (Retry-After 1.5 s)" in screen
+    assert f"SUBMITTING · {THROTTLED} (Retry-After 1 s)" in screen
