@@ -47,9 +47,11 @@ class Settings(NamedTuple):
 
     def require_key(self) -> str:
         if not self.api_key.value:
+            profile = self.profile.value
+            store = "wanvid config set-key" + (f" --profile {profile}" if profile != DEFAULT_PROFILE else "")
             raise AuthError(
-                "no API key",
-                hint="pass --api-key, set WANVID_API_KEY (or OPEAI_API_KEY), or run `wanvid config set-key`",
+                "no API key" + (f" for profile {profile!r}" if profile != DEFAULT_PROFILE else ""),
+                hint=f"pass --api-key, set WANVID_API_KEY (or OPEAI_API_KEY), or store one with: {store}",
             )
         return self.api_key.value
 

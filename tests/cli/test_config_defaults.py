@@ -168,3 +168,13 @@ def test_get_names_the_settings_it_knows(isolated):
     r = wv("config", "get", "colour")
     assert r.exit_code == 2 and "unknown setting 'colour'" in r.stderr and "output_dir" in r.stderr
     assert wv("config", "get", "api_key", "--api-key", TEST_KEY).stdout == "****" + TEST_KEY[-4:] + "\n"
+
+
+def test_config_set_model_stores_the_known_name_and_refuses_a_typo(isolated):
+    r = wv("config", "set", "model", "WAN2.6-i2v")
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    assert wv("config", "get", "model").stdout.strip() == "wan2.6-i2v"
+    r = wv("config", "set", "model", "wan2.7-iv2")
+    assert r.exit_code == 2
+    assert "unknown model 'wan2.7-iv2'; did you mean wan2.7-i2v?" in r.stderr
+    assert wv("config", "get", "model").stdout.strip() == "wan2.6-i2v"  # the typo was not stored

@@ -82,6 +82,8 @@ def test_no_help_has_angle_or_brace_placeholders(path):
     assert placeholders(text) == [], text
     usage = text.splitlines()[0]
     assert "{" not in usage and "<" not in usage
+    words = usage.split("[OPTIONS]", 1)[-1].split()
+    assert all(w.strip("[].") == w.strip("[].").upper() for w in words), usage  # placeholders in capitals
 
 
 def test_config_set_names_its_arguments_in_capitals():

@@ -79,3 +79,9 @@ def test_a_real_process_takes_options_before_the_command(sandbox, cat):
     assert json.loads(proc.stdout)["id"] == created
     proc = run("--quiet", "config", "path", sb=sandbox)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("config.toml")
+
+
+def test_common_options_before_a_double_dash_and_the_command(isolated):
+    r = wv("--json", "--", "list")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout) == []

@@ -243,6 +243,27 @@ def test_manifest_rows_with_a_bad_prompt_file_are_listed_and_nothing_is_sent(gw,
     assert creates(gw) == 0
 
 
+def test_manifest_prompt_cells_of_dash_or_at_file_are_refused_like_the_flags(gw, tmp_path):
+    folder = tmp_path / "job"
+    rows = manifest(
+        folder,
+        "image,prompt,negative_prompt,output",
+        "shot.png,-,,a.mp4",
+        "shot.png,@p.txt,,b.mp4",  # p.txt is beside the manifest
+        "shot.png,go,@p.txt,c.mp4",
+        "shot.png,@cat walks,,d.mp4",  # names no file: text
+    )
+    (folder / "p.txt").write_text("go\n")
+    r = wv("batch", str(rows), "-d", str(tmp_path / "out"), "--dry-run")
+    assert r.exit_code == 2
+    lines = r.stderr.splitlines()
+    assert "row 1: prompt: '-' would be sent as the text; give a file in the prompt_file column" in lines
+    assert any(line.startswith("row 2: prompt: '@p.txt' would send the file's name") for line in lines)
+    assert any(line.startswith("row 3: negative_prompt: '@p.txt'") and "negative_prompt_file" in line for line in lines)
+    assert not any(line.startswith("row 4:") for line in lines)
+    assert creates(gw) == 0
+
+
 def test_batch_prompt_file_is_the_rows_default_prompt(gw, tmp_path):
     rows = manifest(tmp_path / "job", "image,prompt,output", "shot.png,,a.mp4", "shot.png,own,b.mp4")
     (tmp_path / "default.txt").write_text("the default\n")

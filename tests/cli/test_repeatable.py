@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from wanvid.sandbox import Sandbox
+from wanvid.store.journal import Journal
 
 from ..helpers import FAST, ROOT, wv
 
@@ -152,7 +153,8 @@ def test_download_all_finishes_and_saves_everything_not_on_disk(gw, cat, isolate
     assert rows[failed][0] == "failed" and rows[gone][0] == "gone"
     assert (isolated / "meant.mp4").read_bytes() == SAMPLE == (isolated / f"{running}.mp4").read_bytes()
     assert fetches(gw) >= fetched + 3
-    assert f"{isolated / 'kept.mp4'} is already saved" in r.stderr and "expired" in r.stderr
+    assert "1 video(s) already on disk where they were saved: not downloaded again" in r.stderr
+    assert "is already saved" not in r.stderr and "expired" in r.stderr  # one line for them all, not one each
 
     fetched = fetches(gw)
     again = wv("download", "--all", "--json", *FAST)  # safe to repeat: nothing fetched twice
@@ -161,6 +163,7 @@ def test_download_all_finishes_and_saves_everything_not_on_disk(gw, cat, isolate
     assert again.exit_code == 5 and doc["exit_code"] == 5
     statuses = sorted(t["status"] for t in doc["tasks"])
     assert statuses == ["already_saved"] * 4 + ["failed", "gone"]
+    assert all(t["error"]["task_id"] == t["task_id"] for t in doc["tasks"] if t["error"])
     assert fetches(gw) == fetched
     quiet = wv("download", "--all", "-q", *FAST)
     assert sorted(quiet.stdout.split()) == sorted(t["path"] for t in doc["tasks"] if t["path"])
@@ -187,6 +190,19 @@ def test_run_dry_run_prints_the_request_and_where_the_video_would_go(gw, cat, is
     valid("dry-run.json", doc)
     assert doc["output"] == str(isolated / "sub.mp4") and doc["body"]["input"]["prompt"] == "a cat"
     assert gw.requests() == [] and not list(isolated.glob("*.mp4"))
+
+
+def test_run_dry_run_refuses_what_run_would_and_says_when_nothing_would_be_sent(gw, cat, isolated):
+    (isolated / "taken.mp4").write_bytes(b"someone else's")
+    r = wv("run", str(cat), "-p", "a cat", "-o", "taken.mp4", "--dry-run")
+    assert r.exit_code == 2 and "already exists" in r.stderr and r.stdout == ""
+    assert wv("run", str(cat), "-p", "a cat", "-o", "made.mp4", *FAST).exit_code == 0
+    asked = len(gw.requests())
+    r = wv("run", str(cat), "-p", "a cat", "-o", "made.mp4", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["output"] == str(isolated / "made.mp4") and doc["already_saved"] == Journal().recent()[0].id
+    assert len(gw.requests()) == asked
 
 
 def test_the_python_face_downloads_all_and_repeats_safely(gw, cat, isolated):

@@ -127,7 +127,14 @@ def test_an_interrupted_batch_says_so_and_prints_the_command_that_resumes_it(san
     assert code == 130, stderr
     statuses = [line.split()[1] for line in stdout.splitlines()[1:]]
     assert "interrupted" in statuses and "not_started" in statuses and "failed" not in statuses
+    for line in stdout.splitlines()[1:]:  # the id once, in the TASK column; the row says what happened
+        words = line.split()
+        if words[1] == "interrupted" and len(words[2]) == 36:
+            assert line.count(words[2]) == 1 and line.endswith("stopped; the task keeps running"), line
+        if words[1] == "not_started":
+            assert line.endswith("not started"), line
     resume = next(line for line in stderr.splitlines() if "resume with: " in line)
+    assert resume.startswith("note: interrupted; resume with: wanvid batch ") and "error:" not in stderr
     words = shlex.split(resume.split("resume with: ", 1)[1].split(" (it reuses")[0])
     assert words[:2] == ["wanvid", "batch"] and "--new" not in words  # --new would pay again
     paid = sandbox.stats()["creates"]

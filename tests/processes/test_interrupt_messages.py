@@ -60,8 +60,8 @@ class Lines:
         return code, out, err
 
 
-def created(slow: Sandbox, cat: Path) -> str:
-    made = run("create", str(cat), "-p", "walk", "-q", sb=slow)
+def created(slow: Sandbox, cat: Path, prompt: str = "walk") -> str:
+    made = run("create", str(cat), "-p", prompt, "-q", sb=slow)
     assert made.returncode == 0, made.stderr
     return made.stdout.strip()
 
@@ -121,6 +121,9 @@ def test_timeouts_are_notes_naming_the_task(slow: Sandbox, cat: Path, isolated: 
     waited = run("wait", task_id, "--timeout", "0.3", *FAST, sb=slow)
     assert waited.returncode == 124, waited.stderr
     the_note(waited.stderr, task_id, f"wanvid wait {task_id}")
+    waited = run("wait", task_id, "--timeout", "1.5", *FAST, sb=slow)  # the gateway answered: no network cause
+    assert waited.returncode == 124 and "no answer" not in waited.stderr, waited.stderr
+    assert f"task {task_id} is still PENDING after" in the_note(waited.stderr, task_id, f"wanvid wait {task_id}")
     ran = run("run", str(cat), "-p", "other", "--timeout", "0.3", *FAST, sb=slow)
     assert ran.returncode == 124, ran.stderr
     other = Journal().recent()[0].id
@@ -138,3 +141,56 @@ def test_ctrl_c_in_creates_retry_wait_says_no_task_was_made(sandbox: Sandbox, ca
     assert "error:" not in err and "Traceback" not in err
     assert err.splitlines()[-1] == "note: interrupted before any task was created"
     assert creates(sandbox) == 1 and sandbox.tasks() == [] and Journal().recent() == []
+
+
+def test_an_interrupt_before_the_first_query_of_wait_id_names_the_task(
+    slow_gw: Sandbox, cat: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C in the first moments of ``wait ID``, before any query: a real SIGINT, sent by the process to
+    itself at the moment it builds its client (no readiness signal can time it from outside)."""
+    import os
+
+    from wanvid.cli.context import Ctx
+
+    from ..helpers import wv
+
+    task_id = created(slow_gw, cat)
+    before, own = queries(slow_gw), Ctx.client
+
+    def interrupted_now(self: Ctx):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)
+        return own(self)
+
+    monkeypatch.setattr(Ctx, "client", interrupted_now)
+    r = wv("wait", task_id, *FAST)
+    assert r.exit_code == 130 and r.stdout == "", r.stderr
+    line = the_note(r.stderr, task_id, f"wanvid wait {task_id}")
+    assert line == f"note: stopped waiting; task {task_id} keeps running; resume with: wanvid wait {task_id}"
+    assert queries(slow_gw) == before
+    two = [task_id, created(slow_gw, cat, "run")]
+    r = wv("wait", *two, *FAST)
+    assert r.exit_code == 130, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"note: stopped waiting; tasks {', '.join(two)} keep running; resume with: wanvid wait {' '.join(two)}"
+    )
+
+
+def test_wait_for_several_names_every_task_still_running_on_ctrl_c_and_timeout(
+    slow: Sandbox, cat: Path, isolated: Path
+) -> None:
+    ids = [created(slow, cat), created(slow, cat, "run")]
+    proc = start("wait", *ids, *FAST, sb=slow)
+    wait_until(lambda: queries(slow), "the first status query")
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, timeout=20)
+    assert code == 130 and out == "" and "error:" not in err, err
+    assert err.splitlines()[-1] == (
+        f"note: stopped waiting; tasks {', '.join(ids)} keep running; resume with: wanvid wait {' '.join(ids)}"
+    )
+    waited = run("wait", *ids, "--timeout", "0.3", *FAST, sb=slow)
+    assert waited.returncode == 124 and "error:" not in waited.stderr and "warning:" not in waited.stderr
+    assert waited.stderr.splitlines()[-1] == (
+        f"note: gave up waiting at --timeout; tasks {', '.join(ids)} keep running; "
+        f"resume with: wanvid wait {' '.join(ids)}"
+    )
+    assert [line.split()[0] for line in waited.stdout.splitlines()] == ids  # a line for each, as it stands

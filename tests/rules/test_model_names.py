@@ -44,6 +44,8 @@ def test_names_that_are_sent(typed, sent):
         ("wan2.6-i2vv", "wan2.6-i2v"),
         ("wan2.6_i2v", "wan2.6-i2v"),
         ("wan2.7-i2", "wan2.7-i2v"),
+        ("wan2.7", "wan2.7-i2v"),  # cut short
+        ("WAN2.6", "wan2.6-i2v"),
     ],
 )
 def test_near_misses_are_refused_naming_the_known_model(typed, meant):

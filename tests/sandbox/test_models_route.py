@@ -101,10 +101,13 @@ def test_a_good_key_names_its_source_gateway_and_models(keyed: Sandbox) -> None:
     r = wv("config", "check", "--base-url", keyed.url, env={"WANVID_API_KEY": TEST_KEY})
     assert r.exit_code == 0, r.stderr
     assert "from WANVID_API_KEY" in r.stdout and keyed.url in r.stdout
+    assert r.stdout.splitlines()[0].split() == ["profile", "default"]
     assert re.search(r"wan2\.7-i2v +yes", r.stdout) and re.search(r"wan2\.6-i2v +yes", r.stdout)
     (request,) = keyed.requests("/v1/models")
     assert request.method == "GET"
     assert [x.path for x in keyed.requests()] == ["/v1/models"]  # nothing else, nothing paid for
+    r = wv("config", "check", "--base-url", keyed.url, "--profile", "ci", env={"WANVID_API_KEY": TEST_KEY})
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].split() == ["profile", "ci"], r.stderr
 
 
 def test_json_and_the_filter_of_video_models(keyed: Sandbox) -> None:
@@ -162,7 +165,10 @@ def test_unreachable_is_6_and_a_bad_base_url_is_2(keyed: Sandbox) -> None:
 def test_gh_and_hf_users_are_pointed_at_config_check(words: list[str]) -> None:
     r = wv(*words)
     assert r.exit_code == 2
-    assert "the key is checked with: wanvid config check; stored with: wanvid config set-key" in r.stderr
+    assert r.stderr == (
+        f"error: no command {words[0]!r}: wanvid's key commands are under config — "
+        "the key is checked with: wanvid config check; stored with: wanvid config set-key\n"
+    )
 
 
 def _free_port() -> int:
@@ -171,3 +177,11 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_no_key_in_a_profile_says_how_to_store_one_for_that_profile(keyed: Sandbox, isolated: Path) -> None:
+    assert wv("config", "set", "base_url", keyed.url, "--profile", "other").exit_code == 0
+    r = wv("config", "check", "--profile", "other", env={"WANVID_API_KEY": None, "OPEAI_API_KEY": None})
+    assert r.exit_code == 4
+    assert "no API key for profile 'other'" in r.stderr
+    assert "store one with: wanvid config set-key --profile other" in r.stderr

@@ -51,6 +51,7 @@ class _Group(TyperGroup):
             if type(exc).__name__ == "NoSuchOption":  # an option of some other command: say which
                 message = placement.misplaced(getattr(exc, "option_name", ""), path, app) or message
             elif message.startswith("No such command") and _first_word(argv) in KEY_WORDS:
+                message = f"no command {_first_word(argv)!r}: wanvid's key commands are under config"  # not "batch?"
                 hint = "the key is checked with: wanvid config check; stored with: wanvid config set-key"
             error = UsageError(message, hint=hint)
             error.exit_code = exc.exit_code

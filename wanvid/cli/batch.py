@@ -140,17 +140,26 @@ def batch_(
     rows = doc["rows"]
     paths = "\n".join(r["output"] for r in rows if r["output"] and r["status"] in ("saved", "already_saved"))
     if ctx.out.mode == "human":
-        table = [
-            (str(r["row"]), r["status"], r["task_id"] or "", r["output"] or (r["error"] or {}).get("message", ""))
-            for r in rows
-        ]
+        table = [(str(r["row"]), r["status"], r["task_id"] or "", _outcome(r)) for r in rows]
         ctx.out.table(("ROW", "STATUS", "TASK", "OUTPUT / ERROR"), table, doc)
     else:
         ctx.out.result(paths, doc, quiet_text=paths)
     if any(r["status"] in ("interrupted", "not_started") for r in rows):
-        ctx.out.note(f"interrupted; resume with: {_resume_command()} (it reuses every task already paid for)")
+        ctx.out.note(f"note: interrupted; resume with: {_resume_command()} (it reuses every task already paid for)")
     if doc["exit_code"]:
         raise typer.Exit(doc["exit_code"])
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    """The table's last column: the video, or why there is none (an interrupted row's task is in its own column,
+    and the resume command follows the table)."""
+    if row["output"] and row["status"] in ("saved", "already_saved"):
+        return str(row["output"])
+    if row["status"] == "interrupted":
+        return "stopped; the task keeps running" if row["task_id"] else "stopped before a task was made"
+    if row["status"] == "not_started":
+        return "not started"
+    return str(row["output"] or (row["error"] or {}).get("message", ""))
 
 
 def _resume_command() -> str:

@@ -121,7 +121,7 @@ def command(
         def wrapper(**kwargs: Any) -> Any:
             given = dict(kwargs)
             ctx = Ctx(**{**defaults, **{n: kwargs.pop(n) for n in common_names}})
-            with error_boundary(ctx, name, given.get("task_id")):
+            with error_boundary(ctx, name, given.get("task_id") or given.get("task_ids")):
                 if ctx.json_out and ctx.quiet:
                     raise UsageError("--json and --quiet exclude each other", hint="pick one")
                 _check_text(given, flags)
@@ -167,6 +167,12 @@ def _interrupted(ctx: Ctx, name: str | None, given: Any, signum: int) -> WanvidE
         error = Interrupted("interrupted", signum=signum)
         return safe(error, ctx.paid, ctx.again("status", ctx.paid, protocol=ctx.session.protocol))
     task_id = ctx.out.task_id
+    if isinstance(given, list | tuple):  # `wait A B C`: every task it was to wait for keeps running
+        ids = [g for g in dict.fromkeys(given) if isinstance(g, str) and not id_problem(g)]
+        if len(ids) > 1:
+            text = f"stopped waiting; tasks {', '.join(ids)} keep running"
+            return Interrupted(text, signum=signum, hint="resume with: " + _again(ctx, name or "wait", *ids))
+        given = ids[0] if ids else None
     if task_id is None and isinstance(given, str) and not id_problem(given):
         task_id = given
     if task_id is None:
@@ -174,14 +180,18 @@ def _interrupted(ctx: Ctx, name: str | None, given: Any, signum: int) -> WanvidE
         made = " before any task was created" if name in ("create", "run") else ""
         return Interrupted(f"interrupted{made}", signum=signum)
     words = (name, task_id) if name in RESUMED_AS_IS else ("status", task_id)
+    resume = _again(ctx, *words)
+    text = f"stopped waiting; task {task_id} keeps running" if name == "wait" else "interrupted"
+    return safe(Interrupted(text, signum=signum), task_id, resume)
+
+
+def _again(ctx: Ctx, *words: str) -> str:
     try:
-        resume = ctx.again(*words, protocol=str(ctx.protocol) if ctx.protocol else None)
+        return ctx.again(*words, protocol=str(ctx.protocol) if ctx.protocol else None)
     except WanvidError:  # the settings could not be read: the command as given is still the way on
         import shlex
 
-        resume = shlex.join(["wanvid", *words])
-    text = f"stopped waiting; task {task_id} keeps running" if name == "wait" else "interrupted"
-    return safe(Interrupted(text, signum=signum), task_id, resume)
+        return shlex.join(["wanvid", *words])
 
 
 def _flag_of(param: inspect.Parameter) -> str:

@@ -85,7 +85,10 @@ def config_set(
         from wanvid.rules.models import MODELS
 
         if stored not in MODELS:
-            ctx.out.warn(f"model {stored!r} is not one wanvid knows ({', '.join(MODELS)}); it will be sent unchecked")
+            ctx.out.warn(
+                f"model {stored!r} is not one wanvid knows ({', '.join(MODELS)}); "
+                "it will be sent unchecked, the gateway will judge it"
+            )
         if warning := defaults.mismatch(profile):
             ctx.out.warn(warning)
     ctx.out.result(str(path), {"profile": profile, "path": str(path), name: stored})
@@ -132,8 +135,9 @@ def config_get(
     name: Annotated[
         str,
         typer.Argument(
+            metavar="NAME",
             help="profile, api_key (masked), base_url, protocol, model, resolution, duration, output_dir or an "
-            "upload setting."
+            "upload setting.",
         ),
     ],
 ) -> None:
@@ -195,6 +199,7 @@ def config_check(ctx: Ctx) -> None:
         "listed": len(ids),
     }
     lines = [
+        f"{'profile':<9} {ctx.profile_name}",
         f"{'key':<9} {config.mask(s.api_key.value)} from {source}",
         f"{'gateway':<9} {ctx.base}",
         f"{'status':<9} accepted ({MODELS_PATH} lists {len(ids)} models for this key; nothing was charged)",

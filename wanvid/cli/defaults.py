@@ -81,7 +81,13 @@ def check(name: str, value: str, profile: str) -> str | int:
     if name == "model":
         if not value or any(c.isspace() or not c.isprintable() for c in value):
             raise UsageError(f"model {value!r} is not a model id", hint="e.g. " + ", ".join(MODELS))
-        return value
+        from wanvid.errors import FieldError
+        from wanvid.rules.models import canonical_model
+
+        try:  # as --model: any case, stored by its own name; a typo of a known model refused, not stored
+            return canonical_model(value)[0]
+        except FieldError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
     if name == "resolution":
         if value.upper() not in ("720P", "1080P"):
             raise UsageError(f"resolution {value!r} is not 720P or 1080P", hint="use 720P or 1080P")

@@ -91,7 +91,9 @@ class Output:
             from rich.console import Console
             from rich.table import Table
 
-            t = Table(*headers, box=None, header_style="bold")
+            t = Table(box=None, header_style="bold")
+            for h in headers:  # a narrow terminal folds a cell onto more lines, never cuts an id with "…"
+                t.add_column(h, overflow="fold")
             for row in rows:
                 t.add_row(*(_markup(x) for x in row))  # a prompt's "[/x]" is text, not rich markup
             Console().print(t)

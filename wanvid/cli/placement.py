@@ -56,6 +56,9 @@ def hoist(argv: list[str], groups: dict[str, set[str]]) -> list[str]:
     while i < len(argv):
         word = argv[i]
         if word == "--":
+            if moved and not words and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                i += 1  # `wanvid --json -- list`: "--" before a command name only says a command follows
+                continue
             return argv
         if word in ROOT_OPTIONS:  # `wanvid --json --help`: the root's own options end the process at once
             return [*words, *argv[i:]]

@@ -105,13 +105,16 @@ def wait(
         task = wait_for_task(ctx.session, task_ids[0] if task_ids else None, timeout, poll_interval, client)
         ctx.out.result(task.video_url or task.id, task.to_dict(), quiet_text=task.id)
         return
+    stop = None
     if all_:
         ended, worst = wait_unfinished(ctx.session, timeout, poll_interval, client)
         states, code = [t.to_dict() for t in ended], worst.exit_code if worst is not None else 0
     else:
-        states, code = wait_tasks(ctx.session, task_ids, timeout, poll_interval, client)
+        states, code, stop = wait_tasks(ctx.session, task_ids, timeout, poll_interval, client)
     lines = "\n".join(f"{t['id']} {t['status']} {t['video_url'] or ''}".rstrip() for t in states)
     ctx.out.result(lines, {"tasks": states}, quiet_text="\n".join(t["id"] for t in states))
+    if stop is not None:  # after the lines: a note naming the tasks still running and how to wait on
+        ctx.out.error(stop)
     if code:
         raise typer.Exit(code)
 
@@ -218,7 +221,7 @@ def run_(
     )
     if dry_run:
         _hosted(ctx, v, uploads, connect=False)
-        _show_request(ctx, v, planned_output(job))
+        _show_request(ctx, v, *planned_output(ctx.session, job))
         return
     video = _make(ctx, job)
     if video.task is None:  # already saved for this very request: nothing was asked
@@ -230,7 +233,7 @@ def run_(
         raise video.hook_error  # after the result: the video is saved and scripts get its path
 
 
-def _show_request(ctx: Ctx, v: Any, output: "Path | None" = None) -> None:
+def _show_request(ctx: Ctx, v: Any, output: "Path | None" = None, saved_from: str | None = None) -> None:
     """--dry-run: the exact request (data URIs shortened, key hidden), the uploads it would need and, for run,
     where the video would be saved. Nothing is sent or uploaded."""
     import json
@@ -249,6 +252,9 @@ def _show_request(ctx: Ctx, v: Any, output: "Path | None" = None) -> None:
     if output is not None:
         req["output"] = str(output)
         text += f"\n\nwould save the video to {output}"
+        if saved_from is not None:  # run would print the path and pay for nothing
+            req["already_saved"] = saved_from
+            text = f"{output} is already saved from task {saved_from} for the same request: run would send nothing"
     ctx.out.result(text, req, quiet_text=f"{req['method']} {req['url']}")
 
 

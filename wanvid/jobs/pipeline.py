@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wanvid.errors import HookFailed, Interrupted, NotFound, TaskFailed, UsageError, WanvidError, signal_number
+from wanvid.errors import (
+    HookFailed,
+    Interrupted,
+    NotFound,
+    TaskFailed,
+    UsageError,
+    WaitTimeout,
+    WanvidError,
+    signal_number,
+)
 from wanvid.jobs.session import Session
 from wanvid.jobs.steps import (
     already_saved,
@@ -158,8 +167,9 @@ def make_video(s: Session, job: Job, client: Client | None = None) -> Video:
         raise safe(stopped, task.id, then(task.id)) from None
 
 
-def _save_task(s: Session, job: Job, client: Client | None) -> Video:
-    """download: the video of a task made earlier, where ``run`` meant it to go unless told otherwise."""
+def _save_task(s: Session, job: Job, client: Client | None, *, say_found: bool = True) -> Video:
+    """download: the video of a task made earlier, where ``run`` meant it to go unless told otherwise.
+    ``say_found``: a note when it is already saved there (download --all counts them in one line instead)."""
     from wanvid.gateway.download import check_target, default_name
     from wanvid.gateway.service import check_outcome
     from wanvid.rules.task import describe
@@ -171,7 +181,8 @@ def _save_task(s: Session, job: Job, client: Client | None) -> Video:
     dest = job.dest if isinstance(job.dest, Path) else target(job.output, meant or fallback)
     found = None if job.force else saved_copy(s, task_id, dest)
     if found is not None:  # nothing to fetch, nor to ask the gateway: running the same download again is harmless
-        s.report.note(f"{dest} is already saved from task {task_id}; pass --force to download it again")
+        if say_found:
+            s.report.note(f"{dest} is already saved from task {task_id}; pass --force to download it again")
         return _found(task_id, found, entry)
     client = client or s.client()
     check_target(dest, job.force)
@@ -210,10 +221,19 @@ def _finish(
     return Video(task.id, got.path, task, got, entry, reused, job.metadata, hook_error)
 
 
-def planned_output(job: Job) -> Path | None:
-    """Where ``job`` (a request) would save its video (run --dry-run); None: a name that needs the task id."""
-    assert job.request is not None
-    return _planned_dest(job, job.request)
+def planned_output(s: Session, job: Job) -> tuple[Path | None, str | None]:
+    """Where ``job`` (a request) would save its video (run --dry-run; None: a name that needs the task id), and
+    the task whose video is already saved there for the same request (nothing would be paid for). An output
+    a run would refuse is refused the same way, by the same checks."""
+    v = job.request
+    assert v is not None
+    dest = _planned_dest(job, v)
+    if dest is None:
+        return None, None
+    done = None if (job.new or job.force) else already_saved(s, v, dest)
+    if done is None:
+        _check_output(dest, v, job.force)
+    return dest, done
 
 
 def _planned_dest(job: Job, v: Validated) -> Path | None:
@@ -323,10 +343,12 @@ def refresh(s: Session, entries: list[Entry], client: Client | None = None) -> l
 
 def wait_tasks(
     s: Session, task_ids: list[str], timeout: float, poll_interval: float | None, client: Client | None = None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], int, WaitTimeout | None]:
     """``wait A B C``: wait for each task in turn within one ``timeout``; every task's state (as ``Task.to_dict``:
-    how it ended, or as the journal last saw it when waiting for it failed) and the worst exit code (0: all
-    succeeded). A failure is warned about and the others are still waited for; a stop (Ctrl-C) is raised."""
+    how it ended, or as the journal last saw it when waiting for it failed), the worst exit code (0: all
+    succeeded) and, when the timeout came first, a WaitTimeout naming every task not ended and the command that
+    waits for them again (124 is then among the codes). A failure is warned about and the others are still
+    waited for; a stop (Ctrl-C) is raised, naming them all the same way."""
     from wanvid.store.records import task_from
 
     check_wait(timeout, poll_interval)
@@ -334,21 +356,41 @@ def wait_tasks(
     deadline = time.monotonic() + timeout
     states: list[dict[str, Any]] = []
     codes: list[int] = []
-    for given in task_ids:
+
+    def as_known(task_id: str, protocol: str, exc: WanvidError | None = None) -> dict[str, Any]:
+        known = s.journal.get(s.base, task_id)  # as the wait left it (a failure, NOT_FOUND, still RUNNING...)
+        return (exc.task if exc else None) or (task_from(known).to_dict() if known else _unknown(task_id, protocol))
+
+    for i, given in enumerate(task_ids):
         entry, task_id = find_task(s, given)
         left = max(0.0, deadline - time.monotonic())
         try:
             states.append(wait_task(s, client, task_id, s.protocol_for(entry), left, poll_interval, entry).to_dict())
             continue
-        except Interrupted:
+        except Interrupted as stop:
+            rest = [task_id, *task_ids[i + 1 :]]
+            if len(rest) > 1:  # one task's interrupt would name it alone: the others keep running too
+                stop.message = f"stopped waiting; tasks {', '.join(rest)} keep running"
+                stop.task_id, stop.hint = None, "resume with: " + s.again("wait", *rest)
             raise
+        except WaitTimeout:
+            rest = [task_id, *task_ids[i + 1 :]]
+            states.append(as_known(task_id, s.protocol_for(entry)))
+            states += [as_known(t, s.protocol) for t in task_ids[i + 1 :]]
+            codes.append(WaitTimeout.exit_code)
+            which = f"task {rest[0]} keeps" if len(rest) == 1 else f"tasks {', '.join(rest)} keep"
+            return (
+                states,
+                worst_code(codes),
+                WaitTimeout(
+                    f"gave up waiting at --timeout; {which} running", hint="resume with: " + s.again("wait", *rest)
+                ),
+            )
         except WanvidError as exc:
             s.report.warn(exc.message)
             codes.append(exc.exit_code)
-            known = s.journal.get(s.base, task_id)  # as this wait left it (a failure, NOT_FOUND...)
-            state = exc.task or (task_from(known).to_dict() if known else None)
-            states.append(state or _unknown(task_id, s.protocol_for(entry)))
-    return states, worst_code(codes)
+            states.append(as_known(task_id, s.protocol_for(entry), exc))
+    return states, worst_code(codes), None
 
 
 def _unknown(task_id: str, protocol: str) -> dict[str, Any]:
@@ -413,13 +455,16 @@ def download_all(s: Session, job: Job, client: Client | None = None) -> tuple[li
     for entry in entries:
         one = replace(job, task_id=entry.id, wait=True, timeout=max(0.0, deadline - time.monotonic()))
         try:
-            video = _save_task(s, one, client)
+            video = _save_task(s, one, client, say_found=False)
         except Interrupted:
             raise
         except WanvidError as exc:
             s.report.warn(f"task {entry.id}: {exc.message}")
+            exc.task_id = exc.task_id or entry.id  # its JSON error names the task it is about
             status = "failed" if isinstance(exc, TaskFailed) else "gone" if isinstance(exc, NotFound) else "error"
             done.append(Delivery(entry.id, status, None, exc))
             continue
         done.append(Delivery(entry.id, "already_saved" if video.found else "saved", str(video.path)))
+    if found := sum(d.status == "already_saved" for d in done):
+        s.report.note(f"{found} video(s) already on disk where they were saved: not downloaded again")
     return done, worst_code([d.exit_code for d in done])

@@ -219,9 +219,12 @@ def wait_task(
     resume = resume or s.again("wait", task_id, protocol=protocol)
     noted = False
 
+    last: list[Task] = []  # the latest answer: what a timeout that cut the last look short reports
+
     def poll() -> Task:
         nonlocal noted
         task = query_task(s, bounded, task_id, protocol, entry)
+        last[:] = [task]
         if task.status is Status.UNKNOWN and entry is not None and not noted:
             said = ": ".join(x for x in (task.error_code, task.error_message) if x)
             s.report.note(
@@ -255,8 +258,14 @@ def wait_task(
         stopped = Interrupted(f"stopped waiting; task {task_id} keeps running", signum=signal_number(stop))
         raise safe(stopped, task_id, resume) from None
     except Unavailable as exc:
-        if exc.at_deadline:
-            raise safe(WaitTimeout(f"gave up on task {task_id} at --timeout: {exc.message}"), task_id, resume) from None
+        if exc.at_deadline:  # the deadline cut a query short: the task, as the gateway last described it
+            said = (
+                f"task {task_id} is still {last[0].status.value} after {timeout:g}s (--timeout)"
+                if last
+                else f"no answer about task {task_id} within --timeout ({timeout:g}s): {exc.message}"
+            )
+            gave_up = WaitTimeout(said)
+            raise safe(gave_up, task_id, resume) from None
         raise safe(exc, task_id, resume) from None
     except WanvidError as exc:
         raise safe(exc, task_id, resume) from None

@@ -232,8 +232,31 @@ def _row(number: int, raw: dict[str, Any] | str, base: Path) -> Row:
             row.values[name] = _typed(name, value, base)
         except ValueError as exc:
             row.problems.append(f"{name}: {exc}")
+    _check_prompt_cells(row, base)
     _read_prompt_files(row, base)
     return row
+
+
+def _check_prompt_cells(row: Row, base: Path) -> None:
+    """A prompt cell of "-" or "@FILE" (FILE existing): a prompt_file meant, which sent as it is would pay for a
+    video of that text; refused like ``-p -`` and ``-p @FILE`` on the command line."""
+    for name, column in (("prompt", "prompt_file"), ("negative_prompt", "negative_prompt_file")):
+        text = row.values.get(name)
+        if text == "-":
+            row.problems.append(f"{name}: '-' would be sent as the text; give a file in the {column} column")
+        elif isinstance(text, str) and text.startswith("@") and _names_file(base, text[1:]):
+            row.problems.append(
+                f"{name}: {text!r} would send the file's name, not what it holds;"
+                f" put {text[1:]!r} in the {column} column"
+            )
+
+
+def _names_file(base: Path, name: str) -> bool:
+    try:
+        path = (base / Path(name).expanduser()) if name else None
+        return path is not None and path.is_file()
+    except (OSError, ValueError):  # a NUL, a name too long: no file
+        return False
 
 
 def _read_prompt_files(row: Row, base: Path) -> None:

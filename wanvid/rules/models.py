@@ -134,10 +134,10 @@ def canonical_model(name: str) -> tuple[str, str | None]:
     """The model name to send for ``name``, and a line saying what was changed (None: sent as given).
 
     - a known model in another case (``WAN2.7-I2V``): its canonical name, with the line;
-    - a near miss of a known model (a typo: ``wan2.7-i2b``, ``wan27-i2v``): a FieldError naming the known
-      one, before anything is sent. Near: at most 2 edits (insert, delete, substitute, swap two neighbours)
-      apart, case-folded; but names that differ only in their digits are not near misses (``wan2.8-i2v``
-      is a new version, not a typo);
+    - a near miss of a known model (a typo: ``wan2.7-i2b``, ``wan27-i2v``; or cut short: ``wan2.7``): a
+      FieldError naming the known one, before anything is sent. Near: at most 2 edits (insert, delete,
+      substitute, swap two neighbours) apart, case-folded; but names that differ only in their digits are
+      not near misses (``wan2.8-i2v`` is a new version, not a typo);
     - anything else (a newer model, ``wan2.7-i2v-plus``, a gateway alias): as given; ``validate`` warns.
     """
     if name in MODELS:
@@ -147,6 +147,7 @@ def canonical_model(name: str) -> tuple[str, str | None]:
         if known.casefold() == folded:
             return known, f"model {name!r} sent as {known}"
     near = sorted((_distance(folded, known), known) for known in MODELS if _near_miss(folded, known))
+    near += [(0, known) for known in MODELS if known.casefold().startswith(folded + "-")]  # wan2.7: cut short
     if near:
         known = near[0][1]
         raise FieldError(
