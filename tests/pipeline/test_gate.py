@@ -13,9 +13,10 @@ import pytest
 
 import wanvid.jobs.batch as batch_module
 from wanvid.gateway.client import DECREASE, Gate
+from wanvid.sandbox import Sandbox
 from wanvid.sandbox.faults import admit
 
-from ..helpers import wv
+from ..helpers import TEST_KEY, wv
 from .test_batch import creates, csv_manifest, images
 
 
@@ -152,3 +153,19 @@ def test_stagger_is_honoured_when_given(gw, tmp_path, monkeypatch):
     assert creates(gw) == 3 and len(created) == 3
     gaps = [b - a for a, b in itertools.pairwise(created)]
     assert min(gaps) >= 0.39, gaps
+
+
+def test_new_apis_empty_429s_still_find_the_pace(tmp_path, monkeypatch):
+    """new-api's own limiter answers an empty 429 with no Retry-After: the batch paces itself all the same."""
+    with Sandbox(queue_seconds=0.1, run_seconds=0.3, flavor="newapi") as sb:
+        sb.faults.rate_limit = 10
+        monkeypatch.setenv("WANVID_BASE_URL", sb.url)
+        monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
+        rows = 12
+        shots = images(tmp_path, rows)
+        manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
+        r = wv("batch", str(manifest), "-j", "12", "--json", "--poll-interval", "0.3")
+        doc = json.loads(r.stdout)
+        assert r.exit_code == 0, [row["error"] for row in doc["rows"] if row["error"]]
+        assert doc["summary"]["saved"] == rows and creates(sb) == rows
+        assert sb.stats()["throttled"] <= 2 * rows, sb.stats()
