@@ -1,6 +1,6 @@
 """`make bench`: run every section, print the machine, one table of medians and ratios, exit 1 on a miss.
 
-Usage: python -m benchmarks.run [--quick] [--only startup,send,download,polling]
+Usage: python -m benchmarks.run [--quick] [--only startup,send,download,batch_rate,polling]
 (``BENCH_QUICK=1`` = ``--quick``: fewer runs, smaller download, a 30 s task; for development only, the
 targets are judged on the full run). Sections run one after another, never overlapping: a busy neighbour
 would show up in the millisecond rows. The one exception is light: the polling section's seed tasks are
@@ -22,10 +22,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import download, polling, send, startup
+from . import batch_rate, download, polling, send, startup
 from .common import REPO, Ctx, Row, close_spawner, isolated_env, say
 
-SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {"startup": startup.run, "send": send.run, "download": download.run}
+SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {
+    "startup": startup.run,
+    "send": send.run,
+    "download": download.run,
+    "batch_rate": batch_rate.run,
+}
 NAMES = (*SECTIONS, "polling")  # polling also needs its seeds, so it is called on its own below
 
 

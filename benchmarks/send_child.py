@@ -2,9 +2,11 @@
 
 Modes: ``wanvid`` = ``wanvid.gateway.service.submit`` of a validated request; ``baseline`` = the naive way the
 issue names, ``requests.post(url, json=body)`` with the whole base64 data URI as a string in ``body``.
-Both are timed from the file path to the parsed answer. Memory is the growth of the peak RSS over the
-RSS just before: the kernel's high-water mark (VmHWM) is reset first through /proc/self/clear_refs, so
-anything that happened earlier (imports, Pillow looking at the image) cannot hide the send's own peak.
+Both are timed from the file path to the parsed answer; ``began`` (wall clock, before wanvid's
+validation, which reads and hashes the file) lets send.py time create-to-first-byte with the sink's
+clock. Memory is the growth of the peak RSS over the RSS just before: the kernel's high-water mark
+(VmHWM) is reset first through /proc/self/clear_refs, so anything that happened earlier (imports,
+Pillow looking at the image) cannot hide the send's own peak.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ def _reset_peak() -> bool:
 
 def main() -> None:
     mode, image, url = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    began = 0.0
     if mode == "wanvid":
         from wanvid.gateway.client import Client
         from wanvid.gateway.service import submit
         from wanvid.rules.request import VideoRequest, validate
 
+        began = time.time()  # wall clock, comparable with the sink's first-byte time: the request as given
         v = validate(VideoRequest(model="wan2.7-i2v", image=str(image), prompt="x"), "native")
         client = Client(url, "bench-key")
 
@@ -72,7 +76,13 @@ def main() -> None:
         before = max(before, base_peak)
     print(
         json.dumps(
-            {"seconds": seconds, "extra_bytes": max(0, peak - before) * 1024, "task_id": task_id, "exact": reset}
+            {
+                "seconds": seconds,
+                "extra_bytes": max(0, peak - before) * 1024,
+                "task_id": task_id,
+                "exact": reset,
+                "began": began,
+            }
         )
     )
 

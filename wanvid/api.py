@@ -230,7 +230,7 @@ class Wanvid:
         output_dir: str | Path = ".",
         name: str = "{stem}.mp4",
         concurrency: int = 4,
-        stagger: float = 0.5,
+        stagger: float = 0.0,
         results: str | Path | None = None,
         skip_invalid: bool = False,
         force: bool = False,

@@ -258,7 +258,7 @@ def test_progress_moves_the_expected_finish():
 
     # no history: dense until progress means something (10 s), then its estimate
     wait_for(fetch, timeout=600, clock=clock, sleep=clock.sleep)
-    assert _notice(calls, 200) <= 1.5 and len(calls) <= 28
+    assert _notice(calls, 200) <= 1.5 and len(calls) <= 35  # 7 of them in the first 6 s: it might be short
 
 
 def test_fixed_interval_and_server_hint():

@@ -56,8 +56,14 @@ def batch_(
         int, typer.Option("--concurrency", "-j", metavar="N", help="Rows in progress at once (1-32).")
     ] = 4,
     stagger: Annotated[
-        float, typer.Option("--stagger", metavar="SECONDS", help="Least time between two task submissions.")
-    ] = 0.5,
+        float,
+        typer.Option(
+            "--stagger",
+            metavar="SECONDS",
+            help="Least time between two task submissions; 0: as fast as the gateway's answers allow (after a 429"
+            " every request is paced to the rate the gateway was seen to accept).",
+        ),
+    ] = 0.0,
     results: Annotated[
         str | None,
         typer.Option(

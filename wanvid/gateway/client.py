@@ -31,6 +31,7 @@ import re
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -56,10 +57,14 @@ ANSWER_SECONDS = READ_TIMEOUT
 BACKOFF_BASE = 0.5
 MAX_WAIT = 60.0
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
-RELEASE_GAP = 0.1  # seconds between requests sharing a Gate after a 429 ...
-MAX_GAP = 2.0  # ... doubling with each further 429 up to this
-MIN_GAP = 0.02  # ... and shrinking with each other answer down to this
-CALM = 10.0  # ... for this long after the last 429
+# The Gate's pace (AIMD) after a 429: the rate is cut to DECREASE x the answers seen over the last WINDOW
+# seconds (START_RATE if none were seen), never below MIN_RATE, then rises by INCREASE of the cut rate a
+# second while the clients keep up with it.
+WINDOW = 1.0
+DECREASE = 0.85
+INCREASE = 0.05
+START_RATE = 10.0
+MIN_RATE = 0.2
 SHARED_429_FACTOR = 5  # 429s under a Gate may be retried this many times the usual budget
 MAX_ANSWER = 1024 * 1024  # task answers are tiny; a bigger one is a misrouted request, not worth reading
 
@@ -234,12 +239,21 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
 class Gate:
     """One rate-limit budget shared by clients working side by side (the workers of a batch).
 
-    A 429's wait holds every client, not just the one that got it: retrying alone while the others keep
-    sending would only earn more 429s. For ``CALM`` seconds after a 429 every request takes a turn, the
-    turns ``gap`` apart; the gap doubles with each further 429 in that time (up to ``MAX_GAP``), so the
-    clients together settle under the gateway's limit instead of spending their retries against it; each
-    answer that is not a 429 shortens it by a tenth (down to ``MIN_GAP``), so they find the limit again.
-    Creates pass at least ``spacing`` seconds apart, so a batch starts as a trickle, not a burst of POSTs.
+    Every request of those clients (creates, polls, downloads: all count against the gateway's limit)
+    takes a turn here. Until the gateway answers a 429 the turns are free: nothing is known about its
+    limit, so nothing is held back. A 429 then sets the pace by AIMD, as TCP finds a link's rate:
+
+    - decrease: the rate becomes ``DECREASE`` times what the gateway was seen to answer over the last
+      ``WINDOW`` seconds (or the rate kept so far, if lower); the 429s of requests sent before that cut,
+      or answered within ``WINDOW`` of it, count as one, so a burst of them does not cut again and again;
+    - increase: each answer that is not a 429 raises the rate by ``INCREASE`` of the cut rate divided by
+      the current rate, about ``INCREASE`` of it a second while the clients keep the pace, so the batch
+      climbs back to the limit within seconds of a hold instead of creeping below it;
+    - a 429's wait (its Retry-After, or the backoff when none is given: new-api's own limiter sends an
+      empty 429) holds every client, not just the one that got it; then the turns resume, one every
+      1 / rate seconds, in the order asked, so polls and downloads do not starve the creates.
+
+    Creates also pass at least ``spacing`` seconds apart (``--stagger``; 0: only the pace above).
     """
 
     def __init__(self, spacing: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -248,38 +262,74 @@ class Gate:
         self._lock = threading.Lock()
         self._open_at = 0.0  # no request starts before this
         self._next_create = 0.0  # nor a create before this
-        self._next_turn = 0.0  # while calming down, the next request's turn
-        self._calm_until = 0.0
-        self.gap = RELEASE_GAP
+        self._next_turn = 0.0  # once paced, the next request's turn
+        self.rate: float | None = None  # requests a second the turns keep to; None: no 429 yet, no pace
+        self._step = 0.0  # the additive increase, requests a second per second at full pace
+        self._cut_at = -math.inf  # when the rate was last cut
+        self._epoch = 0  # bumped by every cut: turns given before it are asked again at the new pace
+        self._answered: deque[float] = deque()  # send times of the answers that were not a 429, last WINDOW s
+        self.cuts = 0  # how many times a 429 cut the rate (for --debug and the benchmark)
 
-    def hold(self, seconds: float) -> None:
+    @property
+    def gap(self) -> float:
+        """Seconds between two turns (0 while there is no pace)."""
+        return 0.0 if self.rate is None else 1.0 / self.rate
+
+    def hold(self, seconds: float, sent: float | None = None) -> None:
+        """A 429 for a request sent at ``sent`` (clock time; default now): cut the rate, hold everyone."""
         with self._lock:
             now = self.clock()
-            if now >= self._open_at:  # 429s of requests sent before the hold count as one
-                self.gap = min(self.gap * 2, MAX_GAP) if now < self._calm_until else RELEASE_GAP
+            # Sent at the present pace, which is too fast; not again within WINDOW of a cut, while the answers
+            # seen still reflect the old pace (or a hold's silence).
+            if (now if sent is None else sent) >= self._cut_at and now >= self._cut_at + WINDOW:
+                self._trim(now)
+                seen = len(self._answered) / WINDOW
+                if self.rate is None:
+                    base = seen if seen > 0 else START_RATE
+                else:
+                    base = min(self.rate, seen) if seen > 0 else self.rate
+                self.rate = max(MIN_RATE, DECREASE * base)
+                self._step = INCREASE * self.rate
+                self._cut_at = now
+                self._epoch += 1
+                self.cuts += 1
+                self._next_turn = 0.0  # the turns given at the old pace are taken again (``wait``)
             self._open_at = max(self._open_at, now + seconds)
-            self._calm_until = now + CALM
 
-    def passed(self) -> None:
-        """An answer that was not a 429: the gateway has room, the turns may come closer."""
+    def passed(self, sent: float | None = None) -> None:
+        """An answer that was not a 429, for a request sent at ``sent``: the gateway had room."""
         with self._lock:
-            self.gap = max(MIN_GAP, self.gap * 0.9)
+            now = self.clock()
+            sent = now if sent is None else sent
+            self._answered.append(sent)
+            self._trim(now)
+            if self.rate is not None and sent >= self._cut_at:
+                self.rate += self._step / self.rate
+
+    def _trim(self, now: float) -> None:
+        while self._answered and self._answered[0] < now - WINDOW:
+            self._answered.popleft()
 
     def wait(self, sleep: Callable[[float], None], *, create: bool = False) -> None:
         """Sleep until a request may start; a create also takes the next slot of the spacing."""
-        with self._lock:
-            now = self.clock()
-            slot = now
-            if create:
-                slot = max(slot, self._next_create)
-                self._next_create = slot + self.spacing
-            if now < self._calm_until:  # throttled lately: one by one, not all at once into the next 429
-                slot = max(slot, self._open_at, self._next_turn)
-                self._next_turn = slot + self.gap
-        while (left := slot - self.clock()) > 0:
-            sleep(left)
-        while (left := self._open_at - self.clock()) > 0:  # held again meanwhile
-            sleep(left)
+        spaced = False
+        while True:
+            with self._lock:
+                now = self.clock()
+                slot = max(now, self._open_at)
+                if create and not spaced:
+                    slot = max(slot, self._next_create)
+                    self._next_create = slot + self.spacing
+                    spaced = True
+                if self.rate is not None:
+                    slot = max(slot, self._next_turn)
+                    self._next_turn = slot + 1.0 / self.rate
+                epoch = self._epoch
+            while (left := slot - self.clock()) > 0:
+                sleep(left)
+            with self._lock:
+                if epoch == self._epoch and self.clock() >= self._open_at:
+                    return  # neither cut nor held again meanwhile
 
 
 class Client:
@@ -407,6 +457,7 @@ class Client:
             if self.gate is not None:
                 self.gate.wait(self.sleep, create=method == "POST" and attempt == 0)
             started = time.monotonic()
+            sent = self.gate.clock() if self.gate is not None else started
             _inflight.watch = watch = _Watchdog(self._left(ANSWER_SECONDS))
             _inflight.sent = None  # not known yet (``_marked``)
             try:
@@ -467,7 +518,7 @@ class Client:
                     _log_exchange(self.log, resp, time.monotonic() - started)
                 if resp.status_code < 400:
                     if self.gate is not None:
-                        self.gate.passed()
+                        self.gate.passed(sent)
                     if waited and self.on_throttle:
                         self.on_throttle(None)
                     return resp
@@ -478,9 +529,9 @@ class Client:
                 tries, limit = (throttled, budget * SHARED_429_FACTOR) if shared else (attempt, budget)
                 wait = self.backoff(tries, retry_after(resp))
                 if self.gate is not None and shared:
-                    self.gate.hold(wait)  # everyone sharing the budget slows down, not just this request
+                    self.gate.hold(wait, sent)  # everyone sharing the budget slows down, not just this request
                 elif self.gate is not None:
-                    self.gate.passed()
+                    self.gate.passed(sent)
                 if not retryable or self._give_up(tries, wait, limit):
                     with contextlib.suppress(BadAnswer):  # a body that broke off: the status still says enough
                         self._read_answer(resp, acted=not idempotent)

@@ -309,7 +309,7 @@ def run_batch(
     output_dir: str | Path = ".",
     name: str = DEFAULT_NAME,
     concurrency: int = 4,
-    stagger: float = 0.5,
+    stagger: float = 0.0,
     results: str | Path | None = None,
     skip_invalid: bool = False,
     uploads: Mapping[str, Any] | None = None,

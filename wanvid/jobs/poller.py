@@ -4,7 +4,10 @@ The schedule is shaped by when a task is likely to end (``eta``, seconds after i
 journal's history of similar tasks or a prior):
 
 - fast at first (every 1.5 s for the first 6 s), because fast failures such as content moderation
-  come back in seconds;
+  come back in seconds; for a task that may itself take only seconds (no history, or a history shorter
+  than ``SHORT_TASK``) the first gaps are a fifth of its age, from 0.4 s, so it is noticed within ~20 %
+  of its time (a 2 s task: by 2.4 s instead of 3 s; 7 more requests in its first 6 s, so simulated: 54
+  requests instead of 47 for a 120 s task with no history, 14 instead of 7 for an 8 s one);
 - sparse in the middle (every 30 s at most), where nothing is expected to happen;
 - dense again around the expected finish (every 1.5 s from shortly before it), so the result is
   noticed within about a second of being ready;
@@ -42,6 +45,11 @@ GROWTH = 1.3
 UNSURE = 0.1  # with no history: the gap is at most this fraction of the task's age (and at least DENSE)
 MAX_HINT = 60.0
 MIN_HINT = 1.0
+# In the first EARLY seconds of a task that may be short (no history, or one shorter than SHORT_TASK), the
+# gap is QUICK of its age, at least FIRST_GAP: a 2 s task is noticed by 2.4 s, not at 3 s (1.5x).
+FIRST_GAP = 0.4
+QUICK = 0.2
+SHORT_TASK = 12.0
 PRIOR_ETA = 90.0  # no history: tasks take 1-5 minutes (API.md); erring early costs a few polls, late costs minutes
 # How long a task the journal knows to be young may answer UNKNOWN before wanvid believes it is gone. The
 # gateway polls upstream about every 15 s and stores a transient upstream error (throttling at Alibaba's 20
@@ -60,8 +68,12 @@ def next_gap(age: float, eta: float | None, overrun_polls: int = 0) -> float:
     """Seconds until the next poll of a task ``age`` seconds old that should end ``eta`` seconds after creation
     (None: nothing known, so never more than ``UNSURE`` of its age either)."""
     if eta is None:
-        return min(_gap(age, PRIOR_ETA, overrun_polls), max(DENSE, UNSURE * age))
-    return _gap(age, eta, overrun_polls)
+        gap = min(_gap(age, PRIOR_ETA, overrun_polls), max(DENSE, UNSURE * age))
+    else:
+        gap = _gap(age, eta, overrun_polls)
+    if age < EARLY and (eta is None or eta < SHORT_TASK):  # a task that may end within seconds
+        gap = min(gap, max(FIRST_GAP, QUICK * age))
+    return gap
 
 
 def _gap(age: float, eta: float, overrun_polls: int) -> float:
