@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import download, polling, send, startup
+from . import download, journal, polling, send, startup
 from .common import REPO, Ctx, Row, close_spawner, isolated_env, say
 
 SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {"startup": startup.run, "send": send.run, "download": download.run}
+SECTIONS["journal"] = journal.run
 NAMES = (*SECTIONS, "polling")  # polling also needs its seeds, so it is called on its own below
 
 

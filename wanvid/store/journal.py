@@ -118,8 +118,6 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_typical ON tasks (base_url, model, resolution, duration, created_at) "
     "WHERE status = 'SUCCEEDED'",
     "CREATE INDEX IF NOT EXISTS outputs_request ON outputs (request_hash, saved_at)",
-    "CREATE INDEX IF NOT EXISTS claims_token ON claims (token)",
-    "CREATE INDEX IF NOT EXISTS tasks_retention ON tasks (created_at) WHERE downloaded_at IS NOT NULL",
 )
 _INDEXES_DROPPED = ("DROP INDEX IF EXISTS tasks_request",)  # schema 1-2: request_hash alone, planned around
 
