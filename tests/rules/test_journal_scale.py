@@ -2,7 +2,8 @@
 
 The queries are not listed by hand: every public method of ``Journal`` is called (a test fails when one is
 added and not called here), each statement SQLite runs is captured by a trace callback with its values, and
-its ``EXPLAIN QUERY PLAN`` must show neither a scan of a whole table nor a temporary B-tree for its ORDER BY.
+its ``EXPLAIN QUERY PLAN`` must show neither a scan of a whole table nor a temporary B-tree for its ORDER BY
+(except the sort of the live tasks, a day's worth, for a state only live tasks show).
 The task-id completion's query (``wanvid.cli.complete.TASKS_SQL``) is checked the same way. Plans, not
 timings: the speed itself is ``make bench``'s journal section.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from wanvid.cli.complete import TASKS_SQL
-from wanvid.store.journal import SCHEMA, STATES, Entry, Journal, Part
+from wanvid.store.journal import _LIFE, SCHEMA, STATES, Entry, Journal, Part
 
 # Tables that only ever hold a handful of rows (a claim lives only while its create request is out): a scan
 # of them is a scan of a few rows, and an index would cost every claim one more page written.
@@ -101,7 +102,10 @@ def test_every_query_the_journal_makes_is_served_by_an_index(tmp_path: Path) -> 
     for sql in sorted(queries):
         plan = [row[3] for row in j.db.execute("EXPLAIN QUERY PLAN " + sql)]
         scans = [p for p in plan if p.startswith("SCAN ") and " USING " not in p and p.split()[1] not in SMALL]
-        sorts = [p for p in plan if "TEMP B-TREE" in p]
+        # A filter on a state only live tasks show reads the live ones by when their life ends, then sorts
+        # them: a day's worth of tasks, however long the journal.
+        live_only = f"{_LIFE} > " in sql and f"NOT {_LIFE}" not in sql and "INDEXED BY" in sql
+        sorts = [p for p in plan if "TEMP B-TREE" in p and not live_only]
         if scans or sorts:
             bad[sql] = plan
     assert not bad, "\n".join(f"{sql}\n    {plan}" for sql, plan in bad.items())
@@ -145,7 +149,7 @@ def test_a_journal_of_the_previous_schema_is_upgraded_and_keeps_its_tasks(tmp_pa
     assert found is not None and found.id == "old1"
     assert j.db_read("PRAGMA user_version") == [(SCHEMA,)]
     names = {r[0] for r in j.db_read("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"tasks_same", "tasks_unfinished", "tasks_created"} <= names and "tasks_request" not in names
+    assert {"tasks_same", "tasks_alive", "tasks_created"} <= names and "tasks_request" not in names
     j.close()
 
 

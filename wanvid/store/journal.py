@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     bytes        INTEGER NOT NULL,
     saved_at     REAL NOT NULL
 )"""
+_LIFE = f"coalesce(nullif(expires_at, 0), created_at + {TASK_LIFE!r})"  # Entry.life_ends, in SQL
 # One index for every query the journal makes (tests/rules/test_journal_scale.py checks each query's plan), so
 # that a command costs the same with a journal of 100,000 tasks as with one of ten.
 _INDEXES = (
@@ -120,10 +121,10 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_any_state ON tasks (status, created_at)",
     # covering: `list --all` and the task-id completion read it alone, newest first
     "CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id, status, model)",
-    "CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (profile, base_url, created_at) "
-    "WHERE status IN ('PENDING', 'RUNNING', 'UNRECOGNIZED')",
-    "CREATE INDEX IF NOT EXISTS tasks_any_unfinished ON tasks (created_at) "
-    "WHERE status IN ('PENDING', 'RUNNING', 'UNRECOGNIZED')",
+    # by when a task's life ends (``_LIFE``, the very expression the queries use): a filter on a state that
+    # only live tasks show reads the live ones (a day's worth), not every task that ever had that state
+    f"CREATE INDEX IF NOT EXISTS tasks_alive ON tasks (profile, base_url, status, {_LIFE})",
+    f"CREATE INDEX IF NOT EXISTS tasks_any_alive ON tasks (status, {_LIFE})",
     "CREATE INDEX IF NOT EXISTS tasks_typical ON tasks (base_url, model, resolution, duration, created_at) "
     "WHERE status = 'SUCCEEDED'",
     "CREATE INDEX IF NOT EXISTS outputs_request ON outputs (request_hash, saved_at)",
@@ -451,11 +452,12 @@ class Journal:
         condition, more = _state_condition(state, time.time())
         if condition:
             where = f"{where} AND {condition}" if where else f"WHERE {condition}"
-        # The few unfinished tasks have their own (partial) indexes, named here: given IN, the planner would
-        # rather take the status index and sort.
+        # A state only live tasks show is read by when lives end, from now on: the live tasks (a day's worth)
+        # are read and sorted, never the older ones that ever had that state (the planner, without
+        # statistics, would rather walk those newest first).
         table = "tasks"
-        if state == "UNFINISHED" or state in UNFINISHED:
-            table += " INDEXED BY " + ("tasks_unfinished" if profile and base_url else "tasks_any_unfinished")
+        if condition and _ALIVE in condition and "NOT " not in condition:
+            table += " INDEXED BY " + ("tasks_alive" if profile and base_url else "tasks_any_alive")
         sql = f"SELECT * FROM {table} {where} ORDER BY created_at DESC LIMIT ?"
         return self._read(sql, (*args, *more, max(0, limit)))
 
@@ -529,7 +531,7 @@ class Journal:
         if key in self._typical:
             return self._typical[key]
         rows = self.db_read(
-            "SELECT took FROM tasks WHERE base_url = ? AND model IS ? AND resolution IS ? "
+            "SELECT took FROM tasks INDEXED BY tasks_typical WHERE base_url = ? AND model IS ? AND resolution IS ? "
             "AND duration IS ? AND status = 'SUCCEEDED' AND took IS NOT NULL AND id != ? "
             "ORDER BY created_at DESC LIMIT 20",
             (base_url, entry.model, entry.resolution, entry.duration, entry.id),
@@ -658,7 +660,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-_ALIVE = f"coalesce(nullif(expires_at, 0), created_at + {TASK_LIFE!r}) > ?"  # Entry.expired, in SQL
+_ALIVE = f"{_LIFE} > ?"  # not Entry.expired()
 
 
 def _state_condition(state: str | None, now: float) -> tuple[str, tuple[Any, ...]]:
