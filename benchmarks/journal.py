@@ -190,7 +190,11 @@ def _batch(ctx: Ctx, wanvid: str, url: str, full: dict[str, str], size: int, cou
             argv = [wanvid, "batch", str(manifest), "-d", str(work), "-j", "8", "--stagger", "0"]
             argv += ["--poll-interval", "0.1", "--no-metadata", "--base-url", url]
             p = measure(argv, env)
-            say(f"   batch of {count} rows, {name} journal: {p.wall:.1f} s wall, {p.cpu:.1f} s CPU, exit {p.rc}")
+            saved = len(list(work.glob("r*.mp4")))
+            say(f"   batch of {count} rows, {name} journal: {p.wall:.1f} s wall, {p.cpu:.1f} s CPU, exit {p.rc}, "
+                f"{saved} videos saved")  # fmt: skip
+            if saved != count and p.rc == 0:
+                p.rc = -1  # a batch that saved fewer videos than it has rows did not do the work measured
             times[name].append(p)
     wf = median([p.wall for p in times["full"]])
     we = median([p.wall for p in times["empty"]])
