@@ -11,7 +11,9 @@ timings: the speed itself is ``make bench``'s journal section.
 from __future__ import annotations
 
 import inspect
+import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from wanvid.store.journal import _LIFE, SCHEMA, STATES, Entry, Journal, Part
 # Tables that only ever hold a handful of rows (a claim lives only while its create request is out): a scan
 # of them is a scan of a few rows, and an index would cost every claim one more page written.
 SMALL = {"claims"}
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def entry(task_id: str, **kw: object) -> Entry:
@@ -182,3 +185,54 @@ def test_list_reads_only_the_rows_it_shows(tmp_path: Path, state: str | None) ->
         j.record(entry(f"t{i:02}", created_at=time.time() - i, status="RUNNING" if i % 2 else "SUCCEEDED"))
     got = j.listed(state, profile="default", base_url="http://gw", limit=3)
     assert len(got) == 3 and got == sorted(got, key=lambda e: -e.created_at)
+
+
+def test_a_journal_written_by_the_previous_wanvid_opens_upgraded_with_every_row(tmp_path: Path) -> None:
+    """tests/data/journal-schema2.sqlite3 was written by wanvid's journal.py of schema 2 itself: a running
+    task, a saved one (with its outputs row) and a partial download."""
+    path = tmp_path / "journal.sqlite3"
+    shutil.copyfile(DATA / "journal-schema2.sqlite3", path)
+    j = Journal(path)
+    assert [e.id for e in j.listed(None, profile="default", base_url="http://gw")] == ["old-running", "old-saved"]
+    saved = j.get("http://gw", "old-saved")
+    assert saved is not None and saved.output_path == "/v/old.mp4" and saved.took == 42.0
+    assert j.outputs_for("hash-saved") == [("/v/old.mp4", "old-saved")]
+    part = j.part(Path("/v/x.mp4.part"))
+    assert part is not None and (part.etag, part.size, part.mtime_ns) == ("etag", 10, 123)
+    assert j.db_read("PRAGMA user_version") == [(SCHEMA,)]
+    assert j.typical_seconds("http://gw", entry("new", resolution=None, duration=None)) == (42.0, 1)
+    j.record(entry("new"))
+    assert j.get("http://gw", "new") is not None
+    j.close()
+
+
+def test_one_journal_serves_many_threads_at_once(tmp_path: Path) -> None:
+    """A batch's workers share one connection: concurrent records, updates and reads lose nothing."""
+    j = Journal(tmp_path / "j.sqlite3")
+
+    def work(n: int) -> None:
+        for i in range(25):
+            j.record(entry(f"t{n}-{i}", status="RUNNING"))
+            j.update("http://gw", f"t{n}-{i}", status="SUCCEEDED")
+            j.listed("SUCCEEDED", profile="default", base_url="http://gw", limit=5)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert j.db_read("SELECT count(*), count(DISTINCT status) FROM tasks") == [(200, 1)]
+
+
+def test_only_the_commit_of_a_new_task_id_waits_for_the_disk(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite3")
+    statements: list[str] = []
+    j.db.set_trace_callback(statements.append)
+    j.record(entry("t1"))
+    j.update("http://gw", "t1", status="RUNNING")
+    j.db.set_trace_callback(None)
+    insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT OR REPLACE INTO tasks"))
+    update = next(i for i, s in enumerate(statements) if s.startswith("UPDATE tasks"))
+    synced = [i for i, s in enumerate(statements) if s == "PRAGMA synchronous=FULL"]
+    assert len(synced) == 1 and synced[0] < insert < update
+    assert j.db_read("PRAGMA synchronous") == [(1,)]  # NORMAL for everything else
