@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import batch_rate, download, polling, send, startup
+from . import batch_rate, download, journal, polling, send, startup
 from .common import REPO, Ctx, Row, close_spawner, isolated_env, say
 
 SECTIONS: dict[str, Callable[[Ctx], list[Row]]] = {
     "startup": startup.run,
     "send": send.run,
     "download": download.run,
+    "journal": journal.run,
     "batch_rate": batch_rate.run,
 }
 NAMES = (*SECTIONS, "polling")  # polling also needs its seeds, so it is called on its own below

@@ -551,7 +551,18 @@ def test_other_completion_instructions_still_go_to_typer() -> None:
 
 
 def test_subcommands_are_offered_without_hidden_aliases() -> None:
-    assert bash("wanvid ") == ["create", "status", "wait", "download", "run", "batch", "list", "sandbox", "config"]
+    assert bash("wanvid ") == [
+        "create",
+        "status",
+        "wait",
+        "download",
+        "run",
+        "batch",
+        "list",
+        "sandbox",
+        "config",
+        "journal",
+    ]
     assert bash("wanvid sta") == ["status"]
     assert bash("wanvid config s") == ["set-key", "set", "show"]
     assert bash("wanvid history --st") == ["--status"]

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from wanvid import __version__
-from wanvid.cli import batch, config, placement, sandbox, tasks
+from wanvid.cli import batch, config, journal, placement, sandbox, tasks
 from wanvid.cli.boundary import write_examples
 from wanvid.cli.options import _complete_task as _complete_task  # tests compare complete.py's query with it
 from wanvid.cli.output import Output
@@ -67,7 +67,7 @@ class _Group(TyperGroup):
 
 
 class _ConfigGroup(TyperGroup):
-    """The ``config`` group: its help ends with examples too."""
+    """The ``config`` and ``journal`` groups: their help ends with examples too."""
 
     def format_epilog(self, ctx: Any, formatter: Any) -> None:
         write_examples(ctx, formatter)
@@ -109,6 +109,8 @@ app = typer.Typer(
 CONFIG_HELP = "Store the API key and the defaults of a profile; show where each setting comes from."
 config_app = typer.Typer(cls=_ConfigGroup, help=CONFIG_HELP, no_args_is_help=True)
 app.add_typer(config_app, name="config", short_help=CONFIG_HELP)  # whole in the listing, not cut at "..."
+JOURNAL_HELP = "Drop old tasks that can no longer be fetched from the journal; give the space back to the disk."
+journal_app = typer.Typer(cls=_ConfigGroup, help=JOURNAL_HELP, no_args_is_help=True)
 
 # In the order the help lists them.
 COMMANDS = (
@@ -134,6 +136,9 @@ for _cmd in COMMANDS:
     _cmd.add_to(app)
 for _cmd in CONFIG_COMMANDS:
     _cmd.add_to(config_app)
+for _cmd in (journal.journal_prune, journal.journal_vacuum):
+    _cmd.add_to(journal_app)
+app.add_typer(journal_app, name="journal", short_help=JOURNAL_HELP)
 
 
 def _version(value: bool) -> None:

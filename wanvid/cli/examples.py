@@ -74,6 +74,18 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         ("Then, in another terminal, use it", "wanvid run cat.png --base-url http://127.0.0.1:8765 --api-key anything"),
         ("On a free port, refusing the next 3 calls with 429", "wanvid sandbox --port 0 --throttle 3"),
     ),
+    "wanvid journal": (
+        ("What would a prune drop?", "wanvid journal prune --dry-run"),
+        (
+            "Drop tasks older than 90 days, then shrink the file",
+            "wanvid journal prune --older-than 90 && wanvid journal vacuum",
+        ),
+    ),
+    "wanvid journal prune": (
+        ("Count the tasks older than 30 days that would be dropped", "wanvid journal prune --dry-run"),
+        ("Drop those older than a year", "wanvid journal prune --older-than 365"),
+    ),
+    "wanvid journal vacuum": (("Give the space a prune freed back to the disk", "wanvid journal vacuum"),),
     "wanvid config": (
         ("Store the API key (prompted, not echoed)", "wanvid config set-key"),
         ("Is the key good? (asks the gateway, free)", "wanvid config check"),

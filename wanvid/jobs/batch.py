@@ -602,7 +602,7 @@ def run(
 
 
 class _Worker:
-    """Runs one row at a time in a pool thread, with its own session (journal connection, display, sleep)."""
+    """Runs one row at a time in a pool thread, with its own session (display, sleep; the batch's journal)."""
 
     def __init__(
         self,

@@ -443,11 +443,7 @@ def download_all(s: Session, job: Job, client: Client | None = None) -> tuple[li
     check_wait(job.timeout, job.poll_interval)
     client = client or s.client()  # a missing key stops it here, once
     now = time.time()
-    entries = [
-        e
-        for e in s.journal.recent(profile=s.profile_name, base_url=s.base, limit=1_000_000)
-        if e.created_at >= now - DOWNLOAD_WINDOW
-    ]
+    entries = s.journal.recent(profile=s.profile_name, base_url=s.base, limit=1_000_000, since=now - DOWNLOAD_WINDOW)
     entries.sort(key=lambda e: (e.unfinished, e.created_at))  # what can be saved now first
     s.report.info(f"{len(entries)} task(s) of profile {s.profile_name!r} on {s.base} in the last 48 h")
     deadline = time.monotonic() + job.timeout

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from wanvid.gateway.client import Client, Gate
     from wanvid.store.journal import Entry, Journal
 
+_OPENING = threading.Lock()
+
 
 @dataclass
 class Session:
@@ -80,25 +82,27 @@ class Session:
             return entry.protocol
         return self.protocol
 
-    def __post_init__(self) -> None:
-        self._local = threading.local()  # one journal connection per thread: sqlite3's are not to be shared
+    # The journal connection, opened on first use and shared (by reference: ``dataclasses.replace`` copies the
+    # list, not its content) by the sessions of a batch's rows. One connection serves every worker thread
+    # (``Journal`` takes turns under a lock): they share one page cache instead of each rereading the file.
+    _journal: list[Journal] = field(default_factory=list, repr=False, compare=False)
+    _borrowed: bool = field(default=False, repr=False, compare=False)  # a row's session: the owner closes it
 
     @property
     def journal(self) -> Journal:
-        """This thread's connection to the journal, opened on first use."""
-        journal: Journal | None = getattr(self._local, "journal", None)
-        if journal is None:
+        """The journal connection, opened on first use."""
+        if not self._journal:
             from wanvid.store.journal import Journal
 
-            journal = self._local.journal = Journal()
-        return journal
+            with _OPENING:
+                if not self._journal:
+                    self._journal.append(Journal())
+        return self._journal[0]
 
     def close(self) -> None:
-        """Close this thread's journal connection, if it opened one."""
-        journal = getattr(self._local, "journal", None)
-        if journal is not None:
-            journal.close()
-            self._local.journal = None
+        """Close the journal connection, if this session opened it (a batch row's session leaves it open)."""
+        if self._journal and not self._borrowed:
+            self._journal[0].close()
 
     def client(self) -> Client:
         """An HTTP client for the gateway; a UsageError without a key, or for plain http to another host."""
@@ -124,8 +128,8 @@ class Session:
         )
 
     def for_row(self, report: Reporter, gate: Gate, sleep: Callable[[float], None]) -> Session:
-        """The session of one batch row's worker: its own display, journal connection and sleep."""
-        return replace(self, report=report, gate=gate, sleep=sleep)
+        """The session of one batch row's worker: its own display and sleep, the batch's journal connection."""
+        return replace(self, report=report, gate=gate, sleep=sleep, _borrowed=True)
 
     def again(self, *words: str, protocol: str | None = None) -> str:
         """The exact command that picks up where a job stopped (never with the key in it). ``protocol``: the

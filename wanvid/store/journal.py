@@ -13,13 +13,22 @@ whose process is gone (no such pid on this host, or older than ``CLAIM_LIFE``) i
 one this process left behind after a create that may have made a task.
 
 Concurrency: WAL mode plus a busy timeout, and every write is one short ``BEGIN IMMEDIATE``
-transaction, so several wanvid processes share the file without lost or torn rows; a new journal opened
+transaction, so several wanvid processes share the file without lost or torn rows. Within a process one
+``Journal`` may serve several threads (a batch's workers): a lock takes them in turn. Durability: the
+commit that records a new task id is synced (``synchronous=FULL``); every other one is ``NORMAL`` (in WAL:
+safe against a crash of the process; on power loss the last few may roll back, never a task id).
+
+Scale: every query is served by an index and reads only the rows it returns (a test checks each plan), so
+a journal of 100,000 tasks costs what one of ten does; ``prune`` drops the rows of old tasks past their
+life, ``vacuum`` shrinks the file.
+
+Opening: a new journal opened
 by many at once (two batches starting) is opened again when SQLite refuses one of them while another
 turns the file to WAL. A file that is not
 a journal, or one written by a newer wanvid (``PRAGMA user_version`` above ``SCHEMA``), is refused
 with a ``StorageError`` and never touched; so is a journal path that is a symbolic link. Older schemas
-are upgraded in place (columns and tables added, nothing dropped). Nothing here prints, and every value
-written passes ``wanvid.redact`` first: a key a gateway echoed never lands in the file.
+are upgraded in place (columns, tables and indexes added; an index replaced, no row dropped). Nothing
+here prints, and every value written passes ``wanvid.redact`` first: a key a gateway echoed never lands in the file.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import os
 import random
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +49,7 @@ from typing import Any
 from wanvid import config
 from wanvid.errors import StorageError
 
-SCHEMA = 2  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims
+SCHEMA = 3  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims; 3: an index for every query
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
 BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock before we give up
 
@@ -101,10 +111,25 @@ CREATE TABLE IF NOT EXISTS outputs (
     bytes        INTEGER NOT NULL,
     saved_at     REAL NOT NULL
 )"""
+_LIFE = f"coalesce(nullif(expires_at, 0), created_at + {TASK_LIFE!r})"  # Entry.life_ends, in SQL
+# One index for every query the journal makes (tests/rules/test_journal_scale.py checks each query's plan), so
+# that a command costs the same with a journal of 100,000 tasks as with one of ten.
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_recent ON tasks (profile, base_url, created_at)",
-    "CREATE INDEX IF NOT EXISTS tasks_request ON tasks (request_hash)",
+    "CREATE INDEX IF NOT EXISTS tasks_same ON tasks (request_hash, base_url, profile, created_at)",
+    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks (profile, base_url, status, created_at)",
+    "CREATE INDEX IF NOT EXISTS tasks_any_state ON tasks (status, created_at)",
+    # covering: `list --all` and the task-id completion read it alone, newest first
+    "CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id, status, model)",
+    # by when a task's life ends (``_LIFE``, the very expression the queries use): a filter on a state that
+    # only live tasks show reads the live ones (a day's worth), not every task that ever had that state
+    f"CREATE INDEX IF NOT EXISTS tasks_alive ON tasks (profile, base_url, status, {_LIFE})",
+    f"CREATE INDEX IF NOT EXISTS tasks_any_alive ON tasks (status, {_LIFE})",
+    "CREATE INDEX IF NOT EXISTS tasks_typical ON tasks (base_url, model, resolution, duration, created_at) "
+    "WHERE status = 'SUCCEEDED'",
+    "CREATE INDEX IF NOT EXISTS outputs_request ON outputs (request_hash, saved_at)",
 )
+_INDEXES_DROPPED = ("DROP INDEX IF EXISTS tasks_request",)  # schema 1-2: request_hash alone, planned around
 
 UNFINISHED = ("PENDING", "RUNNING", "UNRECOGNIZED")
 # What `list --status` filters on: the shown states, plus "UNFINISHED" for any of the above still alive.
@@ -233,13 +258,35 @@ class Journal:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or journal_path()
         self._db: sqlite3.Connection | None = None
+        # One connection may serve a batch's worker threads (wanvid.jobs.session): each read and each write
+        # transaction holds this lock, so the threads take turns on it as SQLite's own mutex would make them.
+        self._lock = threading.RLock()
+        self._typical: dict[tuple[Any, ...], tuple[float, int] | None] = {}
 
     # -- opening ----------------------------------------------------------------------------------
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = self._open()
+            with self._lock:
+                if self._db is None:
+                    self._db = self._open()
         return self._db
+
+    @contextmanager
+    def _writing(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock. ``durable``: synced to the disk before it returns (a new task
+        id); every other write is synced at the next checkpoint (WAL with synchronous=NORMAL: safe against a
+        crash of the process, the last few may roll back if the machine loses power)."""
+        with self._lock:
+            db = self.db
+            if durable:
+                db.execute("PRAGMA synchronous=FULL")
+            try:
+                with _transaction(db):
+                    yield db
+            finally:
+                if durable:
+                    db.execute("PRAGMA synchronous=NORMAL")
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -270,7 +317,7 @@ class Journal:
                 raise self._unusable(exc) from None
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA:
@@ -282,6 +329,7 @@ class Journal:
                 self._create(db)
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+            db.execute("PRAGMA synchronous=NORMAL")  # a commit is not an fsync; see _writing
         except BaseException:
             db.close()
             raise
@@ -300,12 +348,12 @@ class Journal:
                 db.execute(_TASKS)
                 db.execute(_PARTS)
                 db.execute(_OUTPUTS)
-                for statement in _INDEXES:
-                    db.execute(statement)
             elif version == 1:
                 for statement in _PARTS_V2:
                     db.execute(statement)
             db.execute(_CLAIMS)
+            for statement in (*_INDEXES_DROPPED, *_INDEXES):  # schema 3: built once, as the journal is opened
+                db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA}")
         os.chmod(self.path, 0o600)  # it names your files and prompts
 
@@ -338,9 +386,10 @@ class Journal:
         )
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     # -- tasks ------------------------------------------------------------------------------------
     def record(self, entry: Entry, claim: str | None = None) -> None:
@@ -350,13 +399,13 @@ class Journal:
 
         marks = ", ".join("?" for _ in _COLUMNS)
         try:
-            with _transaction(self.db):
-                self.db.execute(
+            with self._writing(durable=True) as db:  # a paid-for task id: on the disk before anything else
+                db.execute(
                     f"INSERT OR REPLACE INTO tasks ({', '.join(_COLUMNS)}) VALUES ({marks})",
                     scrub_json(tuple(getattr(entry, c) for c in _COLUMNS)),
                 )
                 if claim is not None:
-                    self.db.execute("DELETE FROM claims WHERE token = ?", (claim,))
+                    db.execute("DELETE FROM claims WHERE token = ?", (claim,))
                     _OURS.discard(claim)
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
@@ -381,20 +430,36 @@ class Journal:
         )
         return rows[0] if rows else None
 
-    def recent(self, *, profile: str | None = None, base_url: str | None = None, limit: int = 20) -> list[Entry]:
-        where, args = _where(profile=profile, base_url=base_url)
+    def recent(
+        self,
+        *,
+        profile: str | None = None,
+        base_url: str | None = None,
+        limit: int = 20,
+        since: float | None = None,
+    ) -> list[Entry]:
+        """The newest tasks (created at ``since`` or later), newest first."""
+        where, args = _where(profile=profile, base_url=base_url)  # type: tuple[str, tuple[Any, ...]]
+        if since is not None:
+            where, args = f"{where} {'AND' if where else 'WHERE'} created_at >= ?", (*args, since)
         return self._read(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
 
     def listed(
         self, state: str | None, *, profile: str | None = None, base_url: str | None = None, limit: int = 20
     ) -> list[Entry]:
-        """The newest tasks in ``state`` (one of ``STATES``, as shown; None: any)."""
-        rows = self.recent(profile=profile, base_url=base_url, limit=1_000_000)
-        if state == "UNFINISHED":
-            rows = [e for e in rows if e.unfinished]
-        elif state is not None:
-            rows = [e for e in rows if e.shown_status == state]
-        return rows[: max(0, limit)]
+        """The newest tasks in ``state`` (one of ``STATES``, as shown; None: any), filtered and limited in SQL."""
+        where, args = _where(profile=profile, base_url=base_url)
+        condition, more = _state_condition(state, time.time())
+        if condition:
+            where = f"{where} AND {condition}" if where else f"WHERE {condition}"
+        # A state only live tasks show is read by when lives end, from now on: the live tasks (a day's worth)
+        # are read and sorted, never the older ones that ever had that state (the planner, without
+        # statistics, would rather walk those newest first).
+        table = "tasks"
+        if condition and _ALIVE in condition and "NOT " not in condition:
+            table += " INDEXED BY " + ("tasks_alive" if profile and base_url else "tasks_any_alive")
+        sql = f"SELECT * FROM {table} {where} ORDER BY created_at DESC LIMIT ?"
+        return self._read(sql, (*args, *more, max(0, limit)))
 
     def unfinished(self, profile: str, base_url: str) -> list[Entry]:
         """Every live unfinished task of a profile and gateway, oldest first."""
@@ -421,12 +486,12 @@ class Journal:
         than ``CLAIM_LIFE`` (a process elsewhere, or a recycled pid). ``Claim.stale`` says so, because the
         owner may have died after the gateway made the task and before the journal heard of it."""
         try:
-            with _transaction(self.db):
+            with self._writing() as db:
                 reused = self.same_request(request_hash, base_url, profile)
                 if reused is not None:
                     return reused
                 key = (request_hash, base_url, profile)
-                row = self.db.execute(
+                row = db.execute(
                     "SELECT pid, host, token, started_at FROM claims WHERE request_hash = ? AND base_url = ? "
                     "AND profile = ?",
                     key,
@@ -434,7 +499,7 @@ class Journal:
                 held = Claim(*row) if row else None
                 if held is not None and held.token != token and not held.abandoned():
                     return held
-                self.db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO claims (request_hash, base_url, profile, pid, host, token, started_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (*key, os.getpid(), _HOST, token, time.time()),
@@ -460,17 +525,50 @@ class Journal:
     def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
         """(median seconds from submission to finish, how many) of recent successes like ``entry``: same
         gateway, model, resolution and duration. The gateway's own timestamps, so a task first looked at
-        an hour after it finished still tells the truth."""
+        an hour after it finished still tells the truth. Asked once per kind of task for the life of this
+        journal object (a batch's rows share one): tasks ending meanwhile barely move a median of 20."""
+        key = (base_url, entry.model, entry.resolution, entry.duration)
+        if key in self._typical:
+            return self._typical[key]
         rows = self.db_read(
-            "SELECT took FROM tasks WHERE base_url = ? AND model IS ? AND resolution IS ? "
+            "SELECT took FROM tasks INDEXED BY tasks_typical WHERE base_url = ? AND model IS ? AND resolution IS ? "
             "AND duration IS ? AND status = 'SUCCEEDED' AND took IS NOT NULL AND id != ? "
             "ORDER BY created_at DESC LIMIT 20",
             (base_url, entry.model, entry.resolution, entry.duration, entry.id),
         )
-        if not rows:
-            return None
         seconds = sorted(r[0] for r in rows)
-        return seconds[len(seconds) // 2], len(seconds)
+        found = (seconds[len(seconds) // 2], len(seconds)) if seconds else None
+        self._typical[key] = found
+        return found
+
+    # -- retention --------------------------------------------------------------------------------
+    def prune(self, older_than: float, *, dry_run: bool = False) -> int:
+        """Drop the rows of tasks created more than ``older_than`` seconds ago whose life is over (their id and
+        video URL answer nothing any more, saved or not); how many (would be) dropped. A task that may still
+        be fetched is never dropped, and ``outputs`` stays: a rerun still finds the videos saved before."""
+        now = time.time()
+        where = f"WHERE created_at < ? AND NOT {_ALIVE}"
+        args = (now - max(older_than, TASK_LIFE), now)
+        try:
+            with self._writing() as db:
+                count = int(db.execute(f"SELECT count(*) FROM tasks {where}", args).fetchone()[0])
+                if not dry_run:
+                    db.execute(f"DELETE FROM tasks {where}", args)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+        return count
+
+    def vacuum(self) -> tuple[int, int]:
+        """Rewrite the file without its free pages; its size (bytes) before and after."""
+        before = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with self._lock:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("VACUUM")
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+        return before, self.path.stat().st_size
 
     # -- saved videos -----------------------------------------------------------------------------
     def saved(self, entry: Entry, path: Path, size: int) -> None:
@@ -479,13 +577,13 @@ class Journal:
 
         now = time.time()
         try:
-            with _transaction(self.db):
-                self.db.execute(
+            with self._writing() as db:
+                db.execute(
                     "UPDATE tasks SET output_path = ?, output_bytes = ?, downloaded_at = ?, updated_at = ? "
                     "WHERE base_url = ? AND id = ?",
                     scrub_json((str(path), size, now, now, entry.base_url, entry.id)),
                 )
-                self.db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO outputs (path, task_id, base_url, request_hash, bytes, saved_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     scrub_json((str(path), entry.id, entry.base_url, entry.request_hash, size, now)),
@@ -528,22 +626,25 @@ class Journal:
         from wanvid.redact import scrub_json
 
         try:
-            with _transaction(self.db):
-                self.db.execute(sql, scrub_json(args))
+            with self._writing() as db:
+                db.execute(sql, scrub_json(args))
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
     def db_read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.db.execute(sql, args).fetchall()
+            with self._lock:
+                return self.db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[Entry]:
         try:
-            cur = self.db.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            return [Entry(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+            with self._lock:
+                cur = self.db.execute(sql, args)
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+            return [Entry(**dict(zip(names, row, strict=True))) for row in rows]
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
@@ -557,6 +658,26 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+_ALIVE = f"{_LIFE} > ?"  # not Entry.expired()
+
+
+def _state_condition(state: str | None, now: float) -> tuple[str, tuple[Any, ...]]:
+    """``Entry.shown_status == state`` (or ``Entry.unfinished``) as SQL, written so an index serves it: the
+    unfinished states name the partial index's exact ``status IN (...)``."""
+    unfinished = "status IN ('PENDING', 'RUNNING', 'UNRECOGNIZED')"
+    if state is None:
+        return "", ()
+    if state == "UNFINISHED":
+        return f"{unfinished} AND {_ALIVE}", (now,)
+    if state in ("FAILED", "CANCELED"):
+        return "status = ?", (state,)
+    if state == "EXPIRED":
+        return f"status NOT IN ('FAILED', 'CANCELED') AND NOT {_ALIVE}", (now,)
+    if state in UNFINISHED:
+        return f"{unfinished} AND status = ? AND {_ALIVE}", (state, now)
+    return f"status = ? AND {_ALIVE}", (state, now)
 
 
 def _where(**filters: str | None) -> tuple[str, tuple[str, ...]]:
