@@ -241,11 +241,15 @@ def _follow(job: Job, seeds: Seeds) -> None:
 
 
 def _end_time(s: requests.Session, job: Job) -> float:
-    """The task's end as the sandbox states it: ``end_time``, local time with milliseconds."""
+    """The task's end as the sandbox states it: ``end_time``, DashScope's zone-less text at UTC+8 (the
+    gateway's zone, ``wanvid.rules.task.GATEWAY_ZONE``) with milliseconds."""
+    from datetime import datetime
+
+    from wanvid.rules.task import GATEWAY_ZONE
+
     r = s.get(f"{job.url}/aliyun/v1/tasks/{job.task_id}", headers=AUTH, timeout=10)
     text = r.json()["output"]["end_time"]  # e.g. "2026-11-20 10:00:00.123"
-    whole, _, frac = text.partition(".")
-    return time.mktime(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + float(f"0.{frac or 0}")
+    return datetime.fromisoformat(text).replace(tzinfo=GATEWAY_ZONE).timestamp()
 
 
 def _ratio(a: float, b: float) -> str:
