@@ -106,7 +106,8 @@ def cat(isolated: Path) -> Path:
 # alone at the end while the others are idle; their order among themselves, and everyone else's, is kept.
 LONG_FIRST = (
     "tests/processes/test_demo.py",
-    "tests/pipeline/test_batch.py::test_fifty_rows",
+    "tests/pipeline/test_batch.py::test_many_rows",
+    "tests/pipeline/test_gate.py",
     "tests/processes/test_live_line.py",
     "tests/pipeline/test_batch.py::test_a_tight_rate_limit",
     "tests/pipeline/test_nothing_lost.py::test_429_5xx",
