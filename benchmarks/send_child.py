@@ -1,7 +1,7 @@
 """One measured send of a local image, in a fresh interpreter (run by send.py; prints one JSON line).
 
 Modes: ``wanvid`` = ``wanvid.gateway.service.submit`` of a validated request; ``baseline`` = the naive way the
-issue names, ``requests.post(url, json=body)`` with the whole base64 data URI as a string in ``body``.
+benchmark compares with, ``requests.post(url, json=body)`` with the whole base64 data URI as a string in ``body``.
 Both are timed from the file path to the parsed answer; ``began`` (wall clock, before wanvid's
 validation, which reads and hashes the file) lets send.py time create-to-first-byte with the sink's
 clock. Memory is the growth of the peak RSS over the RSS just before: the kernel's high-water mark

@@ -2,8 +2,8 @@
 
 All are whole processes, compared with whole processes that do the least such a command could: the
 interpreter alone (`python -c pass`) for completion, `import typer` for help, and the imports a Typer tool
-built on requests cannot skip for `status`. The issue's own reference commands (`import typer`, `import
-requests` ...) run alongside, and a line compares their times with the issue's, to tell how fast this
+built on requests cannot skip for `status`. The reference commands (`import typer`, `import
+requests` ...) run alongside, and a line compares their times with a reference machine's, to tell how fast this
 machine is at the time against the one the targets were set on.
 They run wanvid installed from a wheel, as users have it (``installed_copy``), not the .venv's editable
 install, whose import hook would add ~14 ms to every start, the floor's included.
@@ -22,7 +22,7 @@ WALL_TARGET = 0.120  # --help, create --help
 RSS_TARGET = 30 * 1024 * 1024
 COMPLETE_TARGET = 0.060
 STATUS_TARGET = 0.200
-# The issue's figures for its machine ("2 cores, Python 3.11, medians"), seconds: the floor, then imports.
+# A reference 2-core machine's figures (Python 3.11, medians), seconds: the floor, then imports.
 REFERENCE_FLOOR = 0.0095
 DEPS = "import typer, requests, platformdirs"  # the imports `status` cannot do without
 REFERENCE = {
@@ -61,7 +61,7 @@ def run(ctx: Ctx) -> list[Row]:
             "ids_zsh": complete("zsh", "wanvid status "),
             "ids_fish": complete("fish", "wanvid status "),
             "status": ([wanvid, "status", ids[0], "--base-url", url], env),
-            # The issue's own reference figures, measured here too, so a run tells how this machine's
+            # The reference commands, measured here too, so a run tells how this machine's
             # speed at the time compares with the machine the targets were set on.
             **{f"ref {stmt}": ([python, "-c", stmt], env) for stmt in REFERENCE},
             # What any Typer tool that talks HTTP with requests pays before its own code runs.
@@ -140,13 +140,13 @@ def run(ctx: Ctx) -> list[Row]:
 
 
 def _against_reference(floor: float, walls: dict[str, float]) -> str:
-    """One line comparing this run's figures for the issue's reference commands with the issue's own."""
+    """One line comparing this run's figures for the reference commands with the reference machine's."""
     parts = [f"python -c pass {ms(floor)} ({REFERENCE_FLOOR * 1000:.1f} ms)"]
     parts += [f"{stmt.removeprefix('import ')} {ms(walls[stmt])} ({ms(ref)})" for stmt, ref in REFERENCE.items()]
     speed = median([walls[stmt] / ref for stmt, ref in REFERENCE.items()])
     return (
-        "   the issue's reference figures, here (issue's in brackets): " + ", ".join(parts) + "\n"
-        f"   this machine took {speed:.2f}x the issue's times for those imports (median of the four), "
+        "   the reference commands, here (the reference machine's in brackets): " + ", ".join(parts) + "\n"
+        f"   this machine took {speed:.2f}x the reference machine's times for those imports (median of the four), "
         f"{floor / REFERENCE_FLOOR:.2f}x for the floor"
     )
 
