@@ -14,8 +14,8 @@ DAY = 86400.0
 
 
 def crafted(path: Path | None = None) -> Journal:
-    """Old saved, old never saved (expired), old failed, recent unsaved, and an old one still alive by the
-    gateway's own expiry."""
+    """Old saved, old never saved (expired), old failed, recent unsaved, an old one still alive by the
+    gateway's own expiry, and week-old ones: never saved, and failed."""
     j = Journal(path)
     now = time.time()
 
@@ -35,6 +35,7 @@ def crafted(path: Path | None = None) -> Journal:
     add("recent-running", 0.1, status="RUNNING")
     add("old-but-alive", 40, expires_at=now + 3600)  # the gateway said its result lives on
     add("week-old-unsaved", 7)
+    add("week-old-failed", 7, status="FAILED")
     return j
 
 
@@ -46,15 +47,17 @@ def test_prune_drops_old_ended_tasks_and_never_one_that_may_still_be_fetched(iso
     j = crafted()
     r = wv("journal", "prune", "--dry-run", "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["pruned"] == 3 and len(ids(j)) == 7  # counted, nothing dropped
+    assert json.loads(r.stdout)["pruned"] == 2 and len(ids(j)) == 8  # counted, nothing dropped
     r = wv("journal", "prune")
-    assert r.exit_code == 0 and "dropped 3 task(s)" in r.stdout
-    assert ids(j) == {"recent-unsaved", "recent-running", "old-but-alive", "week-old-unsaved"}
+    assert r.exit_code == 0 and "dropped 2 task(s)" in r.stdout
+    # kept: what may still be fetched, and what was paid for and never saved (its only record)
+    kept = {"old-unsaved", "recent-unsaved", "recent-running", "old-but-alive", "week-old-unsaved", "week-old-failed"}
+    assert ids(j) == kept
     # what was saved stays known: a rerun of the same request finds its video instead of paying again
     assert j.outputs_for("h-old-saved") == [("/v/old.mp4", "old-saved")]
     r = wv("journal", "prune", "--older-than", "1", "-q")
-    assert r.exit_code == 0 and r.stdout.strip() == "1"  # the week-old one, past its life
-    assert ids(j) == {"recent-unsaved", "recent-running", "old-but-alive"}
+    assert r.exit_code == 0 and r.stdout.strip() == "1"  # the week-old failed one; never the unsaved one
+    assert ids(j) == kept - {"week-old-failed"}
 
 
 def test_a_prune_younger_than_a_task_life_keeps_every_live_task(isolated: Path) -> None:
@@ -67,10 +70,10 @@ def test_a_prune_younger_than_a_task_life_keeps_every_live_task(isolated: Path) 
 def test_vacuum_shrinks_the_file_after_a_prune(isolated: Path) -> None:
     j = crafted()
     now = time.time()
-    with j._writing() as db:  # a thousand old saved tasks with long requests
+    with j._writing() as db:  # a thousand old failed tasks with long requests
         db.executemany(
             "INSERT INTO tasks (id, base_url, protocol, profile, created_at, updated_at, status, request) "
-            "VALUES (?, 'http://gw', 'native', 'default', ?, ?, 'SUCCEEDED', ?)",
+            "VALUES (?, 'http://gw', 'native', 'default', ?, ?, 'FAILED', ?)",
             [(f"bulk-{i}", now - 90 * DAY, now - 90 * DAY, "x" * 2000) for i in range(1000)],
         )
     assert wv("journal", "prune").exit_code == 0
@@ -78,4 +81,11 @@ def test_vacuum_shrinks_the_file_after_a_prune(isolated: Path) -> None:
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["bytes_after"] < doc["bytes_before"] / 4
-    assert ids(j) == {"recent-unsaved", "recent-running", "old-but-alive", "week-old-unsaved"}
+    assert ids(j) == {
+        "old-unsaved",
+        "recent-unsaved",
+        "recent-running",
+        "old-but-alive",
+        "week-old-unsaved",
+        "week-old-failed",
+    }

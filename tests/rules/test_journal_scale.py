@@ -58,9 +58,10 @@ def exercise(j: Journal, tmp: Path) -> set[str]:
     j.recent(profile="default", base_url="http://gw")
     j.recent()
     j.recent(profile="default", base_url="http://gw", since=time.time() - 3600)
-    for state in (None, *STATES):
+    for state in (None, *STATES):  # the scopes its callers give: profile and gateway, or none (list --all)
         j.listed(state, profile="default", base_url="http://gw")
         j.listed(state)
+    j.has_profile("default")
     j.unfinished("default", "http://gw")
     j.same_request("ht1", "http://gw", "default")
     j.claim("hnew", "http://gw", "default", "tok2")
@@ -80,8 +81,8 @@ def exercise(j: Journal, tmp: Path) -> set[str]:
     j.db_read(TASKS_SQL, ("%",))
     return {
         "record", "update", "get", "latest", "recent", "listed", "unfinished", "same_request", "claim", "release",
-        "disown", "typical_seconds", "saved", "output", "outputs_for", "save_part", "part", "drop_part", "prune",
-        "vacuum", "db_read", "close",
+        "disown", "has_profile", "typical_seconds", "saved", "output", "outputs_for", "save_part", "part",
+        "drop_part", "prune", "vacuum", "db_read", "close",
     }  # fmt: skip
 
 
@@ -236,3 +237,16 @@ def test_only_the_commit_of_a_new_task_id_waits_for_the_disk(tmp_path: Path) -> 
     synced = [i for i, s in enumerate(statements) if s == "PRAGMA synchronous=FULL"]
     assert len(synced) == 1 and synced[0] < insert < update
     assert j.db_read("PRAGMA synchronous") == [(1,)]  # NORMAL for everything else
+
+
+def test_a_batch_with_no_history_learns_the_typical_duration_from_its_own_rows(tmp_path: Path) -> None:
+    """typical_seconds is kept for the journal object's life (a batch shares one), but not while it knows
+    too few tasks: a batch that starts on an empty journal learns from its own first successes."""
+    j = Journal(tmp_path / "j.sqlite3")
+    probe = entry("probe")
+    assert j.typical_seconds("http://gw", probe) is None
+    for i in range(5):
+        j.record(entry(f"done{i}", status="SUCCEEDED", took=40.0 + i))
+    assert j.typical_seconds("http://gw", probe) == (42.0, 5)
+    j.record(entry("done-later", status="SUCCEEDED", took=400.0))
+    assert j.typical_seconds("http://gw", probe) == (42.0, 5)  # settled: asked once per kind from here on

@@ -1,11 +1,12 @@
 """``wanvid journal``: keep the task journal small — drop the rows of tasks that can no longer deliver.
 
-Nothing is ever dropped on its own: a journal of 100,000 tasks is as quick as one of ten (every query has
-its index), so the history stays until you prune it. ``prune`` drops the rows of tasks created more than
-``--older-than`` days ago (at least the task's 24 h life) whose life is over: their ids and video URLs
-answer nothing any more, whether the video was saved or not. A task that may still be fetched is never
-dropped. The record of saved videos stays, so rerunning an old command or batch still finds its videos
-on disk instead of paying again. ``vacuum`` gives the freed space back to the disk.
+Nothing is ever dropped on its own: a journal of 100,000 tasks is as quick as one of ten (every query has its
+index), so the history stays until you prune it. ``prune`` drops the rows of tasks created more than
+``--older-than`` days ago (at least the task's 24 h life) whose life is over and whose outcome is on disk or
+never was to be (saved videos, failed and canceled tasks). A task that may still be fetched is never dropped,
+nor one whose video was paid for and never saved: its row is the only record of it. The record of saved videos
+stays, so rerunning an old command or batch still finds its videos on disk instead of paying again. ``vacuum``
+gives the freed space back to the disk.
 """
 
 from typing import Annotated
@@ -26,12 +27,13 @@ def journal_prune(
             "--older-than",
             metavar="DAYS",
             min=1.0,
-            help="Drop tasks created more than DAYS days ago whose 24 h life is over.",
+            help="Drop tasks created more than DAYS days ago whose 24 h life is over and whose video is saved "
+            "(or that failed or were canceled).",
         ),
     ] = 30.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the tasks that would be dropped.")] = False,
 ) -> None:
-    """Drop the journal rows of old tasks that can no longer be fetched (their saved videos stay known)."""
+    """Drop the journal rows of old tasks whose videos are saved, or that failed (paid-for videos never saved stay)."""
     from wanvid.store.journal import Journal
 
     journal = Journal()

@@ -308,7 +308,7 @@ def list_(
     # A profile named nowhere (not in the config file, no task in the journal) is a typo, as in every command;
     # with a key in the environment a profile may exist only to scope the journal.
     keyed = bool(ctx.api_key) or any(os.environ.get(n) for n in config.KEY_ENV_VARS)
-    if not every and not entries and not keyed and not journal.listed(None, profile=profile, limit=1):
+    if not every and not entries and not keyed and not journal.has_profile(profile):
         config.check_profile(config.profile_setting(ctx.profile))
     if refresh:
         from wanvid.jobs.pipeline import refresh as ask_gateway

@@ -49,7 +49,8 @@ from typing import Any
 from wanvid import config
 from wanvid.errors import StorageError
 
-SCHEMA = 3  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims; 3: an index for every query
+SCHEMA = 4  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims; 3: an index for every query;
+# 4: the same indexes again, for a journal that reached 3 before all of them existed (an INDEXED BY needs its index)
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
 BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock before we give up
 
@@ -132,6 +133,7 @@ _INDEXES = (
 _INDEXES_DROPPED = ("DROP INDEX IF EXISTS tasks_request",)  # schema 1-2: request_hash alone, planned around
 
 UNFINISHED = ("PENDING", "RUNNING", "UNRECOGNIZED")
+TYPICAL_SETTLED = 5  # successes of a kind after which typical_seconds is cached for the journal object's life
 # What `list --status` filters on: the shown states, plus "UNFINISHED" for any of the above still alive.
 STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "EXPIRED", "NOT_FOUND", "UNFINISHED")
 
@@ -352,7 +354,7 @@ class Journal:
                 for statement in _PARTS_V2:
                     db.execute(statement)
             db.execute(_CLAIMS)
-            for statement in (*_INDEXES_DROPPED, *_INDEXES):  # schema 3: built once, as the journal is opened
+            for statement in (*_INDEXES_DROPPED, *_INDEXES):  # schema 3-4: built once, as the journal is opened
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA}")
         os.chmod(self.path, 0o600)  # it names your files and prompts
@@ -476,6 +478,10 @@ class Journal:
         )
         return next((e for e in rows if not e.expired(now)), None)
 
+    def has_profile(self, profile: str) -> bool:
+        """Whether any task of ``profile`` is journaled (``list`` tells a profile in use from a typo)."""
+        return bool(self.db_read("SELECT 1 FROM tasks WHERE profile = ? LIMIT 1", (profile,)))
+
     # -- claims: one create per request at a time, across processes ------------------------------
     def claim(self, request_hash: str, base_url: str, profile: str, token: str) -> Entry | Claim | None:
         """Before paying for a request, in one transaction: the live task that already answers it (reuse
@@ -525,8 +531,9 @@ class Journal:
     def typical_seconds(self, base_url: str, entry: Entry) -> tuple[float, int] | None:
         """(median seconds from submission to finish, how many) of recent successes like ``entry``: same
         gateway, model, resolution and duration. The gateway's own timestamps, so a task first looked at
-        an hour after it finished still tells the truth. Asked once per kind of task for the life of this
-        journal object (a batch's rows share one): tasks ending meanwhile barely move a median of 20."""
+        an hour after it finished still tells the truth. Kept for the life of this journal object (a batch's
+        rows share one) once TYPICAL_SETTLED tasks make it: a batch that starts with no history learns one
+        from its own first rows, and one more success barely moves a median of 5 to 20."""
         key = (base_url, entry.model, entry.resolution, entry.duration)
         if key in self._typical:
             return self._typical[key]
@@ -538,16 +545,21 @@ class Journal:
         )
         seconds = sorted(r[0] for r in rows)
         found = (seconds[len(seconds) // 2], len(seconds)) if seconds else None
-        self._typical[key] = found
+        if found is not None and found[1] >= TYPICAL_SETTLED:  # a median of few moves with each success: ask again
+            self._typical[key] = found
         return found
 
     # -- retention --------------------------------------------------------------------------------
     def prune(self, older_than: float, *, dry_run: bool = False) -> int:
-        """Drop the rows of tasks created more than ``older_than`` seconds ago whose life is over (their id and
-        video URL answer nothing any more, saved or not); how many (would be) dropped. A task that may still
-        be fetched is never dropped, and ``outputs`` stays: a rerun still finds the videos saved before."""
+        """Drop the rows of tasks created more than ``older_than`` seconds ago whose life is over and whose
+        outcome is on disk or never was to be: saved videos, failed and canceled tasks. How many (would be)
+        dropped. Never a task that may still be fetched, nor one whose video was paid for and never saved (its
+        row is the only record of it: ``list --status expired``); ``outputs`` stays, so a rerun still finds
+        the videos saved before."""
         now = time.time()
-        where = f"WHERE created_at < ? AND NOT {_ALIVE}"
+        where = (
+            f"WHERE created_at < ? AND NOT {_ALIVE} AND (downloaded_at IS NOT NULL OR status IN ('FAILED', 'CANCELED'))"
+        )
         args = (now - max(older_than, TASK_LIFE), now)
         try:
             with self._writing() as db:
