@@ -174,10 +174,11 @@ def _fill(path: Path, count: int) -> None:
 
 
 def _batch(ctx: Ctx, wanvid: str, url: str, full: dict[str, str], size: int, count: int) -> Row:
-    """The same batch of ``count`` new rows on the ``size`` journal and on an empty one, twice each."""
-    empty = isolated_env(ctx.tmp / "journal-empty")
+    """The same batch of ``count`` new rows on the ``size`` journal and on an empty one, twice each (a new
+    empty journal each time: the first batch's rows would otherwise be the second's history)."""
     times: dict[str, list[Proc]] = {"full": [], "empty": []}
     for rep in range(2):
+        empty = isolated_env(ctx.tmp / f"journal-empty-{rep}")
         for name, env in (("full", full), ("empty", empty)):
             work = ctx.tmp / f"batch-{name}-{rep}"
             work.mkdir()
