@@ -19,14 +19,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-from .common import WANVID, Ctx, Row, measure, say
+from .common import WANVID, Ctx, Row, measure, sandbox, say
 
 LIMIT = 10.0  # API requests a second
 J = 32  # -j of the limited curve: more workers than the limit lets through
@@ -42,7 +39,7 @@ def run(ctx: Ctx) -> list[Row]:
     judged = 30 if ctx.quick else 60  # the size the targets are judged on
     shots = _images(ctx.tmp / "shots", max(sizes))
     rows: list[Row] = []
-    with _sandbox(ctx.env) as url:
+    with sandbox(ctx.env) as url:  # timings and the limit are set per run through its control routes
         for n in sizes:
             for limited in (True, False):
                 got = _batch(ctx, url, shots[:n], limited)
@@ -125,24 +122,3 @@ def _images(folder: Path, n: int) -> list[Path]:
         Image.new("RGB", (832, 480), (i % 256, i // 256 * 40, 120)).save(path)
         paths.append(path)
     return paths
-
-
-@contextmanager
-def _sandbox(env: dict[str, str]) -> Iterator[str]:
-    argv = [WANVID, "sandbox", "--port", "0"]
-    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert p.stdout is not None
-        url = p.stdout.readline().decode().strip()
-        if not url.startswith("http"):
-            raise RuntimeError(f"`wanvid sandbox` did not start (exit {p.poll()})")
-        yield url
-    finally:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        if p.stdout:
-            p.stdout.close()

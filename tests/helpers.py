@@ -187,3 +187,16 @@ def handler_reset(proc: subprocess.Popen[str], sig: int) -> bool:
     True where /proc cannot tell."""
     caught = _signal_mask(proc.pid, "SigCgt")
     return caught is None or not caught & (1 << (sig - 1))
+
+
+class FakeClock:
+    """Time that passes only when something sleeps: a schedule or a rate checked without waiting it out."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

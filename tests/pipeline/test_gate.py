@@ -16,19 +16,8 @@ from wanvid.gateway.client import DECREASE, Gate
 from wanvid.sandbox import Sandbox
 from wanvid.sandbox.faults import admit
 
-from ..helpers import TEST_KEY, wv
+from ..helpers import TEST_KEY, FakeClock, wv
 from .test_batch import creates, csv_manifest, images
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def simulate(gate: Gate, clock: FakeClock, requests: int, limit: float, *, retry_after: bool = True) -> int:

@@ -18,7 +18,7 @@ from wanvid.jobs.poller import DENSE, OVERRUN, PRIOR_ETA, SPARSE, UNSURE, next_g
 from wanvid.rules.task import Status, Task
 from wanvid.sandbox import Sandbox
 
-from ..helpers import gateway_env, on_a_terminal
+from ..helpers import FakeClock, gateway_env, on_a_terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LEFT = re.compile(r"~(?:(\d+)m)?(\d+)s left")
@@ -37,20 +37,9 @@ def test_with_no_history_the_gap_is_never_longer_than_with_history() -> None:
         assert gap <= min(SPARSE, OVERRUN), age
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.mark.parametrize("ends_at", [7.0, 12.0, 30.0, 60.0, 150.0, 400.0])
 def test_a_first_task_is_noticed_within_a_tenth_of_its_duration(ends_at: float) -> None:
-    clock = Clock()
+    clock = FakeClock()
     polls: list[float] = []
 
     def fetch() -> Task:
