@@ -22,6 +22,8 @@ import pytest
 from wanvid.cli.complete import TASKS_SQL
 from wanvid.store.journal import _LIFE, SCHEMA, STATES, Entry, Journal, Part
 
+from .test_journal import entry as pending_entry
+
 # Tables that only ever hold a handful of rows (a claim lives only while its create request is out): a scan
 # of them is a scan of a few rows, and an index would cost every claim one more page written.
 SMALL = {"claims"}
@@ -29,22 +31,9 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def entry(task_id: str, **kw: object) -> Entry:
-    now = time.time()
-    base = {
-        "id": task_id,
-        "base_url": "http://gw",
-        "protocol": "native",
-        "profile": "default",
-        "created_at": now,
-        "updated_at": now,
-        "status": "SUCCEEDED",
-        "model": "wan2.7-i2v",
-        "resolution": "720P",
-        "duration": 5,
-        "request_hash": f"h{task_id}",
-        "took": 40.0,
-    }
-    return Entry(**{**base, **kw})  # type: ignore[arg-type]
+    """test_journal's entry, as a finished task of one kind (what typical_seconds and the filters look at)."""
+    kind = {"status": "SUCCEEDED", "model": "wan2.7-i2v", "resolution": "720P", "duration": 5, "took": 40.0}
+    return pending_entry(task_id, **{**kind, "request_hash": f"h{task_id}", **kw})
 
 
 def exercise(j: Journal, tmp: Path) -> set[str]:
