@@ -19,7 +19,6 @@ from wanvid.errors import FieldError
 from wanvid.jobs.pipeline import Delivery, Job, Video, download_all, make_video, task_status, wait_for_task
 from wanvid.jobs.session import Session
 from wanvid.report import Reporter
-from wanvid.rules.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from wanvid.rules.request import Validated
@@ -97,7 +96,7 @@ class Wanvid:
         self,
         image: str | Path | None = None,
         *,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         allow_empty_prompt: bool = False,
         **options: Any,
     ) -> Validated:
@@ -105,7 +104,10 @@ class Wanvid:
         option at fault. ``options``: prompt, negative_prompt, resolution, duration, seed, prompt_extend,
         watermark, shot_type, last_frame, audio, first_clip, size, generate_audio. A blank prompt is refused
         unless ``allow_empty_prompt`` (leave ``prompt`` out to send none); ``model`` is matched in any case,
-        and a typo of a known model is refused. A prompt in a file: ``prompt=Path(f).read_text()``."""
+        and a typo of a known model is refused. ``model``, ``resolution`` and ``duration`` not given come from
+        the profile's defaults (``wanvid config set model ...``), as on the command line. A prompt in a
+        file: ``prompt=Path(f).read_text()``."""
+        from wanvid.jobs import defaults
         from wanvid.rules.request import VideoRequest, validate
 
         values: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
@@ -113,11 +115,16 @@ class Wanvid:
         for name, spell in (("resolution", str.upper), ("shot_type", str.lower)):
             if isinstance(values.get(name), str):
                 values[name] = spell(values[name])
+        values["model"] = model
+        filled = defaults.fill(values, self.session.profile_name)  # the profile's model, resolution, duration
         try:
-            req = VideoRequest(model=model, image=str(image) if image is not None else None, **values)
+            req = VideoRequest(image=str(image) if image is not None else None, **values)
         except TypeError as exc:
             raise FieldError("options", f"unknown option: {exc}") from None
-        v = validate(req, self.session.protocol, allow_empty_prompt=allow_empty_prompt)
+        try:
+            v = validate(req, self.session.protocol, allow_empty_prompt=allow_empty_prompt)
+        except FieldError as exc:
+            raise (defaults.from_file(exc, self.session.profile_name) if exc.field in filled else exc) from None
         for warning in v.warnings:
             self.session.report.warn(warning)
         for note in v.notes:
@@ -242,13 +249,16 @@ class Wanvid:
     ) -> BatchResult:
         """A video for every row of a CSV or JSONL manifest, ``concurrency`` at a time; rerunning it never pays
         for a row twice. ``defaults``: request options for the rows that do not set them."""
+        from wanvid.jobs import defaults as profile_defaults
         from wanvid.jobs.batch import run_batch
 
         job = Job(force=force, metadata=metadata, timeout=timeout, poll_interval=poll_interval, new_hint=None)
+        rows_default = dict(defaults)
+        profile_defaults.fill(rows_default, self.session.profile_name)  # a row's own cell still wins
         doc = run_batch(
             self.session,
             Path(manifest),
-            {"model": DEFAULT_MODEL, **defaults},
+            rows_default,
             job=job,
             output_dir=output_dir,
             name=name,

@@ -26,7 +26,7 @@ DEFAULT_BASE_URL = "https://api-platform.ope.ai"
 DEFAULT_PROFILE = "default"
 DEFAULT_PROTOCOL = "native"
 UPLOAD_KEYS = ("bucket", "bucket_endpoint", "bucket_region", "upload_images")  # read by wanvid.gateway.upload
-DEFAULT_KEYS = ("model", "resolution", "duration", "output_dir")  # a profile's defaults for new videos (cli.defaults)
+DEFAULT_KEYS = ("model", "resolution", "duration", "output_dir")  # a profile's defaults for new videos (jobs.defaults)
 FILE_KEYS = ("api_key", "base_url", "protocol", *UPLOAD_KEYS, *DEFAULT_KEYS)
 KEY_ENV_VARS = ("WANVID_API_KEY", "OPEAI_API_KEY")
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}  # how a yes/no setting may be written
@@ -295,7 +295,7 @@ def check_profile(prof: Setting, data: dict[str, Any] | None = None) -> None:
 def video_defaults(profile: str) -> dict[str, Setting]:
     """The profile's defaults for new videos (``DEFAULT_KEYS``) as the config file sets them, source "file";
     value None and source "unset" where it sets none. No environment variable sets them; the command line
-    puts its flags before them and the built-in defaults after them (``wanvid.cli.defaults``)."""
+    puts its flags before them and the built-in defaults after them (``wanvid.jobs.defaults``)."""
     table = profile_table(load_file(), profile)
     found = {}
     for name in DEFAULT_KEYS:

@@ -178,3 +178,14 @@ def test_config_set_model_stores_the_known_name_and_refuses_a_typo(isolated):
     assert r.exit_code == 2
     assert "unknown model 'wan2.7-iv2'; did you mean wan2.7-i2v?" in r.stderr
     assert wv("config", "get", "model").stdout.strip() == "wan2.6-i2v"  # the typo was not stored
+
+
+def test_the_python_api_takes_the_profiles_defaults_as_the_cli_does(isolated, cat):
+    import wanvid
+
+    assert wv("config", "set", "model", "wan2.6-i2v").exit_code == 0
+    assert wv("config", "set", "resolution", "720P").exit_code == 0
+    client = wanvid.Wanvid(api_key=TEST_KEY, base_url="http://127.0.0.1:9")  # nothing is sent
+    v = client.request(cat, prompt="go")
+    assert (v.request.model, v.request.resolution) == ("wan2.6-i2v", "720P")
+    assert client.request(cat, prompt="go", model="wan2.7-i2v").request.model == "wan2.7-i2v"  # the argument wins

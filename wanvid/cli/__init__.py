@@ -3,12 +3,11 @@
 The top layer beside ``wanvid.api``: it may import every layer below, and is the only one that prints
 (through ``output``). Its modules:
 
-- ``app``: the root Typer app and its ``config`` group (and the hidden ``auth`` alias of ``config check``),
-  the root callback (--version), ``run()`` (the console entry point), and the framework workarounds
+- ``app``: the root Typer app and its ``config`` and ``journal`` groups, the root callback (--version),
+  ``run()`` (the console entry point), and the framework workarounds
   (``_Group``, ``_only_the_named_command``).
 - ``placement``: common options given before the command name moved after it, and the message for an
   option given to a command that has none such.
-- ``defaults``: a profile's video defaults (model, resolution, duration, output_dir): checked, resolved.
 - ``options``: the option declarations commands share (common, video, wait, output file, upload
   options, the TASK_ID argument), their value types, and Typer's autocompletions.
 - ``boundary``: the ``command`` decorator, which appends the shared options to a body's signature and

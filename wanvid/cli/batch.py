@@ -120,7 +120,7 @@ def batch_(
         new_hint=None,  # a rerun of the batch reuses its tasks: that is the point, so no hint to pass --new
     )
     check_options(job, concurrency, stagger)  # before the settings are read, as every option check is
-    from wanvid.cli import defaults as profile_defaults
+    from wanvid.jobs import defaults as profile_defaults
 
     profile = ctx.profile_name  # the settings: a profile that does not exist is named before its defaults are read
     profile_defaults.fill(defaults, profile)  # a row's own cell still wins: these are the rows' defaults

@@ -4,7 +4,7 @@ These commands offer --profile (the profile they read or write) and the output o
 ``get`` also the gateway settings' flags (--api-key, --base-url, --protocol), since what a flag overrides
 is part of what they show; ``path`` only the output options. None offers --debug or --allow-insecure: no
 request is sent. The video defaults a profile may hold (model, resolution, duration, output_dir) are
-checked and resolved by ``wanvid.cli.defaults``.
+checked and resolved by ``wanvid.jobs.defaults``.
 """
 
 import os
@@ -14,11 +14,11 @@ from typing import Annotated
 import typer
 
 from wanvid import config
-from wanvid.cli import defaults
 from wanvid.cli.boundary import command
 from wanvid.cli.context import Ctx
 from wanvid.cli.options import OUTPUT
 from wanvid.errors import UsageError
+from wanvid.jobs import defaults
 
 # The options of a command that reads or writes one profile.
 PROFILE = ("profile", *OUTPUT)

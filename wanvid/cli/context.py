@@ -96,7 +96,7 @@ def flag_error(exc: FieldError) -> FieldError:
 def validated(ctx: Ctx, opts: dict[str, Any]) -> Validated:
     """The command line's video options, with the profile's defaults where no flag was given, checked against
     the model's rules (files inspected, nothing sent)."""
-    from wanvid.cli import defaults
+    from wanvid.jobs import defaults
     from wanvid.rules.request import VideoRequest, validate
 
     from_file, allow_empty = prompt_inputs(ctx, opts)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wanvid.cli import defaults
 from wanvid.cli.boundary import command
 from wanvid.cli.context import Ctx, flag_error, validated
 from wanvid.cli.options import (
@@ -29,6 +28,7 @@ from wanvid.cli.options import (
 )
 from wanvid.cli.output import describe
 from wanvid.errors import FieldError, UsageError
+from wanvid.jobs import defaults
 
 if TYPE_CHECKING:
     from pathlib import Path
