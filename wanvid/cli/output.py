@@ -536,27 +536,16 @@ class _PlainBoard(BatchBoard):
             self.named.add(row)
         if self.events or first:
             key = "output" if state.status in GOOD else "error"
-            self.say(
-                fields(
-                    row=row,
-                    task=state.task_id or None,
-                    status=state.status,
-                    elapsed=f"{self.elapsed(state):.0f}s",
-                    **{key: detail},
-                )
-            )
+            self.line(row, state, **{key: detail})
 
     def throttled(self, row: int, state: _RowState, reason: str) -> None:
         if self.events:
-            self.say(
-                fields(
-                    row=row,
-                    task=state.task_id or None,
-                    status=state.status,
-                    elapsed=f"{self.elapsed(state):.0f}s",
-                    reason=reason,
-                )
-            )
+            self.line(row, state, reason=reason)
+
+    def line(self, row: int, state: _RowState, **extra: str | None) -> None:
+        """One row's event as a log line: row, task, status, elapsed, then what this event adds."""
+        elapsed = f"{self.elapsed(state):.0f}s"
+        self.say(fields(row=row, task=state.task_id or None, status=state.status, elapsed=elapsed, **extra))
 
     def note(self, row: int, text: str) -> None:
         self.say(f"row {row}: {text}")  # in every mode: task ids and reuse belong in a script's log
