@@ -595,10 +595,17 @@ def run(
             signal.signal(sig, handler)
     for item in todo:
         if item.row not in results:
-            stopped = Interrupted("the batch was interrupted before this row started", signum=worker.signum)
-            error = _error(stopped) if stop.is_set() else None
-            finish(RowResult(item.row, "not_started", error=error))
+            finish(_not_started(item.row, worker.signum if stop.is_set() else None))
     return [results[item.row] for item in items]
+
+
+def _not_started(row: int, signum: int | None) -> RowResult:
+    """A row no worker began: after a stop signal (``signum``), its error says so with that signal's exit code;
+    after an abort (a refused key) it has none of its own."""
+    if signum is None:
+        return RowResult(row, "not_started")
+    stopped = Interrupted("the batch was interrupted before this row started", signum=signum)
+    return RowResult(row, "not_started", error=_error(stopped))
 
 
 class _Worker:
@@ -651,8 +658,8 @@ class _Worker:
         return stop_for(self.signum)
 
     def run(self, item: Item) -> RowResult:
-        if self.stop.is_set() or self.abort.is_set():
-            return RowResult(item.row, "not_started")
+        if self.stop.is_set() or self.abort.is_set():  # picked up as the batch stopped: the same as one never picked up
+            return _not_started(item.row, self.signum if self.stop.is_set() else None)
         track = _RowTrack(self.board, item.row, self.board.reporter(item.row, self.check), self)
         s = self.s.for_row(track, self.gate, self.nap)
         try:
