@@ -188,7 +188,8 @@ def download(
     """Fetch the video into ``dest``, resuming any ``.part``: from the gateway's content ``route``, else
     from the task's signed ``video_url``; ``refresh`` asks the gateway for a current one (or None).
     ``placed`` is called once the video is at ``dest``, still holding the ``.part``'s lock, so a process
-    waiting for that lock finds it recorded (raising ``Superseded``) when it gets its turn."""
+    waiting for that lock finds it recorded (raising ``Superseded``) when it gets its turn; it takes over
+    dropping the ``.part``'s record from ``store`` (the journal does both in one transaction)."""
     check_target(dest, force)
     store = store or NoStore()
     view = progress or Progress()
@@ -207,10 +208,11 @@ def download(
                     job.stopped()
                 raise
             _place(f, part, dest, force)  # still under the lock: no other process can take the .part meanwhile
-            store.drop_part(part)
             got = Downloaded(dest, size, info, source)
-            if placed is not None:
-                placed(got)
+            if placed is None:
+                store.drop_part(part)
+            else:
+                placed(got)  # it forgets the .part's record too: one journal write, not two
     except CorruptDownload:
         store.drop_part(part)  # what arrived is not the video: keeping it would only poison the next try
         with contextlib.suppress(OSError):
@@ -225,7 +227,10 @@ def _complete(job: _Job, kept: int, route: str, signed: _Signed) -> tuple[int, s
     again = False
     while True:
         size, total, source = _from_sources(job, route, signed)
-        job.stopped()
+        # On the disk before it is checked and placed. Its record is not brought up to date: the verdict below
+        # comes in milliseconds, and a .part left by a kill in between is only longer than recorded, which
+        # resumes (as after a kill mid-copy). A Ctrl-C here still records it (``stopped``, in ``download``).
+        _sync(job.f)
         problem = job.md5_problem(size)
         if problem is None:
             try:
@@ -374,8 +379,7 @@ class _Job:
     def stopped(self) -> None:
         """wanvid stops writing the ``.part``: one still empty is removed (it holds nothing worth resuming),
         else its size and mtime are recorded, so that a change by anything else is noticed."""
-        with contextlib.suppress(OSError):
-            os.fsync(self.f.fileno())  # a network filesystem sets the mtime when the writes reach it
+        _sync(self.f)  # a network filesystem sets the mtime when the writes reach it
         st = os.fstat(self.f.fileno())
         if st.st_size == 0:
             self.store.drop_part(self.part)
@@ -792,6 +796,11 @@ def _is_open_as(f: BinaryIO, path: Path) -> bool:
     except OSError:
         return False
     return (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino)
+
+
+def _sync(f: BinaryIO) -> None:
+    with contextlib.suppress(OSError):
+        os.fsync(f.fileno())
 
 
 def _place(f: BinaryIO, part: Path, dest: Path, force: bool) -> None:

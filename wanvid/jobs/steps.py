@@ -349,7 +349,7 @@ def save_video(
     entry: Entry | None,
     resume: str,
 ) -> Downloaded:
-    from wanvid.gateway.download import OutputExists, Progress, Superseded
+    from wanvid.gateway.download import OutputExists, Progress, Superseded, part_path
     from wanvid.gateway.service import fetch_video
     from wanvid.store.records import write_sidecar
 
@@ -359,7 +359,9 @@ def save_video(
 
     def placed(got: Downloaded) -> None:  # journaled before the .part's lock is let go (download.download)
         if entry is not None:
-            s.journal.saved(entry, got.path, got.size)
+            s.journal.saved(entry, got.path, got.size, part=part_path(got.path))
+        else:
+            s.journal.drop_part(part_path(got.path))
 
     try:
         with s.report.downloading(dest.name, task.id) as view:

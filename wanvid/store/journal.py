@@ -583,8 +583,9 @@ class Journal:
         return before, self.path.stat().st_size
 
     # -- saved videos -----------------------------------------------------------------------------
-    def saved(self, entry: Entry, path: Path, size: int) -> None:
-        """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths)."""
+    def saved(self, entry: Entry, path: Path, size: int, *, part: Path | None = None) -> None:
+        """Record that ``entry``'s video is now at ``path`` (one task may be saved to several paths), and
+        forget the ``part`` it was downloaded into, in the same transaction."""
         from wanvid.redact import scrub_json
 
         now = time.time()
@@ -600,6 +601,8 @@ class Journal:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     scrub_json((str(path), entry.id, entry.base_url, entry.request_hash, size, now)),
                 )
+                if part is not None:
+                    db.execute("DELETE FROM parts WHERE path = ?", (str(part),))
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
