@@ -289,7 +289,8 @@ class _LivePoll:
     def __init__(self, task_id: str, eta: float | None, age: float) -> None:
         from wanvid.jobs.poller import PRIOR_ETA
 
-        # With no history the prior is what the schedule expects too ("expecting about 90s" was said above).
+        # With no history the prior is counted down ("expecting about 90s" was said above); the schedule does
+        # not rely on it (wanvid.jobs.poller).
         self.eta: float | None = PRIOR_ETA if eta is None else eta
         self.age, self.t0 = age, time.monotonic()
         self.state, self.ended = "submitted", False

@@ -1,25 +1,25 @@
 """Polling a task until it ends: the schedule, the deadline, and nothing else.
 
 The schedule is shaped by when a task is likely to end (``eta``, seconds after its creation, from the
-journal's history of similar tasks or a prior):
+journal's history of similar tasks):
 
 - fast at first (every 1.5 s for the first 6 s), because fast failures such as content moderation
   come back in seconds; for a task that may itself take only seconds (no history, or a history shorter
   than ``SHORT_TASK``) the first gaps are a fifth of its age, from 0.4 s, so it is noticed within ~20 %
-  of its time (a 2 s task: by 2.4 s instead of 3 s; 7 more requests in its first 6 s, so simulated: 54
-  requests instead of 47 for a 120 s task with no history, 14 instead of 7 for an 8 s one);
+  of its time (a 2 s task: by 2.4 s instead of 3 s, for 7 more requests in its first 6 s);
 - sparse in the middle (every 30 s at most), where nothing is expected to happen;
 - dense again around the expected finish (every 1.5 s from shortly before it), so the result is
   noticed within about a second of being ready;
 - and, if the task overruns, slowly growing gaps (x1.3 up to 15 s, Alibaba's suggestion).
 
-With no history (the first task of a kind: nothing in the journal, no ``progress`` yet) the expected finish
-is only a prior (``PRIOR_ETA``), and a sparse middle would notice a task that ends early up to 30 s late
-(a sandbox task of 10 s was shown RUNNING for 28 s after it ended). So the prior's schedule is also kept
-within ``UNSURE`` of the task's age: every 1.5 s up to 15 s, then a gap of a tenth of the age, never later
-than the same schedule with history would look. A task is then noticed at most ~10 % of its age late, at
-the cost of more requests for a first task (simulated: 47 requests instead of 26 for a 120 s task; 7
-instead of 6 for an 8 s one, noticed 1 s late instead of 28 s).
+With no history (the first task of a kind: nothing in the journal, no ``progress`` yet) nothing says when
+the task will end: the schedule is then geometric, a gap of ``UNSURE`` of the task's age (at least 1.5 s,
+at most 30 s), so a task is noticed at most 15 % of its age late, whenever it ends. The prior
+(``PRIOR_ETA``) is only what the live line counts down: a dense window around a guess would cost a dozen
+requests and rarely be where the task ends (a sandbox task of 10 s was shown RUNNING for 28 s after it
+ended under the prior's sparse middle). Simulated: 33 requests for a 120 s task, noticed 5.8 s late (54
+and 3.9 s with the prior's window; 26 and up to 28 s with the prior's schedule alone); 14 for an 8 s one,
+0.7 s late.
 
 Server hints win over the schedule: a ``Retry-After`` sets the next gap (bounded by ``MAX_HINT``), and
 a ``progress`` percentage moves the expected finish. ``--poll-interval`` fixes the gap over all of it.
@@ -42,7 +42,7 @@ DENSE = 1.5  # the gap while something is likely to happen
 SPARSE = 30.0  # the longest gap while nothing is expected
 OVERRUN = 15.0  # the longest gap once the expected finish has passed
 GROWTH = 1.3
-UNSURE = 0.1  # with no history: the gap is at most this fraction of the task's age (and at least DENSE)
+UNSURE = 0.15  # with no history: the gap is this fraction of the task's age (at least DENSE, at most SPARSE)
 MAX_HINT = 60.0
 MIN_HINT = 1.0
 # In the first EARLY seconds of a task that may be short (no history, or one shorter than SHORT_TASK), the
@@ -66,11 +66,8 @@ def window(eta: float) -> float:
 
 def next_gap(age: float, eta: float | None, overrun_polls: int = 0) -> float:
     """Seconds until the next poll of a task ``age`` seconds old that should end ``eta`` seconds after creation
-    (None: nothing known, so never more than ``UNSURE`` of its age either)."""
-    if eta is None:
-        gap = min(_gap(age, PRIOR_ETA, overrun_polls), max(DENSE, UNSURE * age))
-    else:
-        gap = _gap(age, eta, overrun_polls)
+    (None: nothing known, so ``UNSURE`` of its age)."""
+    gap = min(SPARSE, max(DENSE, UNSURE * age)) if eta is None else _gap(age, eta, overrun_polls)
     if age < EARLY and (eta is None or eta < SHORT_TASK):  # a task that may end within seconds
         gap = min(gap, max(FIRST_GAP, QUICK * age))
     return gap
