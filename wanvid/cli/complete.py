@@ -17,7 +17,7 @@ The answer is the one Typer would print, byte for byte, with the same exit statu
   ``_resolve_incomplete`` do (option name, option value, positional argument, or subcommand); an
   option already on the line is not offered again unless it may repeat;
 - candidates come from the table (subcommands with their short help, options with theirs, choices,
-  models), for task ids from the journal with ``cli._complete_task``'s query, opened read-only, and
+  models), for task ids from the journal with ``task_rows`` (``cli._complete_task``'s too), opened read-only, and
   for profile names (``--profile``) from the config file as ``config.profiles()`` reads it (tomllib;
   a missing, unreadable or invalid file names none);
 - help is printed as Typer prints it for zsh and fish: the table holds it escaped and rendered by
@@ -39,6 +39,7 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Command = dict[str, Any]  # one command of the table
@@ -48,9 +49,26 @@ if TYPE_CHECKING:
 
 TABLE = os.path.join(os.path.dirname(__file__), "completion_table.json")
 LOCK_WAIT = 2.0  # seconds to wait for a locked journal; then no candidates rather than a hung tab press
-# cli._complete_task's query, to the letter
-TASKS_SQL = (
-    "SELECT id, status, model, created_at FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 50"
+# The task-id completion's queries, for both paths (``task_rows``; cli._complete_task calls it too): the newest
+# TASKS_SHOWN tasks whose id starts with the word, newest first. Ids are compared as SQLite's BINARY collation does,
+# so case counts, as it does when the shell's completion keeps the ids that start with the word (str.startswith).
+TASKS_SHOWN = 50
+# A prefix that at most this many ids share is read as one range of the tasks_ids index (covering) and its matches
+# sorted newest first. One that more share (none typed yet, or the "task_" every new-api id starts with) is found by
+# walking tasks_created (covering) newest first until the 50th match, never sorting them all: with more than this
+# many matches among 100,000 tasks, spread over time, the walk reads some 5,000 entries at most on average; matches
+# bunched among the oldest tasks make it read further. A journal of schema 4 or older (read-only here until the
+# next command upgrades it) has no tasks_ids: the same answers, read as before, with the whole table.
+TASKS_SORTED = 1000
+TASKS_COUNT = "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE id >= ? AND id < ? LIMIT ?)"
+TASKS_BY_ID = (
+    "SELECT id, status, model, created_at FROM tasks WHERE id >= ? AND id < ? "
+    f"ORDER BY created_at DESC, id DESC LIMIT {TASKS_SHOWN}"
+)
+# substr(), not a range: no index on id may serve it, so the planner walks tasks_created, newest first
+TASKS_NEWEST = (
+    "SELECT id, status, model, created_at FROM tasks WHERE substr(id, 1, length(?1)) = ?1 "
+    f"ORDER BY created_at DESC, id DESC LIMIT {TASKS_SHOWN}"
 )
 # Typer's switch that turns --install-completion/--show-completion into options taking a shell name;
 # the table describes the app without it.
@@ -438,16 +456,42 @@ def journal_path() -> str:
         raise Fallback from None
 
 
+def task_rows(read: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]], incomplete: str) -> list[tuple[Any, ...]]:
+    """(id, status, model, created_at) of the TASKS_SHOWN newest tasks whose id starts with ``incomplete``,
+    newest first (ties: the greater id first), through ``read(sql, args)`` (a connection's execute + fetchall).
+
+    Whatever the journal's size, this reads about what it returns: at most TASKS_SORTED + 1 entries of the
+    tasks_ids index to count the matches, then either those matches (a range of that index, sorted) or, when
+    more share the prefix, tasks_created from the newest task until the 50th match."""
+    upper = _after(incomplete)
+    if upper is not None:
+        count = read(TASKS_COUNT, (incomplete, upper, TASKS_SORTED + 1))[0][0]
+        if count <= TASKS_SORTED:
+            return read(TASKS_BY_ID, (incomplete, upper))
+    return read(TASKS_NEWEST, (incomplete,))
+
+
+def _after(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, in SQLite's BINARY order (UTF-8 bytes,
+    so code points): its last character that can grow, grown by one; None if there is none (an empty prefix)."""
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return None
+    code = ord(stem[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:  # surrogates have no UTF-8 form: the next character is U+E000
+        code = 0xE000
+    return stem[:-1] + chr(code)
+
+
 def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
     """cli._complete_task: (id, "STATUS model") of the 50 most recent tasks whose id starts with
-    ``incomplete`` (SQL LIKE, so ASCII case aside), newest first, from a journal of version ``schema``;
-    no journal or an unreadable one: []."""
+    ``incomplete`` (``task_rows``), newest first, from a journal of version ``schema``; no journal or an
+    unreadable one: []."""
     path = journal_path()
     if not os.path.exists(path):
         return []
     import sqlite3
 
-    pattern = incomplete.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     uri = "file://" + os.path.abspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT)
@@ -456,7 +500,7 @@ def tasks(incomplete: str, schema: int) -> list[tuple[str, str]]:
             # way. An older one has the same tasks table; the next command that opens it upgrades it.
             if not 1 <= db.execute("PRAGMA user_version").fetchone()[0] <= schema:
                 return []
-            rows = db.execute(TASKS_SQL, (pattern,)).fetchall()
+            rows = task_rows(lambda sql, args: db.execute(sql, args).fetchall(), incomplete)
         finally:
             db.close()
     except sqlite3.Error:

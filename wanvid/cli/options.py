@@ -569,15 +569,13 @@ TASK_IDS = Annotated[  # wait A B C
 def _complete_task(incomplete: str) -> list[tuple[str, str]]:
     """Task ids from the journal, most recent first, with their status (no HTTP, no rich: it must be quick)."""
     try:
-        from wanvid.cli.complete import TASKS_SQL  # one query for both completion paths
+        from wanvid.cli.complete import task_rows  # the same queries for both completion paths
         from wanvid.store.journal import Journal
 
         journal = Journal()
         if not journal.path.exists():
             return []
-        rows = journal.db_read(
-            TASKS_SQL, (incomplete.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
-        )
+        rows = task_rows(journal.db_read, incomplete)
     except WanvidError:
         return []
     return [(task_id, f"{status} {model or ''}".strip()) for task_id, status, model, _ in rows]

@@ -49,8 +49,9 @@ from typing import Any
 from wanvid import config
 from wanvid.errors import StorageError
 
-SCHEMA = 4  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims; 3: an index for every query;
-# 4: the same indexes again, for a journal that reached 3 before all of them existed (an INDEXED BY needs its index)
+SCHEMA = 5  # 1: tasks, parts, outputs; 2: parts.size/mtime_ns, claims; 3: an index for every query;
+# 4: the same indexes again, for a journal that reached 3 before all of them existed (an INDEXED BY needs its index);
+# 5: tasks_ids, task ids by prefix (the task-id completion)
 TASK_LIFE = 24 * 3600.0  # task ids and result URLs live 24 h (API.md)
 BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock before we give up
 
@@ -120,8 +121,11 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS tasks_same ON tasks (request_hash, base_url, profile, created_at)",
     "CREATE INDEX IF NOT EXISTS tasks_state ON tasks (profile, base_url, status, created_at)",
     "CREATE INDEX IF NOT EXISTS tasks_any_state ON tasks (status, created_at)",
-    # covering: `list --all` and the task-id completion read it alone, newest first
+    # covering: `list --all` reads it alone, newest first, and so does the task-id completion for a prefix that
+    # more than a thousand ids share
     "CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id, status, model)",
+    # covering: the task-id completion reads the ids that start with a prefix as one range (wanvid.cli.complete)
+    "CREATE INDEX IF NOT EXISTS tasks_ids ON tasks (id, created_at, status, model)",
     # by when a task's life ends (``_LIFE``, the very expression the queries use): a filter on a state that
     # only live tasks show reads the live ones (a day's worth), not every task that ever had that state
     f"CREATE INDEX IF NOT EXISTS tasks_alive ON tasks (profile, base_url, status, {_LIFE})",
@@ -354,7 +358,7 @@ class Journal:
                 for statement in _PARTS_V2:
                     db.execute(statement)
             db.execute(_CLAIMS)
-            for statement in (*_INDEXES_DROPPED, *_INDEXES):  # schema 3-4: built once, as the journal is opened
+            for statement in (*_INDEXES_DROPPED, *_INDEXES):  # schema 3-5: built once, as the journal is opened
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA}")
         os.chmod(self.path, 0o600)  # it names your files and prompts
