@@ -10,8 +10,13 @@ seconds to build, not 100,000 processes.
 
 Every command is a whole process (``common.measure``) of wanvid installed from a wheel (``installed_copy``),
 all sizes interleaved; the ratio is the median at the largest size over the median at 1 row. ``list``'s
-peak RSS is compared the same way. Then a batch of 100 rows (quick mode: 20) runs once on the largest
-journal and once on an empty one (``-j 8 --stagger 0``, tasks that end at once), twice each, interleaved.
+peak RSS is compared the same way. Task-id completion is asked twice: with an empty word (every id matches:
+the newest 50 are offered) and with a rare word, the shortest prefix of the journal's oldest id that no other
+id shares (one id offered; the oldest, so a query that walks the ids newest first would read them all).
+
+Then a batch of 100 rows (quick mode: 20) runs on every journal of the curve but the 1-row one (1,000,
+10,000, 100,000; quick: 10,000) and on an empty one (``-j 8 --stagger 0``, tasks that end at once), three
+times each (quick: twice), interleaved; judged at the largest size.
 """
 
 from __future__ import annotations
@@ -34,14 +39,17 @@ def run(ctx: Ctx) -> list[Row]:
     sizes = (1, 10_000) if ctx.quick else (1, 1_000, 10_000, 100_000)
     n = 3 if ctx.quick else 9
     batch_rows = 20 if ctx.quick else 100
+    batch_reps = 2 if ctx.quick else 3
     _, wanvid = installed_copy(ctx.tmp)
     rows: list[Row] = []
     with sandbox(ctx.env) as url:
         envs: dict[int, dict[str, str]] = {}
+        rare: dict[int, str] = {}  # a prefix of one id only: the journal's oldest
         for size in sizes:
             t0 = time.monotonic()
             envs[size] = _journal(ctx, wanvid, url, size)
-            say(f"   journal of {size} rows built in {time.monotonic() - t0:.1f} s")
+            rare[size] = _rare_prefix(Path(envs[size]["WANVID_DATA_DIR"]) / "journal.sqlite3")
+            say(f"   journal of {size} rows built in {time.monotonic() - t0:.1f} s; rare word {rare[size]!r}")
         cases: dict[str, tuple[list[str], dict[str, str]]] = {}
         for size, env in envs.items():
             dl = str(Path(env["WANVID_DATA_DIR"]).parent / "videos" / "latest.mp4")
@@ -64,6 +72,15 @@ def run(ctx: Ctx) -> list[Row]:
                 [wanvid],
                 {**env, "_WANVID_COMPLETE": "complete_bash", "COMP_WORDS": "wanvid status ", "COMP_CWORD": "2"},
             )
+            cases[f"complete task id (rare word)@{size}"] = (
+                [wanvid],
+                {
+                    **env,
+                    "_WANVID_COMPLETE": "complete_bash",
+                    "COMP_WORDS": f"wanvid status {rare[size]}",
+                    "COMP_CWORD": "2",
+                },
+            )
         say(f"   {len(cases)} cases x {n} interleaved runs (+2 warm-up)")
         got = rounds(cases, n)
         small, large = sizes[0], sizes[-1]
@@ -84,11 +101,13 @@ def run(ctx: Ctx) -> list[Row]:
             ok = wa / wb <= RATIO_TARGET and not bad
             note = bad
             target = f"<= {RATIO_TARGET}x"
-            if name == "complete task id":
-                offered = len([line for line in a[0].out.splitlines() if line.strip()])
-                ok = ok and wa <= COMPLETE_TARGET and offered > 0
+            if name.startswith("complete task id"):
+                offered = [len([line for line in p.out.splitlines() if line.strip()]) for p in (*a, *b)]
+                want = 1 if "rare" in name else 50  # the newest 50 of an empty word; the 1-row journal has one
+                ok = ok and wa <= COMPLETE_TARGET and set(offered[: len(a)]) == {want} and set(offered[len(a) :]) == {1}
                 target += f", <= {ms(COMPLETE_TARGET)}"
-                note = "; ".join(x for x in (bad, f"offers {offered} ids") if x)
+                count = f"offers {offered[0]} id{'s' if offered[0] != 1 else ''} (1 row: {offered[-1]})"
+                note = "; ".join(x for x in (bad, count) if x)
             rows.append(
                 Row(f"journal {large:,} rows: {name}", ms(wa), f"1 row {ms(wb)}", f"{wa / wb:.2f}x", target, ok, note)
             )
@@ -104,8 +123,22 @@ def run(ctx: Ctx) -> list[Row]:
                 ra / rb <= RATIO_TARGET,
             )
         )
-        rows.append(_batch(ctx, wanvid, url, envs[large], large, batch_rows))
+        rows.append(_batch(ctx, wanvid, url, {s: envs[s] for s in sizes[1:]}, batch_rows, batch_reps))
     return rows
+
+
+def _rare_prefix(path: Path) -> str:
+    """The shortest prefix of the journal's oldest task id that no other id starts with."""
+    db = sqlite3.connect(path)
+    try:
+        oldest = db.execute("SELECT id FROM tasks ORDER BY created_at LIMIT 1").fetchone()[0]
+        for length in range(1, len(oldest) + 1):
+            word = oldest[:length]
+            if db.execute("SELECT count(*) FROM tasks WHERE substr(id, 1, ?) = ?", (length, word)).fetchone()[0] == 1:
+                return str(word)
+        return str(oldest)
+    finally:
+        db.close()
 
 
 def _journal(ctx: Ctx, wanvid: str, url: str, size: int) -> dict[str, str]:
@@ -173,37 +206,49 @@ def _fill(path: Path, count: int) -> None:
     db.close()
 
 
-def _batch(ctx: Ctx, wanvid: str, url: str, full: dict[str, str], size: int, count: int) -> Row:
-    """The same batch of ``count`` new rows on the ``size`` journal and on an empty one, twice each (a new
-    empty journal each time: the first batch's rows would otherwise be the second's history)."""
-    times: dict[str, list[Proc]] = {"full": [], "empty": []}
-    for rep in range(2):
-        empty = isolated_env(ctx.tmp / f"journal-empty-{rep}")
-        for name, env in (("full", full), ("empty", empty)):
-            work = ctx.tmp / f"batch-{name}-{rep}"
+def _batch(ctx: Ctx, wanvid: str, url: str, full: dict[int, dict[str, str]], count: int, reps: int) -> Row:
+    """The same batch of ``count`` new rows on each journal of ``full`` (by size) and on an empty one, ``reps``
+    times each, interleaved (a new empty journal each time: the first batch's rows would otherwise be the second's
+    history); the curve of median walls, judged at the largest size."""
+    envs: list[tuple[str, int, dict[str, str] | None]] = [("empty", 0, None)]
+    envs += [(f"{size:,}-row", size, env) for size, env in full.items()]
+    times: dict[int, list[Proc]] = {size: [] for _, size, _ in envs}
+    for rep in range(reps):
+        for name, size, journal_env in envs:
+            env = journal_env or isolated_env(ctx.tmp / f"journal-empty-{rep}")
+            work = ctx.tmp / f"batch-{size}-{rep}"
             work.mkdir()
             manifest = work / "shots.csv"
             with manifest.open("w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["image", "prompt", "output"])
                 for i in range(count):  # a new prompt each run: every row pays for a new task
-                    w.writerow([str(Path("examples/cat.png").resolve()), f"batch {rep} {name} row {i}", f"r{i}.mp4"])
+                    w.writerow([str(Path("examples/cat.png").resolve()), f"batch {rep} {size} row {i}", f"r{i}.mp4"])
             argv = [wanvid, "batch", str(manifest), "-d", str(work), "-j", "8", "--stagger", "0"]
             argv += ["--poll-interval", "0.1", "--no-metadata", "--base-url", url]
             p = measure(argv, env)
             saved = len(list(work.glob("r*.mp4")))
-            say(f"   batch of {count} rows, {name} journal: {p.wall:.1f} s wall, {p.cpu:.1f} s CPU, exit {p.rc}, "
+            say(f"   batch of {count} rows, {name} journal: {p.wall:.2f} s wall, {p.cpu:.2f} s CPU, exit {p.rc}, "
                 f"{saved} videos saved")  # fmt: skip
             if saved != count and p.rc == 0:
                 p.rc = -1  # a batch that saved fewer videos than it has rows did not do the work measured
-            times[name].append(p)
-    wf = median([p.wall for p in times["full"]])
-    we = median([p.wall for p in times["empty"]])
-    bad = _bad_exit(times["full"] + times["empty"])
+            times[size].append(p)
+    we = median([p.wall for p in times[0]])
+    heads = ["empty" if size == 0 else f"{size:,}" for size in times]
+    say(f"   batch of {count} rows, by journal size: " + "  ".join(f"{h:>9}" for h in heads))
+    for label, value in (
+        ("median wall", lambda t: f"{median([p.wall for p in t]):.2f} s"),
+        ("median CPU", lambda t: f"{median([p.cpu for p in t]):.2f} s"),
+        ("wall over the empty journal", lambda t: f"{median([p.wall for p in t]) / we:.2f}x"),
+    ):
+        say(f"   {label:<30}" + "  ".join(f"{value(t):>9}" for t in times.values()))
+    size = max(full)
+    wf = median([p.wall for p in times[size]])
+    bad = _bad_exit([p for t in times.values() for p in t])
     return Row(
         f"batch of {count} rows on {size:,}-row journal",
-        f"{wf:.1f} s",
-        f"empty journal {we:.1f} s",
+        f"{wf:.2f} s",
+        f"empty journal {we:.2f} s",
         f"{wf / we:.2f}x",
         f"<= {RATIO_TARGET}x",
         wf / we <= RATIO_TARGET and not bad,
