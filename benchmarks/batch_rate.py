@@ -111,7 +111,7 @@ def run(ctx: Ctx) -> list[Row]:
         limited = kind != FREE
         ok = ratio <= RATIO_TARGET and saved == judged and (not limited or per_video <= MAX_PER_VIDEO)
         say(
-            f"   {kind:<19} {judged:>4} rows, median of {len(runs)}: {wall:6.1f} s, floor {floor:5.1f} s,"
+            f"   {kind:<19} {judged:>4} rows, median of {_runs(len(runs))}: {wall:6.1f} s, floor {floor:5.1f} s,"
             f" ratio {ratio:.2f}x, {per_video:.2f} requests/video"
         )
         rows.append(
@@ -122,13 +122,17 @@ def run(ctx: Ctx) -> list[Row]:
                 f"{ratio:.2f}x",
                 f"<= {RATIO_TARGET}x" + (f", <= {MAX_PER_VIDEO} req/video" if limited else ""),
                 ok,
-                f"median of {len(runs)} runs (ratio and requests per run): ratios "
+                f"median of {_runs(len(runs))} (ratio and requests per run): ratios "
                 + ", ".join(f"{g.ratio:.2f}" for g in runs)
                 + ("; requests/video " + ", ".join(f"{g.per_video:.2f}" for g in runs) if limited else "")
                 + f"; 429s {', '.join(str(g.throttled) for g in runs)}; fewest saved {saved}/{judged}",
             )
         )
     return rows
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def _binding(runs: list[Got]) -> str:
