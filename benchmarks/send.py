@@ -3,7 +3,13 @@
 The receiver is a tiny sink in this process (it reads and discards the body, then answers like the
 gateway's create), not the sandbox: the sandbox decodes and checks the whole data URI, which would put its
 own cost into the client's figure. Each send runs in a fresh interpreter (send_child.py), alternating
-wanvid and baseline, so neither inherits the other's heap.
+wanvid and baseline at 10 MiB and at 20 MiB (w10, b10, w20, b20, then again), so neither inherits the
+other's heap and drift hits all four alike; every figure is a median of those runs.
+
+Create-to-first-byte of the 20 MiB image is judged against the naive baseline of the same run: what a client
+that reads the file, base64-encodes all of it, JSON-encodes the body and calls ``requests.post`` must do
+before its first body byte leaves, timed the same way to the sink's first body byte. Streaming must not be
+slower than that (<= 1.0x); an absolute 60 ms is checked as well.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from .common import REPO, Ctx, Row, median, mib, ms, say
 TIME_TARGET = 0.040
 MEMORY_TARGET = 10 * 1024 * 1024
 FIRST_BYTE_TARGET = 0.060  # twice the figure measured when the row was added (29 ms; 27 ms at 10 MiB): no slower
+FIRST_BYTE_RATIO = 1.0  # wanvid's first byte against the naive baseline's, 20 MiB, same run
 ANSWER = json.dumps({"output": {"task_id": "t1", "task_status": "PENDING"}, "request_id": "r"}).encode()
 
 
@@ -33,11 +40,12 @@ def run(ctx: Ctx) -> list[Row]:
     image = make_image(ctx.tmp / "noise.png")
     big = make_image(ctx.tmp / "noise20.png", 2640, 2640)  # just under the model's 20 MiB
     say(f"   {image.stat().st_size:,} and {big.stat().st_size:,} byte PNGs; {reps} fresh processes per mode")
-    got: dict[str, list[dict[str, float]]] = {"wanvid": [], "baseline": [], "wanvid 20 MiB": []}
+    modes = ("wanvid", "baseline", "wanvid 20 MiB", "baseline 20 MiB")
+    got: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     with sink() as (url, received, first_bytes):
         for _ in range(reps):
             for mode in got:
-                child, path = (mode, image) if mode != "wanvid 20 MiB" else ("wanvid", big)
+                child, path = (mode.split()[0], big if "20 MiB" in mode else image)
                 p = subprocess.run(
                     [sys.executable, str(Path(__file__).with_name("send_child.py")), child, str(path), url],
                     env=ctx.env,
@@ -51,11 +59,11 @@ def run(ctx: Ctx) -> list[Row]:
                 got[mode].append(json.loads(p.stdout))
                 got[mode][-1]["first_byte"] = first_bytes[-1] - got[mode][-1]["began"]
     say(f"   the sink received {min(received):,} to {max(received):,} bytes per request")
-    first = {m: median([r["first_byte"] for r in got[m]]) for m in ("wanvid", "wanvid 20 MiB")}
-    say(
-        f"   wanvid, create (validation included) to the first body byte: 10 MiB {ms(first['wanvid'])},"
-        f" 20 MiB {ms(first['wanvid 20 MiB'])}"
-    )
+    first = {m: median([r["first_byte"] for r in got[m]]) for m in modes}
+    for m in modes:
+        runs = ", ".join(ms(r["first_byte"]) for r in got[m])
+        say(f"   {m:<16} create to the first body byte: median {ms(first[m])} ({runs})")
+    first_ratio = first["wanvid 20 MiB"] / first["baseline 20 MiB"]
     if not all(r["exact"] for rs in got.values() for r in rs):
         say("   note: /proc/self/clear_refs not writable; memory growth is a lower bound")
 
@@ -82,11 +90,12 @@ def run(ctx: Ctx) -> list[Row]:
         Row(
             "send 20 MiB image: create to first byte",
             ms(first["wanvid 20 MiB"]),
-            f"10 MiB {ms(first['wanvid'])}",
-            f"{first['wanvid 20 MiB'] / first['wanvid']:.2f}x",
-            f"<= {ms(FIRST_BYTE_TARGET)}",
-            first["wanvid 20 MiB"] <= FIRST_BYTE_TARGET,
-            "validation (reading and hashing the file) included",
+            f"{base} {ms(first['baseline 20 MiB'])}",
+            f"{first_ratio:.2f}x",
+            f"<= {FIRST_BYTE_RATIO:.1f}x, <= {ms(FIRST_BYTE_TARGET)}",
+            first_ratio <= FIRST_BYTE_RATIO and first["wanvid 20 MiB"] <= FIRST_BYTE_TARGET,
+            f"validation (reading and hashing the file) included; 10 MiB: wanvid {ms(first['wanvid'])},"
+            f" {base} {ms(first['baseline'])}",
         ),
         Row(
             "send 20 MiB image: extra client memory",
