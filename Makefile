@@ -40,8 +40,8 @@ completions: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py
 
-## bench: the performance targets, measured against the built-in gateway; exit 1 on a miss (~8 min;
-##        BENCH_QUICK=1 for a ~1 min development run). Not part of test. See benchmarks/README.md
+## bench: the performance targets, measured against the built-in gateway; exit 1 on a miss (~11 min;
+##        BENCH_QUICK=1 for a ~2 min development run). Not part of test. See benchmarks/README.md
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
