@@ -41,10 +41,14 @@ A gzip/deflate body that arrives anyway is inflated here, a bounded piece at a t
 past ``EXPAND_RATIO`` times what was sent (plus ``EXPAND_SLACK``) is a bomb, refused the same way. Range
 would count compressed bytes, so a compressed body is never resumed: it starts over, with a notice.
 
-Integrity: whenever wanvid stops writing a ``.part`` (a drop, an error, an interrupt, the end) its size
-and mtime go to the record. A ``.part`` found at the recorded size with another mtime, or shorter, was
-changed by something else: it starts over, with a notice (one longer, with a newer mtime, is what a kill
-mid-copy leaves, and is resumed). When the strong ETag is a plain MD5 (what OSS and S3 give a
+Integrity: whenever wanvid stops writing a ``.part`` short of the end (a drop, an error, an interrupt) its
+size and mtime go to the record; a complete one is synced to the disk and checked, and the record is then
+dropped with the saved video, in one transaction (the caller's ``placed``), not brought up to date first. A
+``.part`` found at the recorded size with another mtime, or shorter, was changed by something else: it
+starts over, with a notice (one longer, with a newer mtime, is what a kill mid-copy or before the check
+leaves, and is resumed: a complete one is checked and placed without fetching anything). A record whose
+``.part`` is gone beside an output of its size is a video placed and not yet journaled (a kill right after
+the rename): ``wanvid.jobs.steps.adopt_placed`` records it. When the strong ETag is a plain MD5 (what OSS and S3 give a
 single-part object) a file put together from more than one answer (a resume, in this run or an earlier
 one) must have that MD5, hashed while copying (the resumed prefix once); a file that does not match is
 fetched again once from the start, then it is a ``CorruptDownload``. A file from one answer is not

@@ -418,6 +418,7 @@ def saved_copy(s: Session, task_id: str, dest: Path) -> Downloaded | None:
     from wanvid.gateway.download import Downloaded
     from wanvid.rules.mp4 import verify_mp4
 
+    adopt_placed(s, dest)
     saved = s.journal.output(dest)
     if saved is None or saved[0] != task_id:
         return None
@@ -430,6 +431,36 @@ def saved_copy(s: Session, task_id: str, dest: Path) -> Downloaded | None:
     except (OSError, ValueError):
         return None  # changed or gone since: the download decides what to do
     return Downloaded(dest, saved[2], info, source="")
+
+
+def adopt_placed(s: Session, dest: Path) -> None:
+    """Record a video a download placed at ``dest`` and was stopped (a kill -9, a power cut) before journaling.
+
+    A download journals the saved video and drops its ``.part``'s record in one transaction, right after the
+    ``.part`` becomes ``dest`` (``gateway.download``). So a record of ``dest.part`` whose file is gone, beside
+    a ``dest`` that is a regular file of the recorded total and an MP4, is that video: placed, never recorded.
+    It is recorded now, so the rerun finds it saved instead of refusing a file it does not know (or paying
+    again). Anything else is left for the download to judge."""
+    from wanvid.gateway.download import part_path
+    from wanvid.rules.mp4 import verify_mp4
+
+    part = part_path(dest)
+    record = s.journal.part(part)
+    if record is None or os.path.lexists(part):
+        return
+    entry = s.journal.get(s.base, record.task_id)
+    if entry is None:
+        return
+    try:
+        st = os.lstat(dest)
+        if not stat.S_ISREG(st.st_mode) or (record.total is not None and st.st_size != record.total):
+            return
+        with dest.open("rb") as f:
+            verify_mp4(f)
+    except (OSError, ValueError):
+        return
+    s.journal.saved(entry, dest, st.st_size, part=part)
+    s.report.note(f"{dest} is task {entry.id}'s video, placed by a wanvid that stopped before recording it")
 
 
 def fetch_cmd(s: Session, task_id: str, dest: Path, force: bool, protocol: str) -> str:
@@ -486,6 +517,7 @@ def stem(ref: str) -> str:
 
 def already_saved(s: Session, v: Validated, dest: Path) -> str | None:
     """The task whose video for this very request wanvid saved at ``dest``, if the file is still as saved."""
+    adopt_placed(s, dest)
     saved = s.journal.output(dest)
     if saved is None or not dest.is_file():
         return None
