@@ -489,6 +489,15 @@ ENTRY_REQUESTS = {
 }
 
 
+def test_a_task_id_word_that_is_not_utf8_gets_no_candidates(journal: None) -> None:
+    """A byte that is not UTF-8 typed into the word (bash passes it raw): no id starts with it; no traceback."""
+    for line in ("wanvid status task_\udcff", "wanvid download \udcff"):
+        env = {"_WANVID_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": "2"}
+        got = run([sys.executable, "-m", "wanvid"], env)
+        assert (got.returncode, got.stdout.strip()) == (0, ""), got.stderr[-2000:]
+        assert "Traceback" not in got.stderr
+
+
 @pytest.mark.parametrize("entry", ["python -m wanvid", "wanvid script"])
 @pytest.mark.parametrize(("shell", "action"), SHELL_VARIANTS)
 def test_each_entry_point_sends_each_shell_to_the_fast_path(

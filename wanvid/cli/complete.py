@@ -463,6 +463,10 @@ def task_rows(read: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]], inc
     Whatever the journal's size, this reads about what it returns: at most TASKS_SORTED + 1 entries of the
     tasks_ids index to count the matches, then either those matches (a range of that index, sorted) or, when
     more share the prefix, tasks_created from the newest task until the 50th match."""
+    try:
+        incomplete.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8, passed on by the shell as they were typed: no id
+        return []  # starts with them (SQLite could not even be asked)
     upper = _after(incomplete)
     if upper is not None:
         count = read(TASKS_COUNT, (incomplete, upper, TASKS_SORTED + 1))[0][0]

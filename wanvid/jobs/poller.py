@@ -17,9 +17,10 @@ the task will end: the schedule is then geometric, a gap of ``UNSURE`` of the ta
 at most 30 s), so a task is noticed at most 15 % of its age late, whenever it ends. The prior
 (``PRIOR_ETA``) is only what the live line counts down: a dense window around a guess would cost a dozen
 requests and rarely be where the task ends (a sandbox task of 10 s was shown RUNNING for 28 s after it
-ended under the prior's sparse middle). Simulated: 33 requests for a 120 s task, noticed 5.8 s late (54
-and 3.9 s with the prior's window; 26 and up to 28 s with the prior's schedule alone); 14 for an 8 s one,
-0.7 s late.
+ended under the prior's sparse middle). Simulated from creation: 33 requests for a 120 s task (54 with a
+window around the prior; 26 with the prior's schedule alone, which noticed an 8 s task up to 28 s late), 14
+for an 8 s one. How late depends on where the end falls in a gap: at most 15 % of the age, about half
+that on average (``make bench`` measured 0.2-16 s for 120 s tasks watched from various moments).
 
 Server hints win over the schedule: a ``Retry-After`` sets the next gap (bounded by ``MAX_HINT``), and
 a ``progress`` percentage moves the expected finish. ``--poll-interval`` fixes the gap over all of it.
