@@ -33,6 +33,8 @@ from .common import Ctx, Proc, Row, installed_copy, isolated_env, measure, media
 RATIO_TARGET = 1.25
 COMPLETE_TARGET = 0.060
 MODELS = ("wan2.7-i2v", "wan2.6-i2v", "wan2.5-i2v-preview")
+LIVE = 8  # filler tasks still pending or running (half each), of LIVE_PROFILE: a batch in flight
+LIVE_PROFILE = "studio"  # not the default profile, whose `wait --all` is timed with nothing unfinished
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -53,11 +55,16 @@ def run(ctx: Ctx) -> list[Row]:
         cases: dict[str, tuple[list[str], dict[str, str]]] = {}
         for size, env in envs.items():
             dl = str(Path(env["WANVID_DATA_DIR"]).parent / "videos" / "latest.mp4")
+            studio = ["--profile", LIVE_PROFILE]  # where the live tasks are
             commands = {
                 "list": ["list"],
                 "list --status succeeded": ["list", "--status", "succeeded"],
                 "list --status failed": ["list", "--status", "failed"],
-                "list --status unfinished": ["list", "--status", "unfinished"],
+                "list --status canceled": ["list", "--status", "canceled"],
+                "list --status expired": ["list", "--status", "expired"],
+                "list --status pending --profile studio": ["list", "--status", "pending", *studio],
+                "list --status running --profile studio": ["list", "--status", "running", *studio],
+                "list --status unfinished --profile studio": ["list", "--status", "unfinished", *studio],
                 "list --all": ["list", "--all"],
                 "list --json": ["list", "--json"],
                 "status (no id)": ["status", "-q"],
@@ -186,12 +193,24 @@ def _fill(path: Path, count: int) -> None:
             expires_at=created + 86400,
             video_url=None,
             took=took,
+            output_path=None,
+            output_bytes=None,
+            downloaded_at=None,
         )
-        if roll < 0.07:
+        if i < LIVE:  # a batch in flight under another profile: the newest of the filler, created in the last hour
+            created = now - 60 - i * 300 - rnd.random()
+            row.update(status=("PENDING", "RUNNING")[i % 2], profile=LIVE_PROFILE, created_at=created)
+            row.update(updated_at=created + 30, ended_at=None, expires_at=None, took=None)
+        elif roll < 0.06:
             row.update(status="FAILED", error_code="DataInspectionFailed", error_message="input rejected", took=None)
-            row.update(output_path=None, output_bytes=None, downloaded_at=None)
-        elif roll < 0.10:
-            row.update(status="SUCCEEDED", output_path=None, output_bytes=None, downloaded_at=None)
+        elif roll < 0.07:
+            row.update(status="CANCELED", took=None)
+        elif roll < 0.075:  # the gateway forgot it before wanvid saw it end
+            row.update(status="NOT_FOUND", ended_at=None, took=None)
+        elif roll < 0.08:  # never followed to its end: shown as expired
+            row.update(status=("PENDING", "RUNNING")[i % 2], ended_at=None, expires_at=None, took=None)
+        elif roll < 0.11:
+            row.update(status="SUCCEEDED")
         else:
             out = f"/home/user/videos/shot-{i:06}.mp4"
             row.update(status="SUCCEEDED", output_path=out, output_bytes=4_000_000, downloaded_at=created + took + 9)
