@@ -3,10 +3,13 @@
 Journals of 1, 1,000, 10,000 and 100,000 rows (quick mode: 1 and 10,000) each get their own data dir.
 Each starts with one real task: ``wanvid create`` against the sandbox (so the journal's file, schema and
 newest row are wanvid's own), then ``wanvid wait`` and ``wanvid download`` (so it is finished and saved).
-The other rows are older copies of that row with their own ids, request hashes, times, statuses (mostly
-succeeded and saved, some failed, some never downloaded) and models, written with direct SQL inserts in one
-transaction through the journal's own schema (``wanvid.store.journal``): a 100k journal takes a few
-seconds to build, not 100,000 processes.
+The other rows are older copies of that row with their own ids, request hashes, times, statuses and models
+(89 % succeeded and saved, 3 % succeeded and never downloaded, 6 % failed, 1 % canceled, 0.5 % not found,
+0.5 % pending or running but never followed, all past their 24 h; and ``LIVE`` tasks still pending or
+running, created in the last hour, of a second profile, so that every state ``list --status`` accepts has
+something to find while the default profile's ``wait --all`` has nothing unfinished), written with direct
+SQL inserts in one transaction through the journal's own schema (``wanvid.store.journal``): a 100k journal
+takes a few seconds to build, not 100,000 processes.
 
 Every command is a whole process (``common.measure``) of wanvid installed from a wheel (``installed_copy``),
 all sizes interleaved; the ratio is the median at the largest size over the median at 1 row. ``list``'s
