@@ -95,15 +95,16 @@ def run(ctx: Ctx) -> list[Row]:
         got = rounds(cases, n)
         small, large = sizes[0], sizes[-1]
         names = sorted({k.split("@")[0] for k in cases}, key=lambda k: list(cases).index(f"{k}@{small}"))
-        say("   median wall by journal size: " + "  ".join(f"{s:>9,}" for s in sizes))
+        width = max(30, *(len(name) for name in names))
+        say(f"   {'median wall by journal size:':<{width - 1}}" + "  ".join(f"{s:>9,}" for s in sizes))
         for name in names:
             walls = [median([p.wall for p in got[f"{name}@{s}"]]) for s in sizes]
-            say(f"   {name:<30}" + "  ".join(f"{ms(w):>9}" for w in walls))
+            say(f"   {name:<{width}}" + "  ".join(f"{ms(w):>9}" for w in walls))
         # CPU time (user + system) moves less than wall time when something else shares the cores
-        say("   median CPU by journal size:  " + "  ".join(f"{s:>9,}" for s in sizes))
+        say(f"   {'median CPU by journal size:':<{width - 1}}" + "  ".join(f"{s:>9,}" for s in sizes))
         for name in names:
             cpus = [median([p.cpu for p in got[f"{name}@{s}"]]) for s in sizes]
-            say(f"   {name:<30}" + "  ".join(f"{ms(c):>9}" for c in cpus))
+            say(f"   {name:<{width}}" + "  ".join(f"{ms(c):>9}" for c in cpus))
         for name in names:
             a, b = got[f"{name}@{large}"], got[f"{name}@{small}"]
             wa, wb = median([p.wall for p in a]), median([p.wall for p in b])
