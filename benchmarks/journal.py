@@ -3,10 +3,13 @@
 Journals of 1, 1,000, 10,000 and 100,000 rows (quick mode: 1 and 10,000) each get their own data dir.
 Each starts with one real task: ``wanvid create`` against the sandbox (so the journal's file, schema and
 newest row are wanvid's own), then ``wanvid wait`` and ``wanvid download`` (so it is finished and saved).
-The other rows are older copies of that row with their own ids, request hashes, times, statuses (mostly
-succeeded and saved, some failed, some never downloaded) and models, written with direct SQL inserts in one
-transaction through the journal's own schema (``wanvid.store.journal``): a 100k journal takes a few
-seconds to build, not 100,000 processes.
+The other rows are older copies of that row with their own ids, request hashes, times, statuses and models
+(89 % succeeded and saved, 3 % succeeded and never downloaded, 6 % failed, 1 % canceled, 0.5 % not found,
+0.5 % pending or running but never followed, all past their 24 h; and ``LIVE`` tasks still pending or
+running, created in the last hour, of a second profile, so that every state ``list --status`` accepts has
+something to find while the default profile's ``wait --all`` has nothing unfinished), written with direct
+SQL inserts in one transaction through the journal's own schema (``wanvid.store.journal``): a 100k journal
+takes a few seconds to build, not 100,000 processes.
 
 Every command is a whole process (``common.measure``) of wanvid installed from a wheel (``installed_copy``),
 all sizes interleaved; the ratio is the median at the largest size over the median at 1 row. ``list``'s
@@ -33,6 +36,8 @@ from .common import Ctx, Proc, Row, installed_copy, isolated_env, measure, media
 RATIO_TARGET = 1.25
 COMPLETE_TARGET = 0.060
 MODELS = ("wan2.7-i2v", "wan2.6-i2v", "wan2.5-i2v-preview")
+LIVE = 8  # filler tasks still pending or running (half each), of LIVE_PROFILE: a batch in flight
+LIVE_PROFILE = "studio"  # not the default profile, whose `wait --all` is timed with nothing unfinished
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -53,11 +58,16 @@ def run(ctx: Ctx) -> list[Row]:
         cases: dict[str, tuple[list[str], dict[str, str]]] = {}
         for size, env in envs.items():
             dl = str(Path(env["WANVID_DATA_DIR"]).parent / "videos" / "latest.mp4")
+            studio = ["--profile", LIVE_PROFILE]  # where the live tasks are
             commands = {
                 "list": ["list"],
                 "list --status succeeded": ["list", "--status", "succeeded"],
                 "list --status failed": ["list", "--status", "failed"],
-                "list --status unfinished": ["list", "--status", "unfinished"],
+                "list --status canceled": ["list", "--status", "canceled"],
+                "list --status expired": ["list", "--status", "expired"],
+                "list --status pending --profile studio": ["list", "--status", "pending", *studio],
+                "list --status running --profile studio": ["list", "--status", "running", *studio],
+                "list --status unfinished --profile studio": ["list", "--status", "unfinished", *studio],
                 "list --all": ["list", "--all"],
                 "list --json": ["list", "--json"],
                 "status (no id)": ["status", "-q"],
@@ -85,15 +95,16 @@ def run(ctx: Ctx) -> list[Row]:
         got = rounds(cases, n)
         small, large = sizes[0], sizes[-1]
         names = sorted({k.split("@")[0] for k in cases}, key=lambda k: list(cases).index(f"{k}@{small}"))
-        say("   median wall by journal size: " + "  ".join(f"{s:>9,}" for s in sizes))
+        width = max(30, *(len(name) for name in names))
+        say(f"   {'median wall by journal size:':<{width - 1}}" + "  ".join(f"{s:>9,}" for s in sizes))
         for name in names:
             walls = [median([p.wall for p in got[f"{name}@{s}"]]) for s in sizes]
-            say(f"   {name:<30}" + "  ".join(f"{ms(w):>9}" for w in walls))
+            say(f"   {name:<{width}}" + "  ".join(f"{ms(w):>9}" for w in walls))
         # CPU time (user + system) moves less than wall time when something else shares the cores
-        say("   median CPU by journal size:  " + "  ".join(f"{s:>9,}" for s in sizes))
+        say(f"   {'median CPU by journal size:':<{width - 1}}" + "  ".join(f"{s:>9,}" for s in sizes))
         for name in names:
             cpus = [median([p.cpu for p in got[f"{name}@{s}"]]) for s in sizes]
-            say(f"   {name:<30}" + "  ".join(f"{ms(c):>9}" for c in cpus))
+            say(f"   {name:<{width}}" + "  ".join(f"{ms(c):>9}" for c in cpus))
         for name in names:
             a, b = got[f"{name}@{large}"], got[f"{name}@{small}"]
             wa, wb = median([p.wall for p in a]), median([p.wall for p in b])
@@ -186,12 +197,24 @@ def _fill(path: Path, count: int) -> None:
             expires_at=created + 86400,
             video_url=None,
             took=took,
+            output_path=None,
+            output_bytes=None,
+            downloaded_at=None,
         )
-        if roll < 0.07:
+        if i < LIVE:  # a batch in flight under another profile: the newest of the filler, created in the last hour
+            created = now - 60 - i * 300 - rnd.random()
+            row.update(status=("PENDING", "RUNNING")[i % 2], profile=LIVE_PROFILE, created_at=created)
+            row.update(updated_at=created + 30, ended_at=None, expires_at=None, took=None)
+        elif roll < 0.06:
             row.update(status="FAILED", error_code="DataInspectionFailed", error_message="input rejected", took=None)
-            row.update(output_path=None, output_bytes=None, downloaded_at=None)
-        elif roll < 0.10:
-            row.update(status="SUCCEEDED", output_path=None, output_bytes=None, downloaded_at=None)
+        elif roll < 0.07:
+            row.update(status="CANCELED", took=None)
+        elif roll < 0.075:  # the gateway forgot it before wanvid saw it end
+            row.update(status="NOT_FOUND", ended_at=None, took=None)
+        elif roll < 0.08:  # never followed to its end: shown as expired
+            row.update(status=("PENDING", "RUNNING")[i % 2], ended_at=None, expires_at=None, took=None)
+        elif roll < 0.11:
+            row.update(status="SUCCEEDED")
         else:
             out = f"/home/user/videos/shot-{i:06}.mp4"
             row.update(status="SUCCEEDED", output_path=out, output_bytes=4_000_000, downloaded_at=created + took + 9)

@@ -6,10 +6,13 @@ own cost into the client's figure. Each send runs in a fresh interpreter (send_c
 wanvid and baseline at 10 MiB and at 20 MiB (w10, b10, w20, b20, then again), so neither inherits the
 other's heap and drift hits all four alike; every figure is a median of those runs.
 
-Create-to-first-byte of the 20 MiB image is judged against the naive baseline of the same run: what a client
+Create-to-first-byte of the 20 MiB image is printed beside the naive baseline of the same run: what a client
 that reads the file, base64-encodes all of it, JSON-encodes the body and calls ``requests.post`` must do
-before its first body byte leaves, timed the same way to the sink's first body byte. Streaming must not be
-slower than that (<= 1.0x); an absolute 60 ms is checked as well.
+before its first body byte leaves, timed the same way to the sink's first body byte (wanvid must not be
+slower: <= 1.0x). That baseline is ~8 times slower, so it would let a
+streaming client lose most of its lead unseen; the figure is judged on an absolute 30 ms, 1.25-1.4 times
+the 21-24 ms measured on the reference machine, idle (like every millisecond row of the bench, it assumes an
+idle machine).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .common import REPO, Ctx, Row, median, mib, ms, say
 
 TIME_TARGET = 0.040
 MEMORY_TARGET = 10 * 1024 * 1024
-FIRST_BYTE_TARGET = 0.060  # twice the figure measured when the row was added (29 ms; 27 ms at 10 MiB): no slower
+FIRST_BYTE_TARGET = 0.030  # the reference machine, idle: 21-24 ms; a regression to 50 ms fails
 FIRST_BYTE_RATIO = 1.0  # wanvid's first byte against the naive baseline's, 20 MiB, same run
 ANSWER = json.dumps({"output": {"task_id": "t1", "task_status": "PENDING"}, "request_id": "r"}).encode()
 
@@ -92,7 +95,7 @@ def run(ctx: Ctx) -> list[Row]:
             ms(first["wanvid 20 MiB"]),
             f"{base} {ms(first['baseline 20 MiB'])}",
             f"{first_ratio:.2f}x",
-            f"<= {FIRST_BYTE_RATIO:.1f}x, <= {ms(FIRST_BYTE_TARGET)}",
+            f"<= {ms(FIRST_BYTE_TARGET)}, <= {FIRST_BYTE_RATIO:.1f}x",
             first_ratio <= FIRST_BYTE_RATIO and first["wanvid 20 MiB"] <= FIRST_BYTE_TARGET,
             f"validation (reading and hashing the file) included; 10 MiB: wanvid {ms(first['wanvid'])},"
             f" {base} {ms(first['baseline'])}",
