@@ -10,6 +10,7 @@ conftest.py.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +59,8 @@ def gateway_env(sb: Sandbox | str) -> dict[str, str]:
 def process_env(sb: Sandbox | str | None = None, env: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The test's environment (its isolated config and data dirs: conftest's ``isolated``), pointed at
     ``sb`` if given, then ``env`` on top; a None value there unsets the variable."""
-    full = {**os.environ, **(gateway_env(sb) if sb is not None else {})}
+    # PYTHONFAULTHANDLER: a process a test must kill for hanging prints every thread's stack (``finish``)
+    full = {**os.environ, "PYTHONFAULTHANDLER": "1", **(gateway_env(sb) if sb is not None else {})}
     for name, value in (env or {}).items():
         if value is None:
             full.pop(name, None)
@@ -104,8 +106,14 @@ def start(
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    """Wait for a ``start``ed process: (exit code, stdout, stderr), checked as ``run`` checks them."""
-    out, err = proc.communicate(timeout=timeout)
+    """Wait for a ``start``ed process: (exit code, stdout, stderr), checked as ``run`` checks them. One still
+    running at ``timeout`` fails the test with what it printed and where each of its threads was."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler (process_env) prints every thread's stack, then it dies
+        out, err = proc.communicate(timeout=30)
+        raise AssertionError(f"wanvid {proc.args[3:]} still ran after {timeout} s; stderr:\n{err}") from None
     checked(out, err)
     return proc.returncode, out, err
 

@@ -52,7 +52,13 @@ class Lines:
 
     def finish(self, timeout: float = 30) -> tuple[int, str, str]:
         assert self.proc.stdout is not None
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler (process_env) prints every thread's stack
+            self.proc.wait(30)
+            self.thread.join(10)
+            raise AssertionError(f"still running after {timeout} s; stderr:\n{''.join(self.lines)}") from None
         out = self.proc.stdout.read()
         self.thread.join(10)
         err = "".join(self.lines)
