@@ -227,18 +227,27 @@ def test_list_reads_only_the_rows_it_shows(tmp_path: Path, state: str | None) ->
     assert len(got) == 3 and got == sorted(got, key=lambda e: -e.created_at)
 
 
+def kept_every_row(j: Journal, prefix: str, video: str, part_path: str) -> None:
+    """An upgraded fixture journal still has its running task, its saved one (with the outputs row) and its
+    partial download, as the older wanvid wrote them."""
+    assert [e.id for e in j.listed(None, profile="default", base_url="http://gw")] == [
+        f"{prefix}running",
+        f"{prefix}saved",
+    ]
+    saved = j.get("http://gw", f"{prefix}saved")
+    assert saved is not None and saved.output_path == video and saved.took == 42.0
+    assert j.outputs_for("hash-saved") == [(video, f"{prefix}saved")]
+    part = j.part(Path(part_path))
+    assert part is not None and (part.etag, part.size, part.mtime_ns) == ("etag", 10, 123)
+
+
 def test_a_journal_written_by_the_previous_wanvid_opens_upgraded_with_every_row(tmp_path: Path) -> None:
     """tests/data/journal-schema2.sqlite3 was written by wanvid's journal.py of schema 2 itself: a running
     task, a saved one (with its outputs row) and a partial download."""
     path = tmp_path / "journal.sqlite3"
     shutil.copyfile(DATA / "journal-schema2.sqlite3", path)
     j = Journal(path)
-    assert [e.id for e in j.listed(None, profile="default", base_url="http://gw")] == ["old-running", "old-saved"]
-    saved = j.get("http://gw", "old-saved")
-    assert saved is not None and saved.output_path == "/v/old.mp4" and saved.took == 42.0
-    assert j.outputs_for("hash-saved") == [("/v/old.mp4", "old-saved")]
-    part = j.part(Path("/v/x.mp4.part"))
-    assert part is not None and (part.etag, part.size, part.mtime_ns) == ("etag", 10, 123)
+    kept_every_row(j, "old-", "/v/old.mp4", "/v/x.mp4.part")
     assert j.db_read("PRAGMA user_version") == [(SCHEMA,)]
     assert j.typical_seconds("http://gw", entry("new", resolution=None, duration=None)) == (42.0, 1)
     j.record(entry("new"))
@@ -309,12 +318,7 @@ def test_a_journal_of_schema_4_is_upgraded_and_completes_task_ids_by_range(
     j = Journal(path)
     assert j.db_read("PRAGMA user_version") == [(SCHEMA,)]
     assert "tasks_ids" in {r[0] for r in j.db_read("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert [e.id for e in j.listed(None, profile="default", base_url="http://gw")] == ["v4-running", "v4-saved"]
-    saved = j.get("http://gw", "v4-saved")
-    assert saved is not None and saved.output_path == "/v/old4.mp4" and saved.took == 42.0
-    assert j.outputs_for("hash-saved") == [("/v/old4.mp4", "v4-saved")]
-    part = j.part(Path("/v/x4.mp4.part"))
-    assert part is not None and (part.etag, part.size, part.mtime_ns) == ("etag", 10, 123)
+    kept_every_row(j, "v4-", "/v/old4.mp4", "/v/x4.mp4.part")
     statements: list[str] = []
     j.db.set_trace_callback(statements.append)
     assert [r[0] for r in task_rows(j.db_read, "v4-")] == ["v4-running", "v4-saved"]
