@@ -8,6 +8,7 @@ import json
 import math
 import time
 from collections import deque
+from pathlib import Path
 
 import pytest
 
@@ -113,16 +114,21 @@ def test_paced_turns_are_first_come_first_served_and_creates_keep_the_stagger():
 # -- against the sandbox ------------------------------------------------------------------------------
 
 
-def test_a_batch_under_a_rate_limit_saves_every_row_with_few_429s(gw, tmp_path):
-    gw.faults.rate_limit = 10
-    rows = 16
+def limited_batch(sb: Sandbox, tmp_path: Path, rows: int) -> None:
+    """A batch of ``rows`` new rows, as many workers, through ``sb`` limited to 10 requests a second (the
+    environment points wanvid at it): every row saved, each paid for once."""
+    sb.faults.rate_limit = 10
     shots = images(tmp_path, rows)
     manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-    r = wv("batch", str(manifest), "-j", "16", "--json", "--poll-interval", "0.3")
+    r = wv("batch", str(manifest), "-j", str(rows), "--json", "--poll-interval", "0.3")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0, [row["error"] for row in doc["rows"] if row["error"]]
-    assert doc["summary"]["saved"] == rows and creates(gw) == rows
-    assert gw.stats()["throttled"] <= rows, gw.stats()  # a burst at the start, then the pace holds
+    assert doc["summary"]["saved"] == rows and creates(sb) == rows
+
+
+def test_a_batch_under_a_rate_limit_saves_every_row_with_few_429s(gw, tmp_path):
+    limited_batch(gw, tmp_path, 16)
+    assert gw.stats()["throttled"] <= 16, gw.stats()  # a burst at the start, then the pace holds
 
 
 def test_stagger_is_honoured_when_given(gw, tmp_path, monkeypatch):
@@ -147,14 +153,7 @@ def test_stagger_is_honoured_when_given(gw, tmp_path, monkeypatch):
 def test_new_apis_empty_429s_still_find_the_pace(tmp_path, monkeypatch):
     """new-api's own limiter answers an empty 429 with no Retry-After: the batch paces itself all the same."""
     with Sandbox(queue_seconds=0.1, run_seconds=0.3, flavor="newapi") as sb:
-        sb.faults.rate_limit = 10
         monkeypatch.setenv("WANVID_BASE_URL", sb.url)
         monkeypatch.setenv("WANVID_API_KEY", TEST_KEY)
-        rows = 12
-        shots = images(tmp_path, rows)
-        manifest = csv_manifest(tmp_path / "m.csv", [{"image": p.name} for p in shots])
-        r = wv("batch", str(manifest), "-j", "12", "--json", "--poll-interval", "0.3")
-        doc = json.loads(r.stdout)
-        assert r.exit_code == 0, [row["error"] for row in doc["rows"] if row["error"]]
-        assert doc["summary"]["saved"] == rows and creates(sb) == rows
-        assert sb.stats()["throttled"] <= 2 * rows, sb.stats()
+        limited_batch(sb, tmp_path, 12)
+        assert sb.stats()["throttled"] <= 2 * 12, sb.stats()
