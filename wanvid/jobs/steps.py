@@ -39,6 +39,7 @@ from wanvid.jobs.signals import exit_on_second_interrupt, signals_held
 if TYPE_CHECKING:
     from wanvid.gateway.client import Client
     from wanvid.gateway.download import Downloaded
+    from wanvid.rules.mp4 import Mp4Info
     from wanvid.rules.request import Validated
     from wanvid.rules.task import Task
     from wanvid.store.journal import Entry
@@ -416,21 +417,28 @@ def saved_copy(s: Session, task_id: str, dest: Path) -> Downloaded | None:
     ``.part``) of the recorded size that is an MP4. None otherwise: a file there that wanvid did not save for
     this task is not taken for its video (the download refuses to overwrite it unless forced)."""
     from wanvid.gateway.download import Downloaded
-    from wanvid.rules.mp4 import verify_mp4
 
     adopt_placed(s, dest)
     saved = s.journal.output(dest)
     if saved is None or saved[0] != task_id:
         return None
+    info = _video_at(dest, saved[2])
+    return None if info is None else Downloaded(dest, saved[2], info, source="")
+
+
+def _video_at(dest: Path, size: int | None) -> Mp4Info | None:
+    """What the regular file at ``dest`` (not a link, not a ``.part``) holds, if it is an MP4 of ``size`` bytes
+    (None: any size). None otherwise, or when it changed or went meanwhile: the download decides what to do."""
+    from wanvid.rules.mp4 import verify_mp4
+
     try:
         st = os.lstat(dest)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != saved[2]:
+        if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
             return None
         with dest.open("rb") as f:
-            info = verify_mp4(f)
+            return verify_mp4(f)
     except (OSError, ValueError):
-        return None  # changed or gone since: the download decides what to do
-    return Downloaded(dest, saved[2], info, source="")
+        return None
 
 
 def adopt_placed(s: Session, dest: Path) -> None:
@@ -442,24 +450,15 @@ def adopt_placed(s: Session, dest: Path) -> None:
     It is recorded now, so the rerun finds it saved instead of refusing a file it does not know (or paying
     again). Anything else is left for the download to judge."""
     from wanvid.gateway.download import part_path
-    from wanvid.rules.mp4 import verify_mp4
 
     part = part_path(dest)
     record = s.journal.part(part)
     if record is None or os.path.lexists(part):
         return
     entry = s.journal.get(s.base, record.task_id)
-    if entry is None:
+    if entry is None or _video_at(dest, record.total) is None:
         return
-    try:
-        st = os.lstat(dest)
-        if not stat.S_ISREG(st.st_mode) or (record.total is not None and st.st_size != record.total):
-            return
-        with dest.open("rb") as f:
-            verify_mp4(f)
-    except (OSError, ValueError):
-        return
-    s.journal.saved(entry, dest, st.st_size, part=part)
+    s.journal.saved(entry, dest, dest.stat().st_size, part=part)
     s.report.note(f"{dest} is task {entry.id}'s video, placed by a wanvid that stopped before recording it")
 
 
