@@ -134,7 +134,7 @@ def wait_for(
             wait = min(max(task.retry_after, MIN_HINT), MAX_HINT)
         else:
             wait = next_gap(now, eta, overrun)
-            overrun = overrun + 1 if now >= (eta or PRIOR_ETA) + window(eta or PRIOR_ETA) else 0
+            overrun = overrun + 1 if eta is not None and now >= eta + window(eta) else 0  # no eta: no overrun
         if timeout is not None:
             wait = min(wait, max(0.0, timeout - elapsed))  # one last look exactly at the deadline
         sleep(wait)
